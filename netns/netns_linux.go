@@ -1,0 +1,196 @@
+package netns
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// New creates a network namespace with loopback up and pins it by
+// bind-mounting its nsfs file onto <dir>/<name>, as `ip netns add` does.
+// dir is created if needed and made a shared mount point (see
+// prepareDir). The returned path can be opened and passed to setns(2), and
+// stays valid until Remove.
+func New(dir, name string) (string, error) {
+	if name == "" || name == "." || name == ".." || filepath.Base(name) != name {
+		return "", &Error{Op: "new", Path: filepath.Join(dir, name), Err: ErrInvalidName}
+	}
+	if err := prepareDir(dir); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name)
+	if err := create(path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// Remove unpins the network namespace at path and removes the file. The
+// namespace itself is destroyed by the kernel once no process is left in
+// it. Removing a path that does not exist is not an error.
+func Remove(path string) error {
+	// Unmount only nsfs mounts, so that a wrong path can never detach an
+	// unrelated file system. Loop because a path may have been pinned twice.
+	for {
+		var st unix.Statfs_t
+		if err := unix.Statfs(path, &st); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return nil
+			}
+			return &Error{Op: "statfs", Path: path, Err: err}
+		}
+		if st.Type != unix.NSFS_MAGIC {
+			break
+		}
+		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil {
+			return &Error{Op: "unmount", Path: path, Err: err}
+		}
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return &Error{Op: "remove", Path: path, Err: err}
+	}
+	if !fi.Mode().IsRegular() {
+		return &Error{Op: "remove", Path: path, Err: ErrNotNetns}
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return &Error{Op: "remove", Path: path, Err: err}
+	}
+	return nil
+}
+
+// create makes the pin file at path and a new netns behind it. path's
+// parent must exist and sit under a prepared dir.
+func create(path string) error {
+	// The bind-mount target must exist first; O_EXCL so that two creators
+	// never pin onto the same file.
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return &Error{Op: "create", Path: path, Err: err}
+	}
+	f.Close()
+
+	errc := make(chan error, 1)
+	go func() {
+		// unshare changes the netns of this thread only. Stay locked to it
+		// and never unlock, so no other goroutine ever runs on it: when the
+		// goroutine exits the runtime terminates the thread. That is not
+		// enough alone: if the goroutine landed on the main thread, the
+		// runtime parks ("wedges") that thread instead of ending it, and
+		// /proc/<pid>/ns/net, which is the main thread's, would name the
+		// new netns. So also switch back to the original netns.
+		// (Threads the runtime starts meanwhile come from its template
+		// thread, not from this one, so they stay in the host's netns.)
+		runtime.LockOSThread()
+		errc <- unshareAndPin(path)
+	}()
+	if err := <-errc; err != nil {
+		_ = Remove(path)
+		return err
+	}
+	return nil
+}
+
+// unshareAndPin runs on a locked thread that it may taint.
+func unshareAndPin(path string) (err error) {
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &Error{Op: "open", Path: "/proc/thread-self/ns/net", Err: err}
+	}
+	defer unix.Close(orig)
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return &Error{Op: "unshare", Path: path, Err: err}
+	}
+	defer func() {
+		if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil && err == nil {
+			err = &Error{Op: "restore netns", Path: path, Err: rerr}
+		}
+	}()
+	if err := unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, ""); err != nil {
+		return &Error{Op: "pin", Path: path, Err: err}
+	}
+	if err := loopbackUp(); err != nil {
+		return &Error{Op: "loopback up", Path: path, Err: err}
+	}
+	return nil
+}
+
+// loopbackUp sets IFF_UP on lo in the calling thread's netns: a socket
+// belongs to the netns of the thread that opened it.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+// preparedDirs remembers the dirs this process has already made shared
+// mount points, so the mount(2) calls (which take the kernel's namespace
+// lock) are not repeated on every New.
+var preparedDirs sync.Map
+
+// prepareDir creates dir and makes it a shared mount point, as iproute2
+// does for /run/netns: a bind mount of itself if it is not a mount point
+// yet, then MS_SHARED. Shared matters because mount namespaces created later
+// (containers) get copies of the pins; with shared propagation our unmounts
+// reach those copies too, so an unpinned netns is not kept alive by a stray
+// copy in some container's mount table.
+func prepareDir(dir string) error {
+	if _, ok := preparedDirs.Load(dir); ok {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return &Error{Op: "mkdir", Path: dir, Err: err}
+	}
+	// Lock so two processes do not both see "not a mount point" and
+	// stack two bind mounts. The lock is on the inode, which is the same
+	// before and after the bind mount of dir onto itself.
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &Error{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		return &Error{Op: "lock", Path: dir, Err: err}
+	}
+	// EINVAL: dir is not a mount point.
+	err = unix.Mount("", dir, "none", unix.MS_SHARED, "")
+	if errors.Is(err, unix.EINVAL) {
+		if err := unix.Mount(dir, dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return &Error{Op: "bind mount", Path: dir, Err: err}
+		}
+		err = unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	}
+	if err != nil {
+		return &Error{Op: "make shared", Path: dir, Err: err}
+	}
+	preparedDirs.Store(dir, struct{}{})
+	return nil
+}
+
+// unprepareDir undoes prepareDir's bind mount (if dir is a mount point) and
+// forgets dir.
+func unprepareDir(dir string) error {
+	preparedDirs.Delete(dir)
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return &Error{Op: "unmount", Path: dir, Err: err}
+	}
+	return nil
+}
