@@ -1,0 +1,302 @@
+package rootfs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+)
+
+type scanEntry struct {
+	rel string
+	st  unix.Stat_t
+}
+
+// scan lists a directory tree with one lstat per entry, parents before
+// children, and feeds the fingerprint with what identifies each entry's
+// current state: a changed file changes its mtime or ctime (ctime also
+// moves on chmod, chown, xattr and link changes), a replaced one its inode.
+func scan(root string, fp hash.Hash) ([]scanEntry, error) {
+	var out []scanEntry
+	var st unix.Stat_t
+	if err := unix.Lstat(root, &st); err != nil {
+		return nil, fmt.Errorf("rootfs: scan %s: %w", root, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return nil, fmt.Errorf("rootfs: scan %s: not a directory", root)
+	}
+	fmt.Fprintf(fp, "root %x %d\n", root, st.Dev)
+	var rec func(rel string, st *unix.Stat_t) error
+	rec = func(rel string, st *unix.Stat_t) error {
+		out = append(out, scanEntry{rel, *st})
+		var b [8 * 9]byte
+		for i, v := range []uint64{uint64(st.Mode), uint64(st.Size), uint64(st.Mtim.Nano()),
+			uint64(st.Ctim.Nano()), st.Ino, uint64(st.Uid), uint64(st.Gid), st.Rdev, st.Nlink} {
+			binary.LittleEndian.PutUint64(b[i*8:], v)
+		}
+		fp.Write([]byte(rel))
+		fp.Write([]byte{0})
+		fp.Write(b[:])
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return nil
+		}
+		dir := filepath.Join(root, rel)
+		f, err := os.Open(dir)
+		if err != nil {
+			return fmt.Errorf("rootfs: scan %s: %w", dir, err)
+		}
+		names, err := f.Readdirnames(-1)
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("rootfs: scan %s: %w", dir, err)
+		}
+		sort.Strings(names)
+		sts := make([]unix.Stat_t, len(names))
+		for i, name := range names {
+			if err := unix.Fstatat(int(f.Fd()), name, &sts[i], unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				f.Close()
+				return fmt.Errorf("rootfs: scan %s: %w", filepath.Join(dir, name), err)
+			}
+		}
+		f.Close()
+		for i, name := range names {
+			if err := rec(filepath.Join(rel, name), &sts[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return out, rec(".", &st)
+}
+
+// ImportDir imports a directory tree (a bundle's rootfs, an unpacked
+// layer) as one image. Devices are refused, sockets skipped. A directory
+// whose fingerprint was imported before returns its tree unread.
+func (s *Store) ImportDir(ctx context.Context, dir string, opts ImportOptions) (*Tree, error) {
+	return s.importDirs(ctx, "dir", []string{dir}, opts)
+}
+
+// ImportLowerDirs imports overlay lower directories, top first as in
+// overlay's lowerdir= option (e.g. containerd's snapshot mounts), merged with
+// overlay semantics: a 0/0 character device is a whiteout, a directory with
+// trusted.overlay.opaque=y (or user.overlay.opaque=y) hides the layers below.
+func (s *Store) ImportLowerDirs(ctx context.Context, lowerdirs []string, opts ImportOptions) (*Tree, error) {
+	if len(lowerdirs) == 0 {
+		return nil, fmt.Errorf("rootfs: import lowerdirs: no directories")
+	}
+	return s.importDirs(ctx, "lowerdirs", lowerdirs, opts)
+}
+
+func (s *Store) importDirs(ctx context.Context, kind string, dirs []string, opts ImportOptions) (*Tree, error) {
+	op := "import " + kind
+	abs := make([]string, len(dirs))
+	for i, d := range dirs {
+		a, err := filepath.Abs(d)
+		if err != nil {
+			return nil, &ImportError{Op: op, Source: d, Err: err}
+		}
+		abs[i] = a
+	}
+	unlock, err := s.lock(false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	fph := sha256.New()
+	fmt.Fprintf(fph, "fre-fingerprint-v1 %s %t %t\n", kind, s.opts.StripSetuid, s.opts.KeyMtime)
+	layers := make([][]scanEntry, len(abs))
+	for i, d := range abs {
+		if layers[i], err = scan(d, fph); err != nil {
+			return nil, &ImportError{Op: op, Source: d, Err: err}
+		}
+	}
+	fp := hex.EncodeToString(fph.Sum(nil))
+	if t := s.lookupIndex(fp); t != nil {
+		if opts.Ref != "" {
+			if err := s.acquireLocked(t.ID, opts.Ref); err != nil {
+				return nil, err
+			}
+		}
+		return t, nil
+	}
+
+	imp, err := s.newImporter(opts.Progress)
+	if err != nil {
+		return nil, err
+	}
+	defer imp.cleanup()
+	mt := newMergeTree(s.opts.MaxEntries, s.implicitMeta())
+	overlay := kind == "lowerdirs"
+	// Lowerdirs are listed top first; layer numbers grow upwards.
+	for i := len(abs) - 1; i >= 0; i-- {
+		layer := len(abs) - 1 - i
+		inodes := map[[2]uint64]*fileRef{}
+		for _, e := range layers[i] {
+			if err := s.applyDirEntry(mt, abs[i], e, layer, overlay, inodes); err != nil {
+				return nil, &ImportError{Op: op, Source: abs[i], Entry: e.rel, Err: err}
+			}
+		}
+		layers[i] = nil
+	}
+
+	// Hash only what survived the merge, in parallel.
+	seen := map[*fileRef]bool{}
+	var files []*fileRef
+	walk(mt.root, ".", func(_ string, n *node) error {
+		if n.kind == kindReg && !seen[n.file] {
+			seen[n.file] = true
+			files = append(files, n.file)
+			imp.prog.total.Add(n.file.size)
+		}
+		return nil
+	})
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.opts.Workers)
+	for _, f := range files {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			if err := s.ingestFile(imp, f); err != nil {
+				return &ImportError{Op: op, Source: f.root, Entry: f.rel, Err: err}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	t := &Tree{ID: manifestID(mt.root), Kind: kind, Sources: abs}
+	return s.finish(ctx, imp, t, mt.root, fp, opts.Ref)
+}
+
+// implicitMeta is given to parent directories a layer uses but does not
+// declare.
+func (s *Store) implicitMeta() meta {
+	m := meta{mode: 0o755}
+	if s.rootless {
+		m.uid, m.gid = s.uid, s.gid
+	}
+	return m
+}
+
+func (s *Store) applyDirEntry(mt *mergeTree, root string, e scanEntry, layer int, overlay bool, inodes map[[2]uint64]*fileRef) error {
+	st := &e.st
+	full := filepath.Join(root, e.rel)
+	typ := st.Mode & unix.S_IFMT
+	switch typ {
+	case unix.S_IFSOCK:
+		return nil
+	case unix.S_IFCHR, unix.S_IFBLK:
+		if overlay && typ == unix.S_IFCHR && st.Rdev == 0 {
+			return mt.whiteout(e.rel, layer)
+		}
+		return reason(ErrDevice, "device %d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	}
+	m := meta{mode: st.Mode & 0o7777, uid: st.Uid, gid: st.Gid, mtime: st.Mtim.Nano()}
+	if typ == unix.S_IFREG {
+		if f := inodes[[2]uint64{st.Dev, st.Ino}]; f != nil {
+			return mt.put(e.rel, &node{kind: kindReg, layer: layer, file: f})
+		}
+	}
+	if typ != unix.S_IFLNK {
+		x, err := readXattrs(full)
+		if err != nil {
+			return err
+		}
+		m.xattrs = x
+	}
+	opaque := overlay && typ == unix.S_IFDIR &&
+		(m.xattrs["trusted.overlay.opaque"] == "y" || m.xattrs["user.overlay.opaque"] == "y")
+	var k kind
+	switch typ {
+	case unix.S_IFDIR:
+		k = kindDir
+	case unix.S_IFREG:
+		k = kindReg
+	case unix.S_IFLNK:
+		k = kindSymlink
+	case unix.S_IFIFO:
+		k = kindFifo
+	default:
+		return reason(ErrUnsupported, "file type %o", typ)
+	}
+	if err := s.applyPolicy(&m, k); err != nil {
+		return err
+	}
+	n := &node{kind: k, meta: m, layer: layer}
+	switch k {
+	case kindReg:
+		n.file = &fileRef{meta: m, size: st.Size, src: full, root: root, rel: e.rel, srcID: statID{
+			dev: st.Dev, ino: st.Ino, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), size: st.Size}}
+		inodes[[2]uint64{st.Dev, st.Ino}] = n.file
+	case kindSymlink:
+		target, err := os.Readlink(full)
+		if err != nil {
+			return err
+		}
+		if symlinkEscapes(e.rel, target) {
+			return reason(ErrUnsafePath, "symlink to %q leaves the tree", target)
+		}
+		n.target = target
+	}
+	if err := mt.put(e.rel, n); err != nil {
+		return err
+	}
+	if opaque {
+		return mt.opaque(e.rel, layer)
+	}
+	return nil
+}
+
+// ingestFile hashes a source file and, when its object is new, copies it
+// into the ingest area (reflink first) and checks the copy against the
+// hash. The source must still be what the scan saw.
+func (s *Store) ingestFile(imp *importer, f *fileRef) error {
+	src, err := os.OpenFile(f.src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(src.Fd()), &st); err != nil {
+		return err
+	}
+	if (statID{st.Dev, st.Ino, st.Mtim.Nano(), st.Ctim.Nano(), st.Size}) != f.srcID {
+		return ErrSourceChanged
+	}
+	sum, n, err := hashReader(src)
+	if err != nil {
+		return err
+	}
+	s.hashed.Add(1)
+	if n != f.size {
+		return ErrSourceChanged
+	}
+	f.key = s.objectKey(sum, &f.meta)
+	defer imp.prog.add(f.size)
+	temp := imp.tempName("obj-")
+	if !imp.claim(f.key, temp) {
+		return nil
+	}
+	return s.writeObject(temp, &f.meta, sum, func(dst *os.File) ([]byte, error) {
+		if err := unix.IoctlFileClone(int(dst.Fd()), int(src.Fd())); err == nil {
+			return hashFileOf(dst)
+		}
+		if _, err := src.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		got, _, err := copyHashed(dst, src)
+		return got, err
+	})
+}

@@ -1,0 +1,32 @@
+package rootfs
+
+import (
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// OverlayMount returns mount(2) arguments that put a per-container upper
+// and work directory over tree: writes copy up into upper and never reach
+// the shared objects. upper and work must be on one filesystem, empty for a
+// new container.
+func OverlayMount(tree *Tree, upper, work string) (source, fstype, data string, err error) {
+	for _, p := range []string{tree.Path(), upper, work} {
+		// The kernel splits overlay options at ',' and lowerdir at ':';
+		// escaping differs between kernel versions, so refuse.
+		if p == "" || strings.ContainsAny(p, ",:") {
+			return "", "", "", fmt.Errorf("rootfs: overlay mount of tree %s: path %q empty or has ',' or ':'", tree.ID, p)
+		}
+	}
+	return "overlay", "overlay", "lowerdir=" + tree.Path() + ",upperdir=" + upper + ",workdir=" + work, nil
+}
+
+// ReadOnlyMount returns mount(2) arguments for the read-only alternative
+// (root.readonly): a recursive bind mount of the tree. The kernel ignores
+// MS_RDONLY on the first bind, so mount with flags, then remount the target
+// with flags|MS_REMOUNT. A read-only tree has no room for mountpoints the
+// image lacks (/proc, /dev, /sys): the runtime must not need to create them.
+func ReadOnlyMount(tree *Tree) (source, fstype string, flags uintptr) {
+	return tree.Path(), "bind", unix.MS_BIND | unix.MS_REC | unix.MS_RDONLY
+}
