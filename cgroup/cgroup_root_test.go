@@ -1,0 +1,397 @@
+package cgroup
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func needRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates cgroups")
+	}
+}
+
+func testName(t testing.TB) string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return "fre-test-" + hex.EncodeToString(b)
+}
+
+// sleeper starts a process to put in a cgroup; it is killed at cleanup.
+func sleeper(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd
+}
+
+// cleanupTree removes the test's top cgroup in every hierarchy, whatever
+// the test left.
+func cleanupTree(t *testing.T, m Manager, top string) {
+	t.Cleanup(func() {
+		for _, d := range m.Paths() {
+			root := strings.TrimSuffix(d, m.Path())
+			if err := rmTree(root+top, time.Now().Add(5*time.Second)); err != nil {
+				t.Errorf("cleanup %s: %v", root+top, err)
+			}
+		}
+	})
+}
+
+func needV1(t *testing.T) {
+	t.Helper()
+	needRoot(t)
+	if md := Mode(); md != Legacy && md != Hybrid {
+		t.Skipf("needs cgroup v1 controllers; host is %v", md)
+	}
+}
+
+func TestParseMountinfo(t *testing.T) {
+	in := `25 1 0:22 / /sys/fs/cgroup ro - tmpfs tmpfs ro
+26 25 0:23 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+27 25 0:24 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd
+28 25 0:25 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+29 25 0:26 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+30 25 0:27 / /sys/fs/cgroup/net_cls rw - cgroup cgroup rw,net_cls
+31 25 0:26 / /mnt/again\040x rw - cgroup cgroup rw,memory
+`
+	hm := parseMountinfo(bufio.NewScanner(strings.NewReader(in)))
+	if hm.v2 != "/sys/fs/cgroup/unified" {
+		t.Errorf("v2 = %q", hm.v2)
+	}
+	if len(hm.v1) != 2 || hm.v1[0].mountpoint != "/sys/fs/cgroup/cpu,cpuacct" ||
+		strings.Join(hm.v1[0].controllers, ",") != "cpu,cpuacct" || hm.v1[1].mountpoint != "/sys/fs/cgroup/memory" {
+		t.Errorf("v1 = %+v", hm.v1)
+	}
+	m := newV1(hm.v1, "/a")
+	if p := m.Paths(); p["cpu"] != "/sys/fs/cgroup/cpu,cpuacct/a" || p["cpuacct"] != p["cpu"] || len(p) != 3 {
+		t.Errorf("Paths = %v", p)
+	}
+}
+
+func TestV1Lifecycle(t *testing.T) {
+	needV1(t)
+	top := "/" + testName(t)
+	m, err := New(top[1:] + "/ctr") // relative: below each hierarchy's root
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupTree(t, m, top)
+	if m.Path() != top+"/ctr" || m.Version() != 1 {
+		t.Fatalf("Path %q version %d", m.Path(), m.Version())
+	}
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Create(); err != nil {
+		t.Fatalf("second Create: %v", err)
+	}
+	paths := m.Paths()
+	for _, c := range []string{"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids"} {
+		if fi, err := os.Stat(paths[c]); err != nil || !fi.IsDir() {
+			t.Errorf("%s: %q not made: %v", c, paths[c], err)
+		}
+	}
+	if v, _ := readFile(paths["cpuset"], "cpuset.cpus"); v == "" {
+		t.Error("cpuset.cpus not copied from the parent")
+	}
+
+	cmd := sleeper(t)
+	if err := m.Add(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if pids, err := m.Pids(); err != nil || len(pids) != 1 || pids[0] != cmd.Process.Pid {
+		t.Fatalf("Pids = %v, %v; want [%d]", pids, err, cmd.Process.Pid)
+	}
+
+	major, minor := int64(1), int64(3)
+	r := &specs.LinuxResources{
+		Memory: &specs.LinuxMemory{Limit: i64(64 << 20), Reservation: i64(32 << 20), Swap: i64(128 << 20), DisableOOMKiller: boolp(false)},
+		CPU:    &specs.LinuxCPU{Shares: u64(512), Quota: i64(50000), Period: u64(200000), Cpus: "0", Mems: "0"},
+		Pids:   &specs.LinuxPids{Limit: i64(10)},
+		Devices: []specs.LinuxDeviceCgroup{
+			{Allow: false, Access: "rwm"},
+			{Allow: true, Type: "c", Major: &major, Minor: &minor, Access: "rwm"},
+		},
+	}
+	if err := m.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	check := func(ctrl, file, want string) {
+		t.Helper()
+		if got, err := readFile(paths[ctrl], file); err != nil || got != want {
+			t.Errorf("%s = %q (%v), want %q", file, got, err, want)
+		}
+	}
+	check("memory", "memory.limit_in_bytes", "67108864")
+	check("memory", "memory.soft_limit_in_bytes", "33554432")
+	if exists(paths["memory"], "memory.memsw.limit_in_bytes") {
+		check("memory", "memory.memsw.limit_in_bytes", "134217728")
+	}
+	check("cpu", "cpu.shares", "512")
+	check("cpu", "cpu.cfs_quota_us", "50000")
+	check("cpu", "cpu.cfs_period_us", "200000")
+	check("cpuset", "cpuset.cpus", "0")
+	check("pids", "pids.max", "10")
+	check("devices", "devices.list", "c 1:3 rwm")
+
+	// Lowering memory+swap below the current limit needs the other order.
+	if err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(16 << 20), Swap: i64(16 << 20)}}); err != nil {
+		t.Fatalf("lowering limits: %v", err)
+	}
+	check("memory", "memory.limit_in_bytes", "16777216")
+
+	st, err := m.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pids.Current != 1 || st.Pids.Limit != 10 || st.Memory.Usage.Limit != 16<<20 || st.Memory.Stat == nil || len(st.CPU.Usage.PerCPU) == 0 {
+		t.Errorf("Stats = %+v", st)
+	}
+	if _, err := m.OOMKillCount(); err != nil {
+		t.Errorf("OOMKillCount: %v", err)
+	}
+
+	if err := m.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := m.Frozen(); err != nil || !f {
+		t.Errorf("Frozen = %v, %v after Freeze", f, err)
+	}
+	if err := m.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := m.Frozen(); f {
+		t.Error("still frozen after Thaw")
+	}
+
+	// Loading from the saved paths gives the same cgroup.
+	l, err := Load(paths)
+	if err != nil || l.Path() != m.Path() || len(l.Paths()) != len(paths) {
+		t.Fatalf("Load = %v, %v", l, err)
+	}
+
+	if err := m.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	check("memory", "memory.limit_in_bytes", readOrEmpty(filepath.Dir(paths["memory"]), "memory.limit_in_bytes"))
+	check("cpu", "cpu.shares", "1024")
+	check("cpu", "cpu.cfs_quota_us", "-1")
+	check("cpu", "cpu.cfs_period_us", "100000")
+	check("pids", "pids.max", "max")
+	check("cpuset", "cpuset.cpus", readOrEmpty(filepath.Dir(paths["cpuset"]), "cpuset.cpus"))
+	check("devices", "devices.list", readOrEmpty(filepath.Dir(paths["devices"]), "devices.list"))
+
+	if err := m.Kill(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+		t.Errorf("sleeper ended with %v, want SIGTERM", err)
+	}
+	if err := m.WaitEmpty(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for c, d := range paths {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s: %s left after Destroy", c, d)
+		}
+	}
+	if err := m.Destroy(); err != nil {
+		t.Errorf("Destroy of a missing cgroup: %v", err)
+	}
+}
+
+func readOrEmpty(dir, f string) string {
+	s, _ := readFile(dir, f)
+	return s
+}
+
+func TestV1KillWithChildrenAndDestroy(t *testing.T) {
+	needV1(t)
+	top := "/" + testName(t)
+	m, err := New(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupTree(t, m, top)
+	sub, _ := New(top + "/sub")
+	if err := sub.Create(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := sleeper(t), sleeper(t)
+	if err := m.Add(a.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Add(b.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if pids, _ := m.Pids(); len(pids) != 2 {
+		t.Fatalf("Pids with a child cgroup = %v", pids)
+	}
+	if err := m.Kill(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a.Wait()
+	b.Wait()
+	if err := m.WaitEmpty(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range m.Paths() {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s left after Destroy", d)
+		}
+	}
+}
+
+func TestV1Rename(t *testing.T) {
+	needV1(t)
+	top := "/" + testName(t)
+	m, _ := New(top + "/a")
+	cleanupTree(t, m, top)
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	cmd := sleeper(t)
+	if err := m.Add(cmd.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Set(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(7)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Rename(top + "/b"); err != nil {
+		t.Fatal(err)
+	}
+	if m.Path() != top+"/b" {
+		t.Fatalf("Path after Rename = %q", m.Path())
+	}
+	if v := readOrEmpty(m.Paths()["pids"], "pids.max"); v != "7" {
+		t.Errorf("limits did not follow the rename: pids.max = %q", v)
+	}
+	if pids, _ := m.Pids(); len(pids) != 1 {
+		t.Errorf("process did not follow the rename: %v", pids)
+	}
+	cg, _ := os.ReadFile("/proc/" + itoa(int64(cmd.Process.Pid)) + "/cgroup")
+	if !strings.Contains(string(cg), "pids:"+top+"/b\n") {
+		t.Errorf("/proc/pid/cgroup does not show the new name:\n%s", cg)
+	}
+	if err := m.Rename("/elsewhere/b"); !errors.Is(err, ErrInvalidPath) {
+		t.Errorf("rename across parents = %v, want ErrInvalidPath", err)
+	}
+	// A name that exists: refused, and nothing half renamed.
+	other, _ := New(top + "/c")
+	if err := other.Create(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Rename(top + "/c"); err == nil {
+		t.Error("rename onto an existing cgroup succeeded")
+	}
+	for _, d := range m.Paths() {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s gone after a failed rename", d)
+		}
+	}
+	m.Kill(syscall.SIGKILL)
+}
+
+func TestV2UnifiedReal(t *testing.T) {
+	needRoot(t)
+	mp := UnifiedMountpoint()
+	if mp == "" {
+		t.Skip("no cgroup2 mount")
+	}
+	top := "/" + testName(t)
+	m, err := NewV2(mp, top+"/ctr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cleanupTree(t, m, top)
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	if m.Version() != 2 || m.Paths()[""] != mp+top+"/ctr" {
+		t.Fatalf("version %d paths %v", m.Version(), m.Paths())
+	}
+	a := sleeper(t)
+	if err := m.Add(a.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if pids, err := m.Pids(); err != nil || len(pids) != 1 || pids[0] != a.Process.Pid {
+		t.Fatalf("Pids = %v, %v", pids, err)
+	}
+	if err := m.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := m.Frozen(); err != nil || !f {
+		t.Errorf("Frozen = %v, %v", f, err)
+	}
+	if err := m.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := m.Frozen(); f {
+		t.Error("frozen after Thaw")
+	}
+	if err := m.Rename(top + "/other"); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("v2 Rename = %v, want ErrNotSupported (cgroup2 has no rename)", err)
+	}
+	if err := m.Set(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(3)}}); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("Set pids on a controller-less hierarchy = %v, want ErrNotSupported", err)
+	}
+	if err := m.Reset(); err != nil {
+		t.Errorf("Reset: %v", err)
+	}
+	// SIGTERM takes the freeze-signal-thaw path, SIGKILL cgroup.kill.
+	b := sleeper(t)
+	if err := m.Add(b.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Kill(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	a.Wait()
+	b.Wait()
+	c := sleeper(t)
+	m.Add(c.Process.Pid)
+	if err := m.Kill(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c.Wait()
+	if err := m.WaitEmpty(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Destroy(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mp + top + "/ctr"); !os.IsNotExist(err) {
+		t.Error("v2 cgroup left after Destroy")
+	}
+	l, err := Load(map[string]string{"": mp + top})
+	if err != nil || l.Path() != top || l.Version() != 2 {
+		t.Errorf("Load v2 = %v, %v", l, err)
+	}
+}

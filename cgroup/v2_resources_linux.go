@@ -1,0 +1,289 @@
+package cgroup
+
+import (
+	"errors"
+	"os"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// write writes a control file; a missing file means the controller is not
+// enabled for this cgroup, said as ErrNotSupported.
+func (m *v2) write(name, v string) error {
+	err := writeFile(m.dir(), name, v)
+	if err != nil && errors.Is(err, unix.ENOENT) {
+		return &Error{Op: "write", Path: m.dir() + "/" + name + " (controller not enabled)", Value: v, Err: ErrNotSupported}
+	}
+	return err
+}
+
+func maxOr(v int64) string {
+	if v < 0 {
+		return "max"
+	}
+	return itoa(v)
+}
+
+// Set applies r. Device rules are skipped: v2 enforces them with an eBPF
+// program, which FRE does not load yet (see the package doc).
+func (m *v2) Set(r *specs.LinuxResources) error {
+	if r == nil {
+		return nil
+	}
+	if r.Network != nil && (r.Network.ClassID != nil || len(r.Network.Priorities) > 0) {
+		return &Error{Op: "set network", Path: m.dir(), Err: ErrNotSupported}
+	}
+	if len(r.Rdma) > 0 {
+		return &Error{Op: "set rdma", Path: m.dir(), Err: ErrNotSupported}
+	}
+	if r.Memory != nil {
+		if err := m.setMemory(r.Memory); err != nil {
+			return err
+		}
+	}
+	if r.CPU != nil {
+		if err := m.setCPU(r.CPU); err != nil {
+			return err
+		}
+	}
+	if r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit != 0 {
+		if err := m.write("pids.max", pidsMax(*r.Pids.Limit)); err != nil {
+			return err
+		}
+	}
+	if r.BlockIO != nil {
+		if err := m.setIO(r.BlockIO); err != nil {
+			return err
+		}
+	}
+	for _, h := range r.HugepageLimits {
+		if err := m.write("hugetlb."+h.Pagesize+".max", utoa(h.Limit)); err != nil {
+			return err
+		}
+		if f := "hugetlb." + h.Pagesize + ".rsvd.max"; exists(m.dir(), f) {
+			if err := m.write(f, utoa(h.Limit)); err != nil {
+				return err
+			}
+		}
+	}
+	for k, v := range r.Unified {
+		if strings.Contains(k, "/") || k == "" || strings.HasPrefix(k, ".") {
+			return &Error{Op: "set unified", Path: m.dir() + "/" + k, Err: ErrInvalidResources}
+		}
+		if err := m.write(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *v2) setMemory(mem *specs.LinuxMemory) error {
+	limit := int64(0)
+	if mem.Limit != nil {
+		limit = *mem.Limit
+	}
+	swap := int64(0)
+	if mem.Swap != nil {
+		swap = *mem.Swap
+	}
+	sv, setSwap, err := SwapToV2(swap, limit)
+	if err != nil {
+		return &Error{Op: "set memory", Path: m.dir(), Value: "swap " + itoa(swap) + ", limit " + itoa(limit), Err: err}
+	}
+	if setSwap && mem.Limit == nil && swap == 0 {
+		setSwap = false // limit unset: nothing was asked about swap
+	}
+	if setSwap {
+		if exists(m.dir(), "memory.swap.max") {
+			if err := m.write("memory.swap.max", maxOr(sv)); err != nil {
+				return err
+			}
+		} else if sv != -1 {
+			return &Error{Op: "set memory swap", Path: m.dir() + "/memory.swap.max (swap accounting is off)", Err: ErrNotSupported}
+		}
+	}
+	if mem.Limit != nil && *mem.Limit != 0 {
+		if err := m.write("memory.max", maxOr(*mem.Limit)); err != nil {
+			return err
+		}
+	}
+	if mem.Reservation != nil && *mem.Reservation != 0 {
+		if err := m.write("memory.low", maxOr(*mem.Reservation)); err != nil {
+			return err
+		}
+	}
+	// Kernel, KernelTCP, Swappiness, DisableOOMKiller and UseHierarchy have
+	// no v2 file; runc ignores them as well.
+	return nil
+}
+
+func (m *v2) setCPU(c *specs.LinuxCPU) error {
+	if (c.RealtimePeriod != nil && *c.RealtimePeriod != 0) || (c.RealtimeRuntime != nil && *c.RealtimeRuntime != 0) {
+		return &Error{Op: "set cpu realtime", Path: m.dir(), Err: ErrNotSupported}
+	}
+	if c.Shares != nil && *c.Shares != 0 {
+		if err := m.write("cpu.weight", utoa(SharesToWeight(*c.Shares))); err != nil {
+			return err
+		}
+	}
+	quota := int64(0)
+	if c.Quota != nil {
+		quota = *c.Quota
+	}
+	period := uint64(0)
+	if c.Period != nil {
+		period = *c.Period
+	}
+	if quota != 0 || period != 0 {
+		v := "max"
+		if quota > 0 {
+			v = itoa(quota)
+		}
+		if period != 0 {
+			v += " " + utoa(period)
+		}
+		if err := m.write("cpu.max", v); err != nil {
+			return err
+		}
+	}
+	if c.Burst != nil {
+		if err := m.write("cpu.max.burst", utoa(*c.Burst)); err != nil {
+			return err
+		}
+	}
+	if c.Idle != nil {
+		if err := m.write("cpu.idle", itoa(*c.Idle)); err != nil {
+			return err
+		}
+	}
+	if c.Cpus != "" {
+		if err := m.write("cpuset.cpus", c.Cpus); err != nil {
+			return err
+		}
+	}
+	if c.Mems != "" {
+		if err := m.write("cpuset.mems", c.Mems); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *v2) setIO(b *specs.LinuxBlockIO) error {
+	// BFQ takes blkio's weights as they are; io.weight has its own range.
+	bfq := exists(m.dir(), "io.bfq.weight")
+	if b.Weight != nil && *b.Weight != 0 {
+		var err error
+		if bfq {
+			err = m.write("io.bfq.weight", utoa(uint64(*b.Weight)))
+		} else {
+			err = m.write("io.weight", "default "+utoa(BlkioWeightToIOWeight(uint64(*b.Weight))))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, wd := range b.WeightDevice {
+		if wd.Weight == nil {
+			continue
+		}
+		var err error
+		if bfq {
+			err = m.write("io.bfq.weight", devNum(wd.Major, wd.Minor)+" "+utoa(uint64(*wd.Weight)))
+		} else {
+			err = m.write("io.weight", devNum(wd.Major, wd.Minor)+" "+utoa(BlkioWeightToIOWeight(uint64(*wd.Weight))))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, t := range []struct {
+		key  string
+		devs []specs.LinuxThrottleDevice
+	}{
+		{"rbps", b.ThrottleReadBpsDevice},
+		{"wbps", b.ThrottleWriteBpsDevice},
+		{"riops", b.ThrottleReadIOPSDevice},
+		{"wiops", b.ThrottleWriteIOPSDevice},
+	} {
+		for _, d := range t.devs {
+			v := "max"
+			if d.Rate != 0 {
+				v = utoa(d.Rate)
+			}
+			if err := m.write("io.max", devNum(d.Major, d.Minor)+" "+t.key+"="+v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Reset writes the kernel's defaults for a new cgroup into every control
+// file this cgroup has (an empty cpuset means "the parent's").
+func (m *v2) Reset() error {
+	dir := m.dir()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return &Error{Op: "readdir", Path: dir, Err: unwrapPathErr(err)}
+	}
+	has := make(map[string]bool, len(ents))
+	for _, e := range ents {
+		has[e.Name()] = true
+	}
+	var errs []error
+	set := func(f, v string) {
+		if has[f] {
+			if err := writeFile(dir, f, v); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	set("cgroup.freeze", "0")
+	set("memory.max", "max")
+	set("memory.high", "max")
+	set("memory.low", "0")
+	set("memory.min", "0")
+	set("memory.swap.max", "max")
+	set("memory.swap.high", "max")
+	set("memory.oom.group", "0")
+	set("cpu.weight", "100")
+	set("cpu.max", "max 100000")
+	set("cpu.max.burst", "0")
+	set("cpu.idle", "0")
+	set("cpuset.cpus", "\n")
+	set("cpuset.mems", "\n")
+	set("pids.max", "max")
+	set("io.weight", "default 100")
+	set("io.bfq.weight", "default 100")
+	if has["io.max"] {
+		s, err := readFile(dir, "io.max")
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, l := range strings.Split(s, "\n") {
+			if f := strings.Fields(l); len(f) > 0 {
+				set("io.max", f[0]+" rbps=max wbps=max riops=max wiops=max")
+			}
+		}
+	}
+	for _, w := range [...]string{"io.weight", "io.bfq.weight"} {
+		if !has[w] {
+			continue
+		}
+		s, _ := readFile(dir, w)
+		for _, l := range strings.Split(s, "\n") {
+			if f := strings.Fields(l); len(f) == 2 && strings.Contains(f[0], ":") {
+				set(w, f[0]+" default")
+			}
+		}
+	}
+	for n := range has {
+		if strings.HasPrefix(n, "hugetlb.") && strings.HasSuffix(n, ".max") && !strings.Contains(n, "numa") {
+			set(n, "max")
+		}
+	}
+	return errors.Join(errs...)
+}
