@@ -38,6 +38,13 @@ type Pool struct {
 	kick chan struct{} // wakes Run after a Take
 	wg   sync.WaitGroup
 
+	// cands are idle names read from disk and not yet tried by this
+	// process. Handing each to one goroutine means concurrent Takes of one
+	// process never race each other for an entry, and the directory is
+	// read once per batch of Takes, not once per Take.
+	cmu   sync.Mutex
+	cands []string
+
 	mu       sync.Mutex
 	closed   bool
 	prepared bool
@@ -76,23 +83,24 @@ func (p *Pool) Take() (path string, pooled bool, err error) {
 	if err := p.prepare(); err != nil {
 		return "", false, err
 	}
-	names, err := readNames(p.idle)
-	if err != nil {
-		return "", false, err
-	}
-	// Start at a random entry so concurrent takers rarely race for the
-	// same one; losing a race only costs a retry on the next.
-	off := 0
-	if len(names) > 0 {
-		off = rand.IntN(len(names))
-	}
-	for i := range names {
-		name := names[(off+i)%len(names)]
+	for refreshed := false; ; {
+		name, ok := p.popCandidate()
+		if !ok {
+			if refreshed {
+				break
+			}
+			if err := p.refreshCandidates(); err != nil {
+				return "", false, err
+			}
+			refreshed = true
+			continue
+		}
 		err := os.Rename(filepath.Join(p.idle, name), filepath.Join(p.used, name))
 		if err == nil {
 			p.wake()
 			return filepath.Join(p.used, name, pinName), true, nil
 		}
+		// ENOENT: another process took it first.
 		if !errors.Is(err, fs.ErrNotExist) {
 			return "", false, &Error{Op: "claim", Path: filepath.Join(p.idle, name), Err: err}
 		}
@@ -170,9 +178,11 @@ func (p *Pool) Fill(n int) error {
 			os.Remove(entry)
 			return err
 		}
-		if err := os.Rename(entry, filepath.Join(p.idle, filepath.Base(entry))); err != nil {
+		name := filepath.Base(entry)
+		if err := os.Rename(entry, filepath.Join(p.idle, name)); err != nil {
 			return &Error{Op: "publish", Path: entry, Err: err}
 		}
+		p.pushCandidate(name)
 	}
 	return nil
 }
@@ -349,6 +359,41 @@ func (p *Pool) lockFill() (unlock func(), err error) {
 	}
 	// Closing the fd drops the lock.
 	return func() { unix.Close(fd) }, nil
+}
+
+func (p *Pool) popCandidate() (string, bool) {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	if len(p.cands) == 0 {
+		return "", false
+	}
+	name := p.cands[len(p.cands)-1]
+	p.cands = p.cands[:len(p.cands)-1]
+	return name, true
+}
+
+func (p *Pool) pushCandidate(name string) {
+	p.cmu.Lock()
+	p.cands = append(p.cands, name)
+	p.cmu.Unlock()
+}
+
+// refreshCandidates rereads idle/ if no candidate is left; concurrent
+// callers wait for one read. The order is shuffled so that processes that
+// read the same directory do not all race for the same first entry.
+func (p *Pool) refreshCandidates() error {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	if len(p.cands) > 0 {
+		return nil
+	}
+	names, err := readNames(p.idle)
+	if err != nil {
+		return err
+	}
+	rand.Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+	p.cands = names
+	return nil
 }
 
 func (p *Pool) wake() {
