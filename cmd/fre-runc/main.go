@@ -1,0 +1,180 @@
+// Command fre-runc is FRE's runc-compatible command line: the same commands,
+// flags, bundle input, output formats and exit codes as runc, over the
+// runtime library in package runtime.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// command is one subcommand. Each lives in its own file and registers
+// itself in init, so the CLI stays a thin layer over the library.
+type command struct {
+	name  string
+	usage string // "<container-id>" etc.
+	short string
+	// flags adds the command's flags to fs; it returns the run function
+	// bound to the parsed values.
+	flags func(fs *flag.FlagSet, g *globalOptions) func(args []string) error
+	// minArgs/maxArgs bound the positional arguments (maxArgs < 0: any).
+	minArgs, maxArgs int
+}
+
+var commands = map[string]*command{}
+
+func register(c *command) { commands[c.name] = c }
+
+// globalOptions are runc's global flags, plus FRE's own.
+type globalOptions struct {
+	Root          string
+	Log           string
+	LogFormat     string
+	Debug         bool
+	SystemdCgroup bool
+	Rootless      string
+	Criu          string
+	NetnsPolicy   string
+	ConfigFile    string
+}
+
+// exitError carries an exit code without printing anything more.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	g := &globalOptions{}
+	gfs := flag.NewFlagSet("fre-runc", flag.ContinueOnError)
+	gfs.SetOutput(stderr)
+	gfs.StringVar(&g.Root, "root", defaultRoot(), "root directory for storage of container state")
+	gfs.StringVar(&g.Log, "log", "", "set the log file to write logs to (default is '/dev/stderr')")
+	gfs.StringVar(&g.LogFormat, "log-format", "text", "set the log format ('text' (default), or 'json')")
+	gfs.BoolVar(&g.Debug, "debug", false, "enable debug logging")
+	gfs.BoolVar(&g.SystemdCgroup, "systemd-cgroup", false, "enable systemd cgroup support (not supported by FRE)")
+	gfs.StringVar(&g.Rootless, "rootless", "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')")
+	gfs.StringVar(&g.Criu, "criu", "criu", "path to the criu binary (checkpoint/restore is not supported)")
+	gfs.StringVar(&g.NetnsPolicy, "netns-policy", "", "what a network namespace request without a path gets: host, new or pool (default from the config file, else host)")
+	gfs.StringVar(&g.ConfigFile, "config", "", "FRE configuration file (default /etc/fre/config.json if present)")
+	version := gfs.Bool("version", false, "print the version")
+	gfs.BoolVar(version, "v", false, "print the version")
+	help := gfs.Bool("help", false, "show help")
+	gfs.BoolVar(help, "h", false, "show help")
+	gfs.Usage = func() { usage(stderr) }
+	if err := gfs.Parse(args); err != nil {
+		return 2
+	}
+	if *version {
+		fmt.Fprintf(stdout, "fre-runc version %s\nspec: %s\n", Version, specVersion())
+		return 0
+	}
+	rest := gfs.Args()
+	if *help || len(rest) == 0 {
+		usage(stdout)
+		return 0
+	}
+	if err := setupLogging(g, stderr); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	name := rest[0]
+	if name == "help" {
+		usage(stdout)
+		return 0
+	}
+	c, ok := commands[name]
+	if !ok {
+		fatalf(g, "No help topic for '%s'", name)
+		return 1
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	runFn := c.flags(fs, g)
+	cargs, err := parseInterspersed(fs, rest[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 1
+	}
+	if len(cargs) < c.minArgs || (c.maxArgs >= 0 && len(cargs) > c.maxArgs) {
+		fatalf(g, "%s: %q requires %s", "fre-runc", name, argCountText(c))
+		return 1
+	}
+	if err := runFn(cargs); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		fatalf(g, "%v", err)
+		return 1
+	}
+	return 0
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments (urfave/cli, which runc uses, accepts "kill ID 9" and
+// "--all" before it; containerd's go-runc puts flags first). A "--" ends
+// flag parsing; everything after the first positional of commands taking
+// a program (exec) is handled by the command itself.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return fs.Args(), nil
+}
+
+func argCountText(c *command) string {
+	switch {
+	case c.minArgs == c.maxArgs && c.minArgs == 1:
+		return "exactly 1 argument"
+	case c.minArgs == c.maxArgs:
+		return fmt.Sprintf("exactly %d arguments", c.minArgs)
+	case c.maxArgs < 0:
+		return fmt.Sprintf("a minimum of %d argument(s)", c.minArgs)
+	default:
+		return fmt.Sprintf("between %d and %d arguments", c.minArgs, c.maxArgs)
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "fre-runc: FRE's OCI runtime, a drop-in replacement for runc\n\nUSAGE:\n   fre-runc [global options] command [command options] [arguments...]\n\nCOMMANDS:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "   %-10s %s\n", n, commands[n].short)
+	}
+	fmt.Fprintf(w, "\nGLOBAL OPTIONS:\n   --root, --log, --log-format, --debug, --systemd-cgroup, --netns-policy, --config\n")
+}
+
+func defaultRoot() string {
+	if v := os.Getenv("XDG_RUNTIME_DIR"); v != "" && os.Geteuid() != 0 {
+		return v + "/fre"
+	}
+	return "/run/fre"
+}
+
+// boolFlag registers a flag under several names ("detach", "d").
+func boolFlag(fs *flag.FlagSet, p *bool, names string, usage string) {
+	for _, n := range strings.Split(names, ",") {
+		fs.BoolVar(p, strings.TrimSpace(n), false, usage)
+	}
+}
+
+func stringFlag(fs *flag.FlagSet, p *string, names, def, usage string) {
+	for _, n := range strings.Split(names, ",") {
+		fs.StringVar(p, strings.TrimSpace(n), def, usage)
+	}
+}

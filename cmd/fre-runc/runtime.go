@@ -1,0 +1,56 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/fre-runtime/fre/netns"
+	"github.com/fre-runtime/fre/runtime"
+)
+
+// fileConfig is FRE's configuration file (default /etc/fre/config.json).
+type fileConfig struct {
+	runtime.Options
+}
+
+const defaultConfigFile = "/etc/fre/config.json"
+
+// openRuntime builds the runtime from the config file and global flags.
+func openRuntime(g *globalOptions) (*runtime.Runtime, error) {
+	if g.SystemdCgroup {
+		return nil, fmt.Errorf("--systemd-cgroup: systemd cgroup management is %w by FRE (use cgroupfs paths)", runtime.ErrNotSupported)
+	}
+	var fc fileConfig
+	path := g.ConfigFile
+	if path == "" {
+		path = defaultConfigFile
+	}
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &fc); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+	case errors.Is(err, os.ErrNotExist) && g.ConfigFile == "":
+	default:
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	if g.NetnsPolicy != "" {
+		p, err := netns.ParsePolicy(g.NetnsPolicy)
+		if err != nil {
+			return nil, fmt.Errorf("--netns-policy: %w", err)
+		}
+		fc.NetnsPolicy = p
+	}
+	rt, err := runtime.New(g.Root, fc.Options)
+	if err != nil {
+		return nil, err
+	}
+	if g.Debug {
+		rt.Trace = func(phase string, d time.Duration) { debugf("%s: %s", phase, d) }
+	}
+	return rt, nil
+}

@@ -1,0 +1,428 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/cgroup"
+	"github.com/fre-runtime/fre/netns"
+	"github.com/fre-runtime/fre/runtime/spawn"
+)
+
+// CreateOpts are the inputs of Create besides the bundle.
+type CreateOpts struct {
+	ID     string
+	Bundle string
+	// Spec, when set, is used instead of reading <bundle>/config.json.
+	Spec *specs.Spec
+	// ConsoleSocket is a unix socket path that receives the pty master.
+	ConsoleSocket string
+	// Console, when set, is a connected socket used like ConsoleSocket.
+	Console *os.File
+	PidFile string
+	NoPivot bool
+	// PreserveFDs is the number of fds from 3 up passed to the program.
+	PreserveFDs int
+	// Stdio replaces the program's stdin, stdout, stderr (nil: inherit).
+	Stdio [3]*os.File
+	// Started makes the program exec as soon as it is set up (run):
+	// no exec fifo, no created state.
+	Started bool
+}
+
+// Container is a loaded container.
+type Container struct {
+	rt    *Runtime
+	id    string
+	dir   string
+	state *savedState
+	// pidfd is valid in the process that created the container.
+	pidfd int
+}
+
+// ID is the container's ID.
+func (c *Container) ID() string { return c.id }
+
+// Pid is the init's pid on the host.
+func (c *Container) Pid() int { return c.state.Pid }
+
+// Config is the converted configuration.
+func (c *Container) Config() *Config { return c.state.Config }
+
+// PidFD is the init's pidfd, or -1 when the container was loaded from disk.
+func (c *Container) PidFD() int { return c.pidfd }
+
+var capLastOnce = sync.OnceValue(func() int {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 40
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 40
+	}
+	return n
+})
+
+// Create creates a container: on return its init is set up and waits for
+// Start (or, with opts.Started, already runs the program). On error
+// nothing is left: no state, no cgroup, no process.
+func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
+	if err := ValidateID(opts.ID); err != nil {
+		return nil, err
+	}
+	ph := r.phases()
+	bundle, err := filepath.Abs(opts.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	spec := opts.Spec
+	if spec == nil {
+		if spec, err = LoadSpec(bundle); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := Convert(spec, bundle)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Process.Terminal && opts.ConsoleSocket == "" && opts.Console == nil {
+		return nil, fmt.Errorf("%w: process.terminal is set but no console socket was given", ErrInvalidConfig)
+	}
+	if !cfg.Process.Terminal && (opts.ConsoleSocket != "" || opts.Console != nil) {
+		return nil, fmt.Errorf("%w: a console socket was given but process.terminal is false", ErrInvalidConfig)
+	}
+
+	ph.done("load+convert")
+	// The state directory is the claim on the ID.
+	dir := r.dir(opts.ID)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("%w: %s", ErrExist, opts.ID)
+		}
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	lock, err := lockDir(dir, true)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer lock.Close()
+	st := &savedState{ID: opts.ID, Bundle: bundle, Rootfs: cfg.Rootfs, Created: time.Now().UTC(), Owner: "", Annotations: cfg.Annotations, Config: cfg}
+	var undo []func()
+	defer func() {
+		if retErr != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+			os.RemoveAll(dir)
+		}
+	}()
+
+	sc := &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1}
+
+	// Network: a path is joined; otherwise the policy decides.
+	policy, err := netns.PolicyFromAnnotations(cfg.Annotations, r.Options.NetnsPolicy)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	netPath := cfg.Join[specs.NetworkNamespace]
+	newNet := false
+	if cfg.NetRequested {
+		switch policy {
+		case netns.PolicyNew:
+			newNet = true
+		case netns.PolicyPool:
+			p, _, err := r.NetnsPool().Take()
+			if err != nil {
+				return nil, fmt.Errorf("netns pool: %w", err)
+			}
+			netPath = p
+			st.NetnsPooled = p
+			undo = append(undo, func() { netns.Remove(p) })
+		}
+	}
+	if !newNet && netPath == "" {
+		for k := range cfg.Sysctl {
+			if strings.HasPrefix(k, "net.") {
+				return nil, fmt.Errorf("%w: linux.sysctl: %q needs a network namespace of the container's own (netns policy %s)", ErrInvalidConfig, k, policy)
+			}
+		}
+	}
+
+	// Namespaces: created by clone, or joined. A joined user namespace
+	// must own the new ones, so those are unshared after joining it.
+	flags := 0
+	for _, t := range cfg.NewNamespaces {
+		if t == specs.CgroupNamespace {
+			sc.NewCgroupNS = true // after the cgroup join
+			continue
+		}
+		flags |= nsTypes[t]
+	}
+	if newNet {
+		flags |= unix.CLONE_NEWNET
+	}
+	if p, ok := cfg.Join[specs.UserNamespace]; ok {
+		sc.Join = append(sc.Join, spawn.Join{Type: unix.CLONE_NEWUSER, Path: p})
+		sc.UnshareFlags = flags &^ unix.CLONE_NEWPID
+		flags &= unix.CLONE_NEWPID
+	}
+	sc.CloneFlags = flags
+	for t, p := range cfg.Join {
+		switch t {
+		case specs.UserNamespace:
+		case specs.PIDNamespace:
+			sc.PidNS = p
+		case specs.NetworkNamespace:
+			// below, with the pool's
+		default:
+			sc.Join = append(sc.Join, spawn.Join{Type: nsTypes[t], Path: p})
+		}
+	}
+	if netPath != "" {
+		sc.Join = append(sc.Join, spawn.Join{Type: unix.CLONE_NEWNET, Path: netPath})
+	}
+	newUser := cfg.hasNew(specs.UserNamespace)
+	sc.UsernsRoot = newUser
+
+	// cgroup: created before clone so the child can be put in at once.
+	var cg cgroup.Manager
+	var cgm *cgroupMount
+	if cfg.CgroupsPath != "" || cfg.Resources != nil {
+		p := cfg.CgroupsPath
+		if p == "" {
+			p = "/" + opts.ID
+		}
+		if cg, err = cgroup.New(p); err != nil {
+			return nil, fmt.Errorf("cgroup %s: %w", p, err)
+		}
+		if err := cg.Create(); err != nil {
+			return nil, fmt.Errorf("create cgroup %s: %w", p, err)
+		}
+		undo = append(undo, func() { cg.Kill(unix.SIGKILL); cg.Destroy() })
+		st.CgroupPaths = cg.Paths()
+		cgm = cgroupMountFor(cg, sc.NewCgroupNS)
+	}
+
+	ph.done("netns+cgroup")
+	// The root file system plan and the process.
+	sc.MountNS = cfg.hasNS(specs.MountNamespace)
+	sc.Rootfs = cfg.Rootfs
+	sc.RootPropagation = cfg.RootPropagation
+	sc.ReadonlyRoot = cfg.ReadonlyRoot
+	sc.NoPivot = opts.NoPivot
+	sc.Mounts, sc.PostMounts = mountPlan(cfg, cgm)
+	sc.Hostname, sc.Domainname = cfg.Hostname, cfg.Domainname
+	for k, v := range cfg.Sysctl {
+		sc.Sysctl = append(sc.Sysctl, [2]string{sysctlPath(k), v})
+	}
+	proc := cfg.Process
+	sc.Args, sc.Env, sc.Cwd = proc.Args, proc.Env, proc.Cwd
+	sc.PathEnv = envValue(proc.Env, "PATH")
+	sc.SetUser = true
+	sc.UID, sc.GID, sc.Groups = proc.UID, proc.GID, proc.AdditionalGids
+	if proc.Umask != nil {
+		sc.Umask = int(*proc.Umask)
+	}
+	for _, rl := range proc.Rlimits {
+		sc.Rlimits = append(sc.Rlimits, spawn.Rlimit{Resource: rl.Type, Soft: rl.Soft, Hard: rl.Hard})
+	}
+	sc.NoNewPrivs = proc.NoNewPrivs
+	if proc.Caps != nil {
+		c := spawn.Caps(*proc.Caps)
+		sc.Caps = &c
+		sc.CapLast = capLastOnce()
+	}
+	sc.PreserveFDs = opts.PreserveFDs
+	sc.ConsoleRows, sc.ConsoleCols = proc.ConsoleRows, proc.ConsoleCols
+
+	// Console socket: the child sends the pty master through it.
+	if opts.ConsoleSocket != "" {
+		conn, err := net.Dial("unix", opts.ConsoleSocket)
+		if err != nil {
+			return nil, fmt.Errorf("connect console socket %s: %w", opts.ConsoleSocket, err)
+		}
+		f, err := conn.(*net.UnixConn).File()
+		conn.Close()
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		sc.ConsoleFD = int(f.Fd())
+	} else if opts.Console != nil {
+		sc.ConsoleFD = int(opts.Console.Fd())
+	}
+	for i, f := range opts.Stdio {
+		if f != nil {
+			sc.Stdio[i] = int(f.Fd())
+		} else {
+			sc.Stdio[i] = -1
+		}
+	}
+
+	// The exec fifo: the init blocks reading it until start writes.
+	if !opts.Started {
+		fifo := filepath.Join(dir, execFifo)
+		if err := unix.Mkfifo(fifo, 0o600); err != nil {
+			return nil, fmt.Errorf("create exec fifo: %w", err)
+		}
+		fd, err := unix.Open(fifo, unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open exec fifo: %w", err)
+		}
+		defer unix.Close(fd)
+		sc.FifoFD = fd
+	}
+
+	ph.done("plan")
+	// Clone. From here the child exists and must not outlive an error.
+	child, err := spawn.Start(sc)
+	if err != nil {
+		return nil, err
+	}
+	ph.done("clone")
+	undo = append(undo, child.Kill)
+	st.Pid = child.Pid
+	if newUser {
+		if err := writeIDMaps(child.Pid, cfg.UIDMappings, cfg.GIDMappings); err != nil {
+			return nil, err
+		}
+	}
+	if cg != nil {
+		if err := cg.Add(child.Pid); err != nil {
+			return nil, fmt.Errorf("join cgroup: %w", err)
+		}
+		if cfg.Resources != nil {
+			if err := cg.Set(withDefaultDevices(cfg.Resources)); err != nil {
+				return nil, fmt.Errorf("set cgroup limits: %w", err)
+			}
+		}
+	}
+	if proc.OOMScoreAdj != nil {
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", child.Pid), []byte(strconv.Itoa(*proc.OOMScoreAdj)), 0); err != nil {
+			return nil, fmt.Errorf("set oom_score_adj: %w", err)
+		}
+	}
+	// Read now: the child waits for Release, so it cannot have exited.
+	if st.PidStart, err = pidStartTime(child.Pid); err != nil {
+		return nil, fmt.Errorf("container init exited: %w", err)
+	}
+	ph.done("join cgroup+limits")
+	if err := child.Release(); err != nil {
+		return nil, err
+	}
+	if err := child.Wait(); err != nil {
+		return nil, fmt.Errorf("container init: %w", err)
+	}
+	ph.done("child set-up")
+	if err := st.save(dir); err != nil {
+		return nil, err
+	}
+	if opts.PidFile != "" {
+		if err := writePidFile(opts.PidFile, child.Pid); err != nil {
+			return nil, err
+		}
+	}
+	ph.done("save state")
+	return &Container{rt: r, id: opts.ID, dir: dir, state: st, pidfd: child.PidFD}, nil
+}
+
+const execFifo = "exec.fifo"
+
+func cgroupMountFor(cg cgroup.Manager, newNS bool) *cgroupMount {
+	paths := cg.Paths()
+	if cg.Version() == 2 {
+		return &cgroupMount{unified: true, newNS: newNS, dir: paths[""]}
+	}
+	m := &cgroupMount{hierarchy: map[string]string{}}
+	rel := cg.Path()
+	for _, dir := range paths {
+		mountpoint := strings.TrimSuffix(dir, rel)
+		m.hierarchy[filepath.Base(mountpoint)] = dir
+	}
+	return m
+}
+
+// withDefaultDevices appends the devices every container may use, after
+// the spec's rules, as runc does.
+func withDefaultDevices(r *specs.LinuxResources) *specs.LinuxResources {
+	if len(r.Devices) == 0 {
+		return r
+	}
+	c := *r
+	i64 := func(v int64) *int64 { return &v }
+	c.Devices = append(append([]specs.LinuxDeviceCgroup{}, r.Devices...),
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Access: "m"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "b", Access: "m"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(5), Access: "rwm"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(7), Access: "rwm"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(8), Access: "rwm"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(9), Access: "rwm"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(5), Minor: i64(0), Access: "rwm"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(5), Minor: i64(1), Access: "rwm"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(5), Minor: i64(2), Access: "rwm"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(136), Access: "rwm"},
+		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(10), Minor: i64(200), Access: "rwm"},
+	)
+	return &c
+}
+
+func writeIDMaps(pid int, uids, gids []specs.LinuxIDMapping) error {
+	format := func(ms []specs.LinuxIDMapping) []byte {
+		var b strings.Builder
+		for _, m := range ms {
+			fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
+		}
+		return []byte(b.String())
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/uid_map", pid), format(uids), 0); err != nil {
+		return fmt.Errorf("write uid_map: %w", err)
+	}
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/gid_map", pid), format(gids), 0); err != nil {
+		return fmt.Errorf("write gid_map: %w", err)
+	}
+	return nil
+}
+
+func writePidFile(path string, pid int) error {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// pidStartTime reads field 22 of /proc/<pid>/stat; an exited (zombie)
+// process is an error.
+func pidStartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	if f[0] == "Z" || f[0] == "X" {
+		return 0, fmt.Errorf("process %d has exited", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}

@@ -1,0 +1,121 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/netns"
+)
+
+// Delete removes a container: its processes (force, or a created one),
+// cgroup, pooled netns and state. Afterwards nothing of it is left.
+func (c *Container) Delete(force bool) error {
+	lock, err := lockDir(c.dir, true)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	defer lock.Close()
+	s := c.Status()
+	if !s.CanDelete() && !force {
+		return fmt.Errorf("cannot delete container %s that is not stopped: %s: %w", c.id, s, ErrNotStopped)
+	}
+	if s != Stopped {
+		if err := c.killAndWait(); err != nil {
+			return err
+		}
+	}
+	if cg := c.cgroup(); cg != nil {
+		// Processes left in a host-pid-namespace container are killed too.
+		cg.Kill(unix.SIGKILL)
+		cg.Thaw()
+		if err := cg.WaitEmpty(5 * time.Second); err != nil {
+			return fmt.Errorf("delete %s: cgroup not empty: %w", c.id, err)
+		}
+		if err := cg.Destroy(); err != nil {
+			return fmt.Errorf("delete %s: %w", c.id, err)
+		}
+	}
+	if p := c.state.NetnsPooled; p != "" {
+		if err := netns.Remove(p); err != nil {
+			return fmt.Errorf("delete %s: release netns: %w", c.id, err)
+		}
+	}
+	if err := os.RemoveAll(c.dir); err != nil {
+		return fmt.Errorf("delete %s: remove state: %w", c.id, err)
+	}
+	return nil
+}
+
+// killAndWait SIGKILLs the init and waits until it has gone.
+func (c *Container) killAndWait() error {
+	fd, err := c.pidfdOpen()
+	if err != nil {
+		return nil // already gone
+	}
+	if fd != c.pidfd {
+		defer unix.Close(fd)
+	}
+	if cg := c.cgroup(); cg != nil {
+		cg.Thaw()
+	}
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("kill %s: %w", c.id, err)
+	}
+	// A pidfd polls readable once the process has exited (zombie or reaped).
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := unix.Poll(pfd, int(time.Until(deadline).Milliseconds())+1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("wait for %s: %w", c.id, err)
+		}
+		if n > 0 {
+			// Reap it if it is our child (fre-runc run); else its parent will.
+			var info unix.Siginfo
+			unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil)
+			return nil
+		}
+	}
+	return fmt.Errorf("kill %s: init still alive after 10s", c.id)
+}
+
+// Wait waits for the init to exit and returns its exit code (128+signal
+// when killed). Only the process that created the container can wait.
+func (c *Container) Wait() (int, error) {
+	if c.pidfd < 0 {
+		return -1, errors.New("wait: not the init's parent")
+	}
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PIDFD, c.pidfd, &info, unix.WEXITED, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, err
+		}
+		return exitCode(&info), nil
+	}
+}
+
+// exitCode reads si_code and si_status from a SIGCHLD siginfo.
+func exitCode(info *unix.Siginfo) int {
+	b := (*[128]byte)(unsafePointer(info))
+	code := int32(ne.Uint32(b[8:12]))
+	status := int32(ne.Uint32(b[24:28]))
+	const cldExited = 1
+	if code == cldExited {
+		return int(status)
+	}
+	return 128 + int(status)
+}

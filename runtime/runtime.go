@@ -1,0 +1,125 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/netns"
+)
+
+// Options are FRE's own settings (flags, config file, shim options).
+type Options struct {
+	// NetnsPolicy decides what a netns request without a path gets.
+	NetnsPolicy netns.Policy `json:"netnsPolicy,omitempty"`
+	// NetnsPoolSize is the number of idle namespaces the pool keeps.
+	NetnsPoolSize int `json:"netnsPoolSize,omitempty"`
+}
+
+// Runtime is a state root: every container under it.
+type Runtime struct {
+	Root    string
+	Options Options
+
+	netPool *netns.Pool
+	// Trace, when set, receives the duration of each phase of Create.
+	Trace func(phase string, d time.Duration)
+}
+
+// phases times the steps of an operation for Trace.
+type phases struct {
+	trace func(string, time.Duration)
+	last  time.Time
+}
+
+func (r *Runtime) phases() *phases {
+	if r.Trace == nil {
+		return &phases{}
+	}
+	return &phases{trace: r.Trace, last: time.Now()}
+}
+
+func (p *phases) done(name string) {
+	if p.trace == nil {
+		return
+	}
+	now := time.Now()
+	p.trace(name, now.Sub(p.last))
+	p.last = now
+}
+
+// New opens (and creates) the state root.
+func New(root string, opts Options) (*Runtime, error) {
+	if root == "" {
+		return nil, errors.New("runtime: empty root")
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(abs, 0o711); err != nil {
+		return nil, fmt.Errorf("create root %s: %w", abs, err)
+	}
+	if opts.NetnsPolicy == "" {
+		opts.NetnsPolicy = netns.DefaultPolicy
+	}
+	if opts.NetnsPoolSize == 0 {
+		opts.NetnsPoolSize = 4
+	}
+	return &Runtime{Root: abs, Options: opts}, nil
+}
+
+// NetnsPool is the pool behind the "pool" policy (under <root>/netns-pool).
+func (r *Runtime) NetnsPool() *netns.Pool {
+	if r.netPool == nil {
+		r.netPool = netns.NewPool(filepath.Join(r.Root, "netns-pool"), r.Options.NetnsPoolSize)
+	}
+	return r.netPool
+}
+
+var idRE = regexp.MustCompile(`^[\w+\-.]+$`)
+
+// ValidateID checks a container ID as runc does.
+func ValidateID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty", ErrInvalidID)
+	}
+	if len(id) > 1024 {
+		return fmt.Errorf("%w: longer than 1024 bytes", ErrInvalidID)
+	}
+	if id == "." || id == ".." || !idRE.MatchString(id) {
+		return fmt.Errorf("%w: %q", ErrInvalidID, id)
+	}
+	return nil
+}
+
+func (r *Runtime) dir(id string) string { return filepath.Join(r.Root, id) }
+
+// lockDir takes an flock on a container's state directory: exclusive for
+// operations that change it, shared for readers.
+func lockDir(dir string, exclusive bool) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_SH
+	if exclusive {
+		how = unix.LOCK_EX
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return f, nil
+}

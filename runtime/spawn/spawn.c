@@ -1,0 +1,628 @@
+// See spawn.h for the protocol. Everything after clone() in the child uses
+// raw system calls and stack memory only.
+#define _GNU_SOURCE
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <termios.h>
+#include <unistd.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef PR_CAP_AMBIENT
+#define PR_CAP_AMBIENT 47
+#define PR_CAP_AMBIENT_RAISE 2
+#endif
+
+/* ---- small helpers: no libc state, no allocation ---- */
+
+static size_t slen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
+
+static char *scat(char *dst, char *end, const char *src)
+{
+	while (*src && dst < end - 1)
+		*dst++ = *src++;
+	*dst = 0;
+	return dst;
+}
+
+static char *sitoa(char *dst, char *end, long v)
+{
+	char tmp[24];
+	int n = 0;
+	if (v < 0) { if (dst < end - 1) *dst++ = '-'; v = -v; }
+	do { tmp[n++] = '0' + (v % 10); v /= 10; } while (v && n < 23);
+	while (n && dst < end - 1) *dst++ = tmp[--n];
+	*dst = 0;
+	return dst;
+}
+
+static int sync_fd = -1;
+
+/* fail reports "E" + errno (4 bytes) + what, then exits the child. */
+static void __attribute__((noreturn)) fail(int err, const char *what, const char *path)
+{
+	char buf[4096], *p = buf, *end = buf + sizeof(buf);
+	int32_t e = err;
+	*p++ = 'E';
+	memcpy(p, &e, 4);
+	p += 4;
+	p = scat(p, end, what);
+	if (path) { p = scat(p, end, " "); p = scat(p, end, path); }
+	if (sync_fd >= 0)
+		send(sync_fd, buf, p - buf, MSG_NOSIGNAL);
+	_exit(1);
+}
+
+static void procfd(char *buf, size_t n, int fd)
+{
+	char *p = scat(buf, buf + n, "/proc/self/fd/");
+	sitoa(p, buf + n, fd);
+}
+
+static int openat2_in(int dirfd, const char *path, int flags)
+{
+	struct open_how how;
+	memset(&how, 0, sizeof(how));
+	how.flags = flags | O_CLOEXEC;
+	/* Resolve as if dirfd were "/": symlinks and ".." cannot leave it. */
+	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+	int fd;
+	do {
+		fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	} while (fd < 0 && errno == EAGAIN);
+	return fd;
+}
+
+/*
+ * resolve opens path (absolute, inside the root dirfd) with O_PATH,
+ * creating missing directories (and the last component as a file when
+ * is_file) on the way. Every step is resolved inside the root.
+ */
+static int resolve(int rootfd, const char *path, int create, int is_file)
+{
+	char prefix[4096];
+	size_t n = slen(path);
+	if (n >= sizeof(prefix))
+		fail(ENAMETOOLONG, "resolve", path);
+	int fd = openat2_in(rootfd, path, O_PATH);
+	if (fd >= 0 || errno != ENOENT || !create)
+		return fd;
+	/* Walk component by component and create what is missing. */
+	int parent = openat2_in(rootfd, "/", O_PATH | O_DIRECTORY);
+	if (parent < 0)
+		return -1;
+	size_t i = 0;
+	while (i < n) {
+		while (i < n && path[i] == '/') i++;
+		if (i >= n) break;
+		size_t j = i;
+		while (j < n && path[j] != '/') j++;
+		int last = 1;
+		for (size_t k = j; k < n; k++) if (path[k] != '/') { last = 0; break; }
+		memcpy(prefix, path, j);
+		prefix[j] = 0;
+		int next = openat2_in(rootfd, prefix, O_PATH);
+		if (next < 0 && errno == ENOENT) {
+			char name[256];
+			if (j - i >= sizeof(name)) { close(parent); errno = ENAMETOOLONG; return -1; }
+			memcpy(name, path + i, j - i);
+			name[j - i] = 0;
+			/* parent is an O_PATH fd already resolved inside the root. */
+			char pfd[64];
+			procfd(pfd, sizeof(pfd), parent);
+			int dfd = open(pfd, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+			if (dfd < 0) { close(parent); return -1; }
+			int r;
+			if (last && is_file) {
+				r = openat(dfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0755);
+				if (r >= 0) close(r);
+			} else {
+				r = mkdirat(dfd, name, 0755);
+			}
+			close(dfd);
+			if (r < 0 && errno != EEXIST) { close(parent); return -1; }
+			next = openat2_in(rootfd, prefix, O_PATH);
+		}
+		close(parent);
+		if (next < 0)
+			return -1;
+		parent = next;
+		i = j;
+	}
+	return parent;
+}
+
+/* remount_flags remounts a bind mount with flags, keeping locked flags. */
+static int remount_bind(const char *target, unsigned long flags)
+{
+	if (mount(NULL, target, NULL, flags | MS_BIND | MS_REMOUNT, NULL) == 0)
+		return 0;
+	if (errno != EPERM)
+		return -1;
+	struct statvfs st;
+	if (statvfs(target, &st) < 0)
+		return -1;
+	unsigned long keep = st.f_flag & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_RDONLY);
+	return mount(NULL, target, NULL, flags | keep | MS_BIND | MS_REMOUNT, NULL);
+}
+
+#define MS_BIND_KEEP (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_SYNCHRONOUS | MS_MANDLOCK | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME)
+
+static void do_mount(int rootfd, struct fre_mount *m)
+{
+	char p[64];
+	int fd;
+	switch (m->kind) {
+	case FRE_MNT_MKDIR:
+		fd = resolve(rootfd, m->target, 1, 0);
+		if (fd < 0) fail(errno, "mkdir", m->target);
+		close(fd);
+		return;
+	case FRE_MNT_SYMLINK: {
+		/* Create the parent, then the link in it (existing: leave). */
+		char dir[4096];
+		size_t n = slen(m->target);
+		while (n > 1 && m->target[n - 1] == '/') n--;
+		size_t k = n;
+		while (k > 0 && m->target[k - 1] != '/') k--;
+		if (n >= sizeof(dir)) fail(ENAMETOOLONG, "symlink", m->target);
+		memcpy(dir, m->target, k);
+		dir[k ? k : 0] = 0;
+		if (!k) { dir[0] = '/'; dir[1] = 0; }
+		int pfd = resolve(rootfd, dir, 1, 0);
+		if (pfd < 0) fail(errno, "symlink", m->target);
+		procfd(p, sizeof(p), pfd);
+		int dfd = open(p, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+		close(pfd);
+		if (dfd < 0) fail(errno, "symlink", m->target);
+		char name[256];
+		if (n - k >= sizeof(name)) fail(ENAMETOOLONG, "symlink", m->target);
+		memcpy(name, m->target + k, n - k);
+		name[n - k] = 0;
+		if (symlinkat(m->source, dfd, name) < 0 && errno != EEXIST)
+			fail(errno, "symlink", m->target);
+		close(dfd);
+		return;
+	}
+	case FRE_MNT_MKNOD: {
+		char dir[4096];
+		size_t n = slen(m->target), k = n;
+		while (k > 0 && m->target[k - 1] != '/') k--;
+		if (n >= sizeof(dir)) fail(ENAMETOOLONG, "mknod", m->target);
+		memcpy(dir, m->target, k);
+		dir[k] = 0;
+		int pfd = resolve(rootfd, k ? dir : "/", 1, 0);
+		if (pfd < 0) fail(errno, "mknod", m->target);
+		procfd(p, sizeof(p), pfd);
+		int dfd = open(p, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+		close(pfd);
+		if (dfd < 0) fail(errno, "mknod", m->target);
+		const char *name = m->target + k;
+		unlinkat(dfd, name, 0);
+		if (mknodat(dfd, name, m->mode, m->dev) < 0)
+			fail(errno, "mknod", m->target);
+		if (fchownat(dfd, name, m->uid, m->gid, AT_SYMLINK_NOFOLLOW) < 0)
+			fail(errno, "chown device", m->target);
+		/* mknod applies the umask; devices want their exact mode. */
+		if (fchmodat(dfd, name, m->mode & 07777, 0) < 0)
+			fail(errno, "chmod device", m->target);
+		close(dfd);
+		return;
+	}
+	case FRE_MNT_MASK: {
+		fd = resolve(rootfd, m->target, 0, 0);
+		if (fd < 0) {
+			if (errno == ENOENT) return;
+			fail(errno, "mask", m->target);
+		}
+		struct stat st;
+		if (fstat(fd, &st) < 0) fail(errno, "mask", m->target);
+		procfd(p, sizeof(p), fd);
+		int r;
+		if (S_ISDIR(st.st_mode))
+			r = mount("tmpfs", p, "tmpfs", MS_RDONLY, "size=0k,nr_inodes=1");
+		else
+			r = mount("/dev/null", p, NULL, MS_BIND, NULL);
+		if (r < 0) fail(errno, "mask", m->target);
+		close(fd);
+		return;
+	}
+	case FRE_MNT_RO: {
+		fd = resolve(rootfd, m->target, 0, 0);
+		if (fd < 0) {
+			if (errno == ENOENT) return;
+			fail(errno, "readonly path", m->target);
+		}
+		procfd(p, sizeof(p), fd);
+		if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0)
+			fail(errno, "readonly path", m->target);
+		close(fd);
+		fd = resolve(rootfd, m->target, 0, 0);
+		if (fd < 0) fail(errno, "readonly path", m->target);
+		procfd(p, sizeof(p), fd);
+		if (remount_bind(p, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC) < 0)
+			fail(errno, "readonly path", m->target);
+		close(fd);
+		return;
+	}
+	case FRE_MNT_BIND: {
+		fd = resolve(rootfd, m->target, 1, m->is_file);
+		if (fd < 0) fail(errno, "mount destination", m->target);
+		procfd(p, sizeof(p), fd);
+		if (mount(m->source, p, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0)
+			fail(errno, "bind mount", m->source);
+		close(fd);
+		unsigned long extra = m->flags & MS_BIND_KEEP;
+		if (extra || m->propagation) {
+			/* Re-resolve: the new fd must be on top of the new mount. */
+			fd = resolve(rootfd, m->target, 0, 0);
+			if (fd < 0) fail(errno, "mount destination", m->target);
+			procfd(p, sizeof(p), fd);
+			if (extra && remount_bind(p, extra) < 0)
+				fail(errno, "remount", m->target);
+			if (m->propagation && mount(NULL, p, NULL, m->propagation, NULL) < 0)
+				fail(errno, "mount propagation", m->target);
+			close(fd);
+		}
+		return;
+	}
+	case FRE_MNT_MOUNT:
+	default: {
+		fd = resolve(rootfd, m->target, 1, 0);
+		if (fd < 0) fail(errno, "mount destination", m->target);
+		procfd(p, sizeof(p), fd);
+		if (mount(m->source, p, m->fstype, m->flags, m->data) < 0) {
+			int e = errno;
+			/* sysfs cannot be mounted without a netns of ours: bind it. */
+			if (e == EPERM && m->fstype && !strcmp(m->fstype, "sysfs")) {
+				if (mount("/sys", p, NULL, MS_BIND | MS_REC, NULL) == 0) {
+					close(fd);
+					fd = resolve(rootfd, m->target, 0, 0);
+					if (fd >= 0) { procfd(p, sizeof(p), fd); remount_bind(p, m->flags & MS_BIND_KEEP); }
+					if (fd >= 0) close(fd);
+					return;
+				}
+			}
+			fail(e, "mount", m->target);
+		}
+		close(fd);
+		if (m->propagation) {
+			fd = resolve(rootfd, m->target, 0, 0);
+			if (fd < 0) fail(errno, "mount destination", m->target);
+			procfd(p, sizeof(p), fd);
+			if (mount(NULL, p, NULL, m->propagation, NULL) < 0)
+				fail(errno, "mount propagation", m->target);
+			close(fd);
+		}
+		return;
+	}
+	}
+}
+
+static void setup_root(struct fre_spawn *s)
+{
+	if (mount(NULL, "/", NULL, s->root_propagation, NULL) < 0)
+		fail(errno, "make / ", "slave");
+	if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+		fail(errno, "bind rootfs", s->rootfs);
+	int rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		fail(errno, "open rootfs", s->rootfs);
+	for (int i = 0; i < s->nmounts; i++)
+		do_mount(rootfd, &s->mounts[i]);
+	close(rootfd);
+
+	if (s->no_pivot) {
+		if (chdir(s->rootfs) < 0) fail(errno, "chdir", s->rootfs);
+		if (mount(s->rootfs, "/", NULL, MS_MOVE, NULL) < 0) fail(errno, "move root", s->rootfs);
+		if (chroot(".") < 0) fail(errno, "chroot", s->rootfs);
+		if (chdir("/") < 0) fail(errno, "chdir", "/");
+	} else {
+		int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+		int newroot = open(s->rootfs, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+		if (oldroot < 0 || newroot < 0) fail(errno, "open", "root");
+		if (fchdir(newroot) < 0) fail(errno, "fchdir", s->rootfs);
+		/* pivot_root(".", "."): the old root ends up stacked under the new one. */
+		if (syscall(SYS_pivot_root, ".", ".") < 0) fail(errno, "pivot_root", s->rootfs);
+		if (fchdir(oldroot) < 0) fail(errno, "fchdir", "old root");
+		/* Keep unmount events from reaching the host. */
+		if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) fail(errno, "make old root", "slave");
+		if (umount2(".", MNT_DETACH) < 0) fail(errno, "unmount", "old root");
+		if (chdir("/") < 0) fail(errno, "chdir", "/");
+		close(oldroot);
+		close(newroot);
+	}
+
+	if (s->npost_mounts) {
+		int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) fail(errno, "open", "/");
+		for (int i = 0; i < s->npost_mounts; i++)
+			do_mount(fd, &s->post_mounts[i]);
+		close(fd);
+	}
+}
+
+static void finish_root(struct fre_spawn *s)
+{
+	if (s->readonly_root && remount_bind("/", MS_RDONLY) < 0)
+		fail(errno, "remount / read-only", NULL);
+}
+
+static void write_file(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) fail(errno, "open", path);
+	if (write(fd, val, slen(val)) < 0) fail(errno, "write", path);
+	close(fd);
+}
+
+static void setup_console(struct fre_spawn *s)
+{
+	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0) fail(errno, "open", "/dev/ptmx");
+	int unlock = 0;
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0) fail(errno, "unlock pty", NULL);
+	int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0) fail(errno, "open pty peer", NULL);
+	if (s->cons_rows || s->cons_cols) {
+		struct winsize ws = { .ws_row = s->cons_rows, .ws_col = s->cons_cols };
+		ioctl(slave, TIOCSWINSZ, &ws);
+	}
+	/* Send the master over the console socket as runc does. */
+	char name[] = "/dev/ptmx";
+	struct iovec iov = { .iov_base = name, .iov_len = sizeof(name) - 1 };
+	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &master, sizeof(int));
+	if (sendmsg(s->console_fd, &msg, MSG_NOSIGNAL) < 0) fail(errno, "send console", NULL);
+	close(master);
+	close(s->console_fd);
+	if (ioctl(slave, TIOCSCTTY, 0) < 0) fail(errno, "set controlling tty", NULL);
+	for (int i = 0; i < 3; i++)
+		if (dup3(slave, i, 0) < 0) fail(errno, "dup pty", NULL);
+	if (slave > 2) close(slave);
+}
+
+struct cap_data { uint32_t effective, permitted, inheritable; };
+
+static void set_creds(struct fre_spawn *s)
+{
+	if (s->set_caps) {
+		for (int c = 0; c <= s->cap_last; c++)
+			if (!(s->cap_bounding & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+				fail(errno, "drop bounding capability", NULL);
+		if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(errno, "keepcaps", NULL);
+	}
+	if (s->set_user) {
+		if (syscall(SYS_setgroups, s->ngroups, s->groups) < 0) fail(errno, "setgroups", NULL);
+		if (syscall(SYS_setresgid, s->gid, s->gid, s->gid) < 0) fail(errno, "setgid", NULL);
+		if (syscall(SYS_setresuid, s->uid, s->uid, s->uid) < 0) fail(errno, "setuid", NULL);
+	}
+	if (s->set_caps) {
+		if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) fail(errno, "keepcaps", NULL);
+		struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+		struct cap_data d[2];
+		for (int i = 0; i < 2; i++) {
+			d[i].effective = (uint32_t)(s->cap_effective >> (32 * i));
+			d[i].permitted = (uint32_t)(s->cap_permitted >> (32 * i));
+			d[i].inheritable = (uint32_t)(s->cap_inheritable >> (32 * i));
+		}
+		if (syscall(SYS_capset, &hdr, d) < 0) fail(errno, "capset", NULL);
+		for (int c = 0; c <= s->cap_last; c++)
+			/* EPERM: not in the inheritable set, which the kernel requires;
+			 * runc's default spec asks for such ambient caps, runc skips them. */
+			if ((s->cap_ambient & (1ULL << c)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0 && errno != EPERM && errno != EINVAL)
+				fail(errno, "raise ambient capability", NULL);
+	}
+}
+
+/* lookup finds the program as execvp would, in the container's PATH. */
+static const char *lookup(struct fre_spawn *s, char *buf, size_t n)
+{
+	const char *prog = s->argv[0];
+	for (const char *q = prog; *q; q++)
+		if (*q == '/') return prog;
+	const char *path = s->path_env ? s->path_env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	int denied = 0;
+	while (*path) {
+		const char *e = path;
+		while (*e && *e != ':') e++;
+		char *p = buf, *end = buf + n;
+		if (e == path) p = scat(p, end, ".");
+		else { size_t l = e - path; if (l > n - 2) l = n - 2; memcpy(p, path, l); p += l; *p = 0; }
+		p = scat(p, end, "/");
+		scat(p, end, prog);
+		struct stat st;
+		if (stat(buf, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (access(buf, X_OK) == 0) return buf;
+			denied = 1;
+		}
+		path = *e ? e + 1 : e;
+	}
+	char msg[512], *m = msg, *mend = msg + sizeof(msg);
+	m = scat(m, mend, "exec: \"");
+	m = scat(m, mend, prog);
+	scat(m, mend, denied ? "\": permission denied" : "\": executable file not found in $PATH");
+	fail(denied ? EACCES : ENOENT, msg, NULL);
+}
+
+static void __attribute__((noreturn)) child(struct fre_spawn *s, pid_t ppid)
+{
+	sync_fd = s->sync_fd;
+	/* Die with the creating thread until set-up is done. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	pid_t pp = getppid();
+	if (pp != 0 && pp != ppid) /* 0: the parent is outside our new pid namespace */
+		_exit(1);
+	/* Go's handlers must not run here; restore defaults, then unblock. */
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof(dfl));
+	dfl.sa_handler = SIG_DFL;
+	for (int i = 1; i < _NSIG; i++)
+		if (i != SIGKILL && i != SIGSTOP)
+			sigaction(i, &dfl, NULL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	close(s->parent_sync_fd);
+
+	for (int i = 0; i < s->njoin; i++)
+		if (setns(s->join[i].fd, s->join[i].type) < 0)
+			fail(errno, "setns", NULL);
+	for (int i = 0; i < s->njoin; i++)
+		close(s->join[i].fd);
+	if (s->unshare_flags && unshare(s->unshare_flags) < 0)
+		fail(errno, "unshare", NULL);
+
+	/* Wait for the parent: maps written, cgroup joined, limits set. */
+	char go;
+	ssize_t r;
+	do r = recv(s->sync_fd, &go, 1, 0); while (r < 0 && errno == EINTR);
+	if (r != 1 || go != 'G')
+		_exit(1);
+	if (s->userns_root) {
+		if (syscall(SYS_setresgid, 0, 0, 0) < 0) fail(errno, "setgid in user namespace", NULL);
+		if (syscall(SYS_setresuid, 0, 0, 0) < 0) fail(errno, "setuid in user namespace", NULL);
+	}
+	if (s->cgroupns_new && unshare(CLONE_NEWCGROUP) < 0)
+		fail(errno, "unshare cgroup namespace", NULL);
+
+	if (s->mount_ns)
+		setup_root(s);
+	if (s->hostname && sethostname(s->hostname, slen(s->hostname)) < 0)
+		fail(errno, "sethostname", s->hostname);
+	if (s->domainname && setdomainname(s->domainname, slen(s->domainname)) < 0)
+		fail(errno, "setdomainname", s->domainname);
+	for (int i = 0; i < s->nsysctl; i++)
+		write_file(s->sysctl_paths[i], s->sysctl_values[i]);
+	if (s->mount_ns)
+		finish_root(s);
+
+	for (int i = 0; i < 3; i++)
+		if (s->stdio[i] >= 0 && s->stdio[i] != i && dup3(s->stdio[i], i, 0) < 0)
+			fail(errno, "dup stdio", NULL);
+	/* The container always gets its own session, as with runc. */
+	if (setsid() < 0)
+		fail(errno, "setsid", NULL);
+	if (s->console_fd >= 0)
+		setup_console(s);
+	for (int i = 0; i < s->nrlimits; i++) {
+		struct rlimit rl = { s->rlimits[i].soft, s->rlimits[i].hard };
+		if (setrlimit(s->rlimits[i].resource, &rl) < 0)
+			fail(errno, "setrlimit", NULL);
+	}
+
+	/* No fd beyond stdio and --preserve-fds may reach the program; our own
+	 * sync and fifo fds are CLOEXEC and so are marked here too. */
+	syscall(SYS_close_range, 3 + s->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
+
+	int chdir_done = 0;
+	if (s->cwd && chdir(s->cwd) == 0)
+		chdir_done = 1;
+	set_creds(s);
+	if (s->cwd && !chdir_done && chdir(s->cwd) < 0)
+		fail(errno, "chdir to cwd", s->cwd);
+	/* The cwd must be inside the container's root (CVE-2024-21626). */
+	char cwdbuf[4096];
+	if (s->cwd && (syscall(SYS_getcwd, cwdbuf, sizeof(cwdbuf)) < 0 || cwdbuf[0] != '/'))
+		fail(EPERM, "cwd is outside the container root", s->cwd);
+	if (s->umask >= 0)
+		umask(s->umask);
+
+	char pathbuf[4096];
+	const char *prog = lookup(s, pathbuf, sizeof(pathbuf));
+
+	if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		fail(errno, "no_new_privs", NULL);
+	prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+
+	if (s->fifo_fd >= 0) {
+		/* Created: tell the parent, then wait for "start". */
+		if (send(s->sync_fd, "R", 1, MSG_NOSIGNAL) != 1)
+			_exit(1);
+		close(s->sync_fd);
+		sync_fd = -1;
+		char c;
+		do r = read(s->fifo_fd, &c, 1); while (r < 0 && errno == EINTR);
+		if (r != 1)
+			_exit(1);
+		close(s->fifo_fd);
+	}
+	if (s->seccomp_len > 0) {
+		struct sock_fprog prog = { .len = (unsigned short)s->seccomp_len, .filter = (struct sock_filter *)s->seccomp_prog };
+		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, s->seccomp_flags, &prog) < 0)
+			fail(errno, "seccomp", NULL);
+	}
+	/* Run mode: "X" then EOF from CLOEXEC means the exec went through. */
+	if (sync_fd >= 0 && send(sync_fd, "X", 1, MSG_NOSIGNAL) != 1)
+		_exit(1);
+	execve(prog, (char *const *)s->argv, (char *const *)s->envp);
+	int e = errno;
+	if (sync_fd >= 0)
+		fail(e, "exec", prog);
+	/* After start nobody listens: tell the container's stderr. */
+	char msg[512], *m = msg, *mend = msg + sizeof(msg);
+	m = scat(m, mend, "fre-runc: exec ");
+	m = scat(m, mend, prog);
+	m = scat(m, mend, ": errno ");
+	m = sitoa(m, mend, e);
+	m = scat(m, mend, "\n");
+	if (write(2, msg, m - msg) < 0) {}
+	_exit(127);
+}
+
+int fre_spawn_start(struct fre_spawn *s, int *pidfd)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	if (s->pidns_fd >= 0 && setns(s->pidns_fd, CLONE_NEWPID) < 0) {
+		int e = errno;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return -e;
+	}
+	pid_t ppid = getpid();
+	int fd = -1;
+	/* Raw clone without a stack: fork semantics, plus a pidfd. */
+	long pid = syscall(SYS_clone, (unsigned long)(s->clone_flags | CLONE_PIDFD | SIGCHLD), NULL, &fd, NULL, NULL);
+	if (pid == 0)
+		child(s, ppid);
+	int e = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0)
+		return -e;
+	*pidfd = fd;
+	return (int)pid;
+}

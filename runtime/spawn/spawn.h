@@ -1,0 +1,107 @@
+/*
+ * The C part of FRE's start path. Go cannot fork safely, and setns into a
+ * mount or user namespace fails in a multithreaded process, so the child
+ * side of container creation is this small C program-interpreter: Go
+ * prepares every decision (namespaces, a flat list of mount operations,
+ * devices, credentials) in a struct fre_spawn allocated in C memory; C
+ * clones and, in the child, executes that plan with raw system calls only
+ * (no malloc, no stdio: the child of a multithreaded fork may only make
+ * async-signal-safe calls) and finally execs the container's program.
+ *
+ * Protocol on sync_fd (a SOCK_SEQPACKET pair, one message per packet):
+ *   parent -> child  "G"           after uid/gid maps, cgroup join, limits
+ *   child  -> parent "R"           set-up done; waiting on the exec fifo
+ *   child  -> parent "E<message>"  set-up failed; the child exits 1
+ *   child  -> parent "X"           (no exec fifo) about to execve; EOF then
+ *                                  means execve closed the CLOEXEC socket
+ */
+#ifndef FRE_SPAWN_H
+#define FRE_SPAWN_H
+
+#include <stdint.h>
+
+/* Mount operation kinds. */
+enum {
+	FRE_MNT_MOUNT = 0,   /* mount(source, target, fstype, flags, data) */
+	FRE_MNT_BIND = 1,    /* bind source on target, then remount for flags */
+	FRE_MNT_MKNOD = 2,   /* device node at target (mode, dev, uid, gid) */
+	FRE_MNT_SYMLINK = 3, /* symlink source at target */
+	FRE_MNT_MKDIR = 4,   /* mkdir -p target */
+	FRE_MNT_MASK = 5,    /* maskedPaths entry: /dev/null on files, ro tmpfs on dirs */
+	FRE_MNT_RO = 6,      /* readonlyPaths entry: bind on itself, remount ro */
+};
+
+struct fre_mount {
+	int kind;
+	const char *source;
+	const char *target; /* absolute inside the container root */
+	const char *fstype;
+	const char *data;
+	unsigned long flags;   /* MS_* for the mount itself */
+	unsigned long propagation; /* MS_SHARED/SLAVE/PRIVATE/UNBINDABLE (+MS_REC), 0 = none */
+	int is_file;  /* the target is a file (bind of a file) */
+	unsigned int mode; /* mknod mode (type|perm) */
+	unsigned long long dev;
+	unsigned int uid, gid;
+};
+
+struct fre_ns {
+	int type; /* CLONE_NEW* */
+	int fd;   /* open namespace file to setns into */
+};
+
+struct fre_rlimit {
+	int resource;
+	unsigned long long soft, hard;
+};
+
+struct fre_spawn {
+	/* namespaces */
+	int clone_flags;    /* new namespaces created by clone() */
+	int unshare_flags;  /* new namespaces created after joins (owned by a joined userns) */
+	int cgroupns_new;   /* unshare(CLONE_NEWCGROUP) after the parent joined the cgroup */
+	struct fre_ns *join; int njoin; /* setns in this order (user first) */
+	int pidns_fd;       /* >= 0: setns(CLONE_NEWPID) in the parent thread before clone */
+
+	int sync_fd;        /* child end of the sync socket */
+	int parent_sync_fd; /* parent end, closed in the child */
+	int fifo_fd;        /* exec fifo opened O_RDWR|O_CLOEXEC, or -1 (run) */
+	int console_fd;     /* console socket, or -1 */
+	int stdio[3];       /* fds to become 0, 1, 2, or -1 to inherit */
+	unsigned short cons_rows, cons_cols;
+
+	/* file system */
+	int mount_ns;       /* set up the root (a new mount namespace was made) */
+	const char *rootfs;
+	unsigned long root_propagation; /* for "/" before anything, default MS_SLAVE|MS_REC */
+	int readonly_root;
+	int no_pivot;
+	struct fre_mount *mounts; int nmounts;           /* before pivot_root, relative to rootfs */
+	struct fre_mount *post_mounts; int npost_mounts; /* after pivot_root (masked/readonly paths) */
+	const char **sysctl_paths; const char **sysctl_values; int nsysctl;
+	const char *hostname; const char *domainname;
+
+	/* process */
+	const char *path_env; /* the container's PATH for the program lookup */
+	const char *const *argv;
+	const char *const *envp;
+	const char *cwd;
+	int set_user;          /* change credentials */
+	unsigned int uid, gid;
+	unsigned int *groups; int ngroups;
+	int umask;             /* -1: leave */
+	struct fre_rlimit *rlimits; int nrlimits;
+	int no_new_privs;
+	int set_caps;
+	uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+	int cap_last;          /* /proc/sys/kernel/cap_last_cap */
+	int userns_root;       /* in a new user namespace: become uid/gid 0 after maps */
+	int preserve_fds;      /* fds 3..3+n-1 survive exec */
+	const void *seccomp_prog; int seccomp_len; unsigned int seccomp_flags; /* struct sock_filter[], len in filters */
+};
+
+/* fre_spawn_start clones the container's init. On success it returns the
+ * child's pid and stores a pidfd in *pidfd; on failure -errno. */
+int fre_spawn_start(struct fre_spawn *s, int *pidfd);
+
+#endif

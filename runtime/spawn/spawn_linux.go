@@ -1,0 +1,427 @@
+// Package spawn starts a container's init process: one clone() from a
+// small C part (spawn.c) that executes a plan prepared in Go. Go decides;
+// C only carries the plan out, because after a fork in a multithreaded Go
+// process only raw system calls are safe, and setns into mount and user
+// namespaces needs a single-threaded caller. Nothing is re-executed on the
+// start path: the child goes from clone() straight to the container's
+// program.
+package spawn
+
+/*
+#cgo CFLAGS: -O2 -Wall
+#include <stdlib.h>
+#include "spawn.h"
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// MountKind says what a Mount operation does.
+type MountKind int
+
+const (
+	Mount   MountKind = C.FRE_MNT_MOUNT   // mount(2) a filesystem
+	Bind    MountKind = C.FRE_MNT_BIND    // bind, then remount with flags
+	Mknod   MountKind = C.FRE_MNT_MKNOD   // a device node
+	Symlink MountKind = C.FRE_MNT_SYMLINK // Source is the link's target
+	Mkdir   MountKind = C.FRE_MNT_MKDIR   // a directory
+	Mask    MountKind = C.FRE_MNT_MASK    // maskedPaths entry
+	RO      MountKind = C.FRE_MNT_RO      // readonlyPaths entry
+)
+
+// MountOp is one step of the root file system plan. Target is absolute
+// inside the container; the child resolves it inside the root with
+// RESOLVE_IN_ROOT, so no symlink in the image leads outside.
+type MountOp struct {
+	Kind        MountKind
+	Source      string
+	Target      string
+	Fstype      string
+	Data        string
+	Flags       uintptr
+	Propagation uintptr
+	IsFile      bool
+	Mode        uint32
+	Dev         uint64
+	UID, GID    uint32
+}
+
+// Join is a namespace entered with setns.
+type Join struct {
+	Type int // CLONE_NEW*
+	Path string
+}
+
+// Rlimit is one resource limit.
+type Rlimit struct {
+	Resource   int
+	Soft, Hard uint64
+}
+
+// Caps are the five capability sets as bit masks.
+type Caps struct {
+	Bounding, Effective, Permitted, Inheritable, Ambient uint64
+}
+
+// Config is the whole plan of the child.
+type Config struct {
+	CloneFlags   int    // namespaces created by clone
+	UnshareFlags int    // namespaces created after joining (owned by a joined user namespace)
+	NewCgroupNS  bool   // unshare the cgroup namespace once in the cgroup
+	Join         []Join // user namespace first
+	PidNS        string // join this pid namespace (setns before clone)
+
+	FifoFD      int    // exec fifo (O_RDWR) to wait on, or -1: exec right away
+	ConsoleFD   int    // console socket, or -1
+	Stdio       [3]int // fds to become 0, 1, 2 (-1: inherit)
+	ConsoleRows uint16
+	ConsoleCols uint16
+
+	MountNS         bool
+	Rootfs          string
+	RootPropagation uintptr
+	ReadonlyRoot    bool
+	NoPivot         bool
+	Mounts          []MountOp // before pivot_root
+	PostMounts      []MountOp // after pivot_root
+	Sysctl          [][2]string
+	Hostname        *string
+	Domainname      *string
+
+	Args        []string
+	Env         []string
+	PathEnv     string
+	Cwd         string
+	SetUser     bool
+	UID, GID    uint32
+	Groups      []uint32
+	Umask       int // -1: inherit
+	Rlimits     []Rlimit
+	NoNewPrivs  bool
+	Caps        *Caps
+	CapLast     int
+	UsernsRoot  bool
+	PreserveFDs int
+	Seccomp     []unix.SockFilter
+	SeccompFlag uint
+}
+
+// Process is a cloned child waiting for Release.
+type Process struct {
+	Pid   int
+	PidFD int
+
+	sync    *os.File
+	release chan struct{}
+}
+
+// ChildError is a set-up failure reported by the child.
+type ChildError struct {
+	Op  string
+	Err syscall.Errno
+}
+
+func (e *ChildError) Error() string {
+	if e.Err == 0 {
+		return e.Op
+	}
+	return e.Op + ": " + e.Err.Error()
+}
+
+func (e *ChildError) Unwrap() error { return e.Err }
+
+type arena struct{ ptrs []unsafe.Pointer }
+
+func (a *arena) alloc(n uintptr) unsafe.Pointer {
+	p := C.calloc(1, C.size_t(n))
+	a.ptrs = append(a.ptrs, p)
+	return p
+}
+
+func (a *arena) str(s string) *C.char {
+	p := C.CString(s)
+	a.ptrs = append(a.ptrs, unsafe.Pointer(p))
+	return p
+}
+
+func (a *arena) strs(ss []string) **C.char {
+	arr := (*[1 << 20]*C.char)(a.alloc(uintptr(len(ss)+1) * unsafe.Sizeof((*C.char)(nil))))
+	for i, s := range ss {
+		arr[i] = a.str(s)
+	}
+	return &arr[0]
+}
+
+func (a *arena) free() {
+	for _, p := range a.ptrs {
+		C.free(p)
+	}
+}
+
+func (a *arena) mounts(ops []MountOp) (*C.struct_fre_mount, C.int) {
+	if len(ops) == 0 {
+		return nil, 0
+	}
+	arr := unsafe.Slice((*C.struct_fre_mount)(a.alloc(uintptr(len(ops))*C.sizeof_struct_fre_mount)), len(ops))
+	for i, m := range ops {
+		c := &arr[i]
+		c.kind = C.int(m.Kind)
+		if m.Source != "" {
+			c.source = a.str(m.Source)
+		}
+		c.target = a.str(m.Target)
+		if m.Fstype != "" {
+			c.fstype = a.str(m.Fstype)
+		}
+		if m.Data != "" {
+			c.data = a.str(m.Data)
+		}
+		c.flags = C.ulong(m.Flags)
+		c.propagation = C.ulong(m.Propagation)
+		if m.IsFile {
+			c.is_file = 1
+		}
+		c.mode = C.uint(m.Mode)
+		c.dev = C.ulonglong(m.Dev)
+		c.uid = C.uint(m.UID)
+		c.gid = C.uint(m.GID)
+	}
+	return &arr[0], C.int(len(ops))
+}
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Start clones the child. It returns once the child exists and waits for
+// Release; the caller joins it to its cgroup and writes id maps meanwhile.
+func Start(cfg *Config) (*Process, error) {
+	if len(cfg.Args) == 0 {
+		return nil, errors.New("spawn: no program")
+	}
+	var a arena
+	defer a.free()
+	s := (*C.struct_fre_spawn)(a.alloc(C.sizeof_struct_fre_spawn))
+
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("spawn: socketpair: %w", err)
+	}
+	parentSync := os.NewFile(uintptr(fds[0]), "sync")
+	defer unix.Close(fds[1])
+
+	var closeAfter []int
+	defer func() {
+		for _, fd := range closeAfter {
+			unix.Close(fd)
+		}
+	}()
+	s.clone_flags = C.int(cfg.CloneFlags)
+	s.unshare_flags = C.int(cfg.UnshareFlags)
+	s.cgroupns_new = cbool(cfg.NewCgroupNS)
+	s.pidns_fd = -1
+	if len(cfg.Join) > 0 {
+		arr := unsafe.Slice((*C.struct_fre_ns)(a.alloc(uintptr(len(cfg.Join))*C.sizeof_struct_fre_ns)), len(cfg.Join))
+		for i, j := range cfg.Join {
+			fd, err := unix.Open(j.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				parentSync.Close()
+				return nil, fmt.Errorf("open namespace %s: %w", j.Path, err)
+			}
+			closeAfter = append(closeAfter, fd)
+			arr[i]._type = C.int(j.Type)
+			arr[i].fd = C.int(fd)
+		}
+		s.join = &arr[0]
+		s.njoin = C.int(len(cfg.Join))
+	}
+	tainted := false
+	if cfg.PidNS != "" {
+		fd, err := unix.Open(cfg.PidNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			parentSync.Close()
+			return nil, fmt.Errorf("open namespace %s: %w", cfg.PidNS, err)
+		}
+		closeAfter = append(closeAfter, fd)
+		s.pidns_fd = C.int(fd)
+		tainted = true
+	}
+	s.sync_fd = C.int(fds[1])
+	s.parent_sync_fd = C.int(fds[0])
+	s.fifo_fd = C.int(cfg.FifoFD)
+	s.console_fd = C.int(cfg.ConsoleFD)
+	for i, fd := range cfg.Stdio {
+		s.stdio[i] = C.int(fd)
+	}
+	s.cons_rows = C.ushort(cfg.ConsoleRows)
+	s.cons_cols = C.ushort(cfg.ConsoleCols)
+
+	s.mount_ns = cbool(cfg.MountNS)
+	s.rootfs = a.str(cfg.Rootfs)
+	s.root_propagation = C.ulong(cfg.RootPropagation)
+	s.readonly_root = cbool(cfg.ReadonlyRoot)
+	s.no_pivot = cbool(cfg.NoPivot)
+	s.mounts, s.nmounts = a.mounts(cfg.Mounts)
+	s.post_mounts, s.npost_mounts = a.mounts(cfg.PostMounts)
+	if n := len(cfg.Sysctl); n > 0 {
+		paths := make([]string, n)
+		vals := make([]string, n)
+		for i, kv := range cfg.Sysctl {
+			paths[i], vals[i] = kv[0], kv[1]
+		}
+		s.sysctl_paths = a.strs(paths)
+		s.sysctl_values = a.strs(vals)
+		s.nsysctl = C.int(n)
+	}
+	if cfg.Hostname != nil {
+		s.hostname = a.str(*cfg.Hostname)
+	}
+	if cfg.Domainname != nil {
+		s.domainname = a.str(*cfg.Domainname)
+	}
+
+	if cfg.PathEnv != "" {
+		s.path_env = a.str(cfg.PathEnv)
+	}
+	s.argv = a.strs(cfg.Args)
+	s.envp = a.strs(cfg.Env)
+	if cfg.Cwd != "" {
+		s.cwd = a.str(cfg.Cwd)
+	}
+	s.set_user = cbool(cfg.SetUser)
+	s.uid = C.uint(cfg.UID)
+	s.gid = C.uint(cfg.GID)
+	if n := len(cfg.Groups); n > 0 {
+		arr := unsafe.Slice((*C.uint)(a.alloc(uintptr(n)*4)), n)
+		for i, g := range cfg.Groups {
+			arr[i] = C.uint(g)
+		}
+		s.groups = &arr[0]
+		s.ngroups = C.int(n)
+	}
+	s.umask = C.int(cfg.Umask)
+	if n := len(cfg.Rlimits); n > 0 {
+		arr := unsafe.Slice((*C.struct_fre_rlimit)(a.alloc(uintptr(n)*C.sizeof_struct_fre_rlimit)), n)
+		for i, r := range cfg.Rlimits {
+			arr[i].resource = C.int(r.Resource)
+			arr[i].soft = C.ulonglong(r.Soft)
+			arr[i].hard = C.ulonglong(r.Hard)
+		}
+		s.rlimits = &arr[0]
+		s.nrlimits = C.int(n)
+	}
+	s.no_new_privs = cbool(cfg.NoNewPrivs)
+	if cfg.Caps != nil {
+		s.set_caps = 1
+		s.cap_bounding = C.uint64_t(cfg.Caps.Bounding)
+		s.cap_effective = C.uint64_t(cfg.Caps.Effective)
+		s.cap_permitted = C.uint64_t(cfg.Caps.Permitted)
+		s.cap_inheritable = C.uint64_t(cfg.Caps.Inheritable)
+		s.cap_ambient = C.uint64_t(cfg.Caps.Ambient)
+		s.cap_last = C.int(cfg.CapLast)
+	}
+	s.userns_root = cbool(cfg.UsernsRoot)
+	s.preserve_fds = C.int(cfg.PreserveFDs)
+	if n := len(cfg.Seccomp); n > 0 {
+		size := uintptr(n) * unsafe.Sizeof(unix.SockFilter{})
+		p := a.alloc(size)
+		copy(unsafe.Slice((*unix.SockFilter)(p), n), cfg.Seccomp)
+		s.seccomp_prog = p
+		s.seccomp_len = C.int(n)
+		s.seccomp_flags = C.uint(cfg.SeccompFlag)
+	}
+
+	// The child dies with the thread that cloned it (PDEATHSIG) until it
+	// is set up, so that thread stays ours until Wait; a thread that
+	// entered another pid namespace is never given back to Go.
+	type result struct{ pid, pidfd int }
+	res := make(chan result, 1)
+	release := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		var pidfd C.int
+		pid := C.fre_spawn_start(s, &pidfd)
+		res <- result{int(pid), int(pidfd)}
+		<-release
+		if !tainted {
+			runtime.UnlockOSThread()
+		}
+	}()
+	r := <-res
+	if r.pid < 0 {
+		close(release)
+		parentSync.Close()
+		return nil, fmt.Errorf("clone: %w", syscall.Errno(-r.pid))
+	}
+	return &Process{Pid: r.pid, PidFD: r.pidfd, sync: parentSync, release: release}, nil
+}
+
+// Release lets the child go on with its set-up.
+func (p *Process) Release() error {
+	if _, err := p.sync.Write([]byte{'G'}); err != nil {
+		return fmt.Errorf("release child: %w", p.Wait())
+	}
+	return nil
+}
+
+// Wait waits until the child is set up: created and waiting for start
+// (with an exec fifo) or exec'd (without). It returns the child's error.
+func (p *Process) Wait() error {
+	defer p.finish()
+	buf := make([]byte, 8192)
+	execing := false
+	for {
+		n, err := p.sync.Read(buf)
+		if err != nil || n == 0 {
+			if execing {
+				return nil
+			}
+			return errors.New("container init exited during set-up")
+		}
+		switch buf[0] {
+		case 'R':
+			return nil
+		case 'X':
+			execing = true
+			continue
+		case 'E':
+			if n < 5 {
+				return errors.New("container init failed")
+			}
+			errno := syscall.Errno(binary.NativeEndian.Uint32(buf[1:5]))
+			return &ChildError{Op: string(buf[5:n]), Err: errno}
+		}
+		return fmt.Errorf("container init: unexpected message %q", buf[:n])
+	}
+}
+
+func (p *Process) finish() {
+	if p.release != nil {
+		close(p.release)
+		p.release = nil
+	}
+	p.sync.Close()
+}
+
+// Kill kills a child that failed or is not wanted, and reaps it.
+func (p *Process) Kill() {
+	unix.PidfdSendSignal(p.PidFD, unix.SIGKILL, nil, 0)
+	var info unix.Siginfo
+	unix.Waitid(unix.P_PIDFD, p.PidFD, &info, unix.WEXITED, nil)
+	if p.release != nil {
+		p.finish()
+	}
+}
