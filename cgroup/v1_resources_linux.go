@@ -433,7 +433,19 @@ func resetDevices(d string) error {
 		return err
 	}
 	if list == "a *:* rwm" {
-		return writeFile(d, "devices.allow", "a")
+		// The kernel refuses "a" while a child cgroup is online, and a
+		// child just removed goes offline asynchronously.
+		err := poll(destroyTimeout, func() (bool, error) {
+			err := writeFile(d, "devices.allow", "a")
+			if errors.Is(err, unix.EINVAL) {
+				return false, nil
+			}
+			return true, err
+		})
+		if err == ErrTimeout {
+			return &Error{Op: "write", Path: d + "/devices.allow", Value: "a", Err: ErrTimeout}
+		}
+		return err
 	}
 	if err := writeFile(d, "devices.deny", "a"); err != nil {
 		return err

@@ -1,0 +1,562 @@
+package cgpool
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/fre-runtime/fre/cgroup"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	idlePrefix = ".fre-pool-" // an idle cgroup, ready to claim
+	newPrefix  = ".fre-new-"  // being made by Fill or Release; never claimed
+
+	// DefaultSize is the number of idle cgroups kept per parent.
+	DefaultSize = 16
+
+	emptyTimeout = 10 * time.Second
+)
+
+// Config configures a Pool.
+type Config struct {
+	// StateDir holds the lock files, counters and the list of parents seen
+	// (fre-runc: <root>/cgpool).
+	StateDir string
+	// Size is how many idle cgroups each parent keeps (0: DefaultSize).
+	Size int
+	// Parents are pre-warmed by Fill("", n) besides the ones seen.
+	Parents []string
+	// Enabled turns the pool on; off, Claim creates and Release destroys.
+	Enabled bool
+}
+
+// Pool is a cgroup pool. Its methods are safe for concurrent use, within
+// and across processes sharing StateDir.
+type Pool struct {
+	cfg     Config
+	enabled bool
+	note    string
+	// newManager is cgroup.New; tests of other layouts replace it.
+	newManager func(string) (cgroup.Manager, error)
+
+	cOnce sync.Once
+	c     *counters
+	cErr  error
+}
+
+// Open opens (and makes) the pool's state directory. On a host where
+// cgroups cannot be renamed (cgroup v2), the pool is disabled.
+func Open(cfg Config) (*Pool, error) {
+	if cfg.Size <= 0 {
+		cfg.Size = DefaultSize
+	}
+	for _, d := range []string{cfg.StateDir, filepath.Join(cfg.StateDir, "locks"), filepath.Join(cfg.StateDir, "parents")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("cgpool: state dir: %w", err)
+		}
+	}
+	p := &Pool{cfg: cfg, enabled: cfg.Enabled, newManager: cgroup.New}
+	switch md := cgroup.Mode(); {
+	case !cfg.Enabled:
+		p.note = "disabled by configuration"
+	case md == cgroup.Unified:
+		p.enabled = false
+		p.note = "disabled: cgroup v2 cannot rename cgroups"
+	case md == cgroup.Unavailable:
+		p.enabled = false
+		p.note = "disabled: no cgroup filesystem"
+	}
+	return p, nil
+}
+
+// Enabled reports whether Claim and Release use the pool.
+func (p *Pool) Enabled() bool { return p.enabled }
+
+// Close unmaps the counters.
+func (p *Pool) Close() error { return p.c.close() }
+
+func (p *Pool) count(i int) {
+	p.cOnce.Do(func() { p.c, p.cErr = openCounters(p.cfg.StateDir) })
+	p.c.add(i) // nil-safe: counting never fails a claim
+}
+
+// layout is a cgroup's directory in each hierarchy, in claim order, as
+// (hierarchy root, cgroup path) pairs, so the same cgroup under another
+// name is root+newPath.
+type layout struct {
+	roots []string
+}
+
+func layoutOf(m cgroup.Manager) layout {
+	paths := m.Paths()
+	keys := make([]string, 0, len(paths))
+	for k := range paths {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var l layout
+	seen := map[string]bool{}
+	for _, k := range keys {
+		d := paths[k]
+		if seen[d] {
+			continue // co-mounted controllers share one directory
+		}
+		seen[d] = true
+		l.roots = append(l.roots, strings.TrimSuffix(d, m.Path()))
+	}
+	return l
+}
+
+// renameAll renames from -> to in every hierarchy, first hierarchy first
+// (claim) or last (into the pool).
+func (l layout) renameAll(from, to string, firstLast bool) error {
+	n := len(l.roots)
+	for i := 0; i < n; i++ {
+		r := l.roots[i]
+		if firstLast {
+			r = l.roots[n-1-i]
+		}
+		if err := unix.Rename(r+from, r+to); err != nil {
+			return &os.LinkError{Op: "rename", Old: r + from, New: r + to, Err: err}
+		}
+	}
+	return nil
+}
+
+// Claim returns the cgroup at cgroupsPath, made: renamed from an idle one
+// of its parent (hit) or created (miss). Errors are those of creating it.
+func (p *Pool) Claim(cgroupsPath string) (cgroup.Manager, bool, error) {
+	m, err := p.newManager(cgroupsPath)
+	if err != nil {
+		return nil, false, err
+	}
+	if p.enabled && p.claim(m) {
+		p.count(cHits)
+		return m, true, nil
+	}
+	if err := m.Create(); err != nil {
+		return nil, false, err
+	}
+	if p.enabled {
+		p.count(cMisses)
+		p.remember(path.Dir(m.Path()))
+	}
+	return m, false, nil
+}
+
+// claim renames an idle cgroup of m's parent to m's path; false when none
+// could be taken.
+func (p *Pool) claim(m cgroup.Manager) bool {
+	l := layoutOf(m)
+	if len(l.roots) == 0 {
+		return false
+	}
+	parent := path.Dir(m.Path())
+	names, err := idleNames(l.roots[0] + parent)
+	if err != nil || len(names) == 0 {
+		return false
+	}
+	// Start at a random place so concurrent claimers rarely collide.
+	off := int(randUint32() % uint32(len(names)))
+	target := m.Path()
+	for i := range names {
+		idle := path.Join(parent, names[(off+i)%len(names)])
+		err := unix.Rename(l.roots[0]+idle, l.roots[0]+target)
+		if err == unix.ENOENT {
+			continue // another claimer won this one
+		}
+		if err != nil {
+			return false // e.g. EEXIST: the cgroup exists, Create joins it
+		}
+		for _, r := range l.roots[1:] {
+			if err := unix.Rename(r+idle, r+target); err != nil {
+				// Should not happen (see the package doc); Create makes
+				// what is missing and Fill sweeps the leftover.
+				if cerr := m.Create(); cerr != nil {
+					return false
+				}
+				break
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// idleNames lists the idle cgroups in dir.
+func idleNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	all, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, n := range all {
+		if strings.HasPrefix(n, idlePrefix) {
+			names = append(names, n)
+		}
+	}
+	return names, nil
+}
+
+// Release empties m, resets its limits and puts it back into its parent's
+// pool, or removes it when the pool is full, disabled, or the reset fails.
+func (p *Pool) Release(m cgroup.Manager) error {
+	if err := empty(m); err != nil {
+		return err
+	}
+	if !p.enabled {
+		return m.Destroy()
+	}
+	if err := removeChildren(m); err != nil || m.Reset() != nil {
+		p.count(cRemoved)
+		return m.Destroy()
+	}
+	parent := path.Dir(m.Path())
+	l := layoutOf(m)
+	unlock, err := p.lock(parent)
+	if err != nil {
+		return errors.Join(err, m.Destroy())
+	}
+	defer unlock()
+	names, _ := idleNames(l.roots[0] + parent)
+	if len(names) >= p.cfg.Size {
+		p.count(cRemoved)
+		return m.Destroy()
+	}
+	idle := path.Join(parent, idlePrefix+randName())
+	if err := l.renameAll(m.Path(), idle, true); err != nil {
+		// Part of it may be renamed already: remove both names.
+		p.count(cRemoved)
+		derr := m.Destroy()
+		if im, ierr := cgroup.Load(pathsFor(l, m, idle)); ierr == nil {
+			derr = errors.Join(derr, im.Destroy())
+		}
+		return derr
+	}
+	p.count(cReleased)
+	return nil
+}
+
+// empty kills what is left in m and waits for it to go.
+func empty(m cgroup.Manager) error {
+	pids, err := m.Pids()
+	if err != nil || len(pids) == 0 {
+		return nil // missing cgroup: nothing to empty; Destroy copes
+	}
+	if err := m.Kill(syscall.SIGKILL); err != nil {
+		return err
+	}
+	return m.WaitEmpty(emptyTimeout)
+}
+
+// removeChildren removes the cgroups a container made below its own.
+func removeChildren(m cgroup.Manager) error {
+	seen := map[string]bool{}
+	for _, d := range m.Paths() {
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if !e.IsDir() {
+				continue
+			}
+			root := strings.TrimSuffix(d, m.Path())
+			sub, err := cgroup.Load(pathsFor(layout{roots: []string{root}}, m, path.Join(m.Path(), e.Name())))
+			if err != nil {
+				return err
+			}
+			if err := sub.Destroy(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// pathsFor is m.Paths() for the same hierarchies (restricted to roots)
+// with the cgroup at newPath.
+func pathsFor(l layout, m cgroup.Manager, newPath string) map[string]string {
+	in := map[string]bool{}
+	for _, r := range l.roots {
+		in[r] = true
+	}
+	out := map[string]string{}
+	for k, d := range m.Paths() {
+		r := strings.TrimSuffix(d, m.Path())
+		if in[r] {
+			out[k] = r + newPath
+		}
+	}
+	return out
+}
+
+// Fill tops parent's pool up to n idle cgroups (n <= 0: the pool's size).
+// parent "" fills every configured and seen parent. It also sweeps what an
+// interrupted Fill, Release or Claim left behind.
+func (p *Pool) Fill(parent string, n int) error {
+	if !p.enabled {
+		return ErrDisabled
+	}
+	if n <= 0 {
+		n = p.cfg.Size
+	}
+	if parent == "" {
+		var errs []error
+		for _, pa := range p.parents() {
+			errs = append(errs, p.fill(pa, n))
+		}
+		return errors.Join(errs...)
+	}
+	return p.fill(parent, n)
+}
+
+func (p *Pool) fill(parent string, n int) error {
+	parent, err := cleanParent(parent)
+	if err != nil {
+		return err
+	}
+	// The parent itself must exist for renames below it.
+	pm, err := p.newManager(path.Join(parent, newPrefix+"probe"))
+	if err != nil {
+		return err
+	}
+	l := layoutOf(pm)
+	unlock, err := p.lock(parent)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	p.remember(parent)
+	p.sweep(l, pm, parent)
+	names, err := idleNames(l.roots[0] + parent)
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("cgpool: list %s: %w", l.roots[0]+parent, err)
+	}
+	for have := len(names); have < n; have++ {
+		id := randName()
+		staging := path.Join(parent, newPrefix+id)
+		m, err := p.newManager(staging)
+		if err != nil {
+			return err
+		}
+		if err := m.Create(); err != nil {
+			m.Destroy()
+			return err
+		}
+		if err := l.renameAll(staging, path.Join(parent, idlePrefix+id), true); err != nil {
+			m.Destroy()
+			return fmt.Errorf("cgpool: fill %s: %w", parent, err)
+		}
+	}
+	return nil
+}
+
+// sweep removes, under the parent's lock, staging cgroups and idle names
+// missing from the first hierarchy (left by a crash or by a claim that
+// fell back to Create). Claims in flight are not hurt: a claimer that
+// loses a name here makes the cgroup instead.
+func (p *Pool) sweep(l layout, pm cgroup.Manager, parent string) {
+	primary := map[string]bool{}
+	if names, err := idleNames(l.roots[0] + parent); err == nil {
+		for _, n := range names {
+			primary[n] = true
+		}
+	}
+	for i, r := range l.roots {
+		ents, err := os.ReadDir(r + parent)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			n := e.Name()
+			stale := strings.HasPrefix(n, newPrefix) || (i > 0 && strings.HasPrefix(n, idlePrefix) && !primary[n])
+			if !e.IsDir() || !stale {
+				continue
+			}
+			if m, err := cgroup.Load(pathsFor(layout{roots: []string{r}}, pm, path.Join(parent, n))); err == nil {
+				empty(m)
+				m.Destroy()
+			}
+		}
+	}
+}
+
+// Drain removes every idle cgroup of parent ("" : all parents).
+func (p *Pool) Drain(parent string) error {
+	parents := []string{parent}
+	if parent == "" {
+		parents = p.parents()
+	}
+	var errs []error
+	for _, pa := range parents {
+		pa, err := cleanParent(pa)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		pm, err := p.newManager(path.Join(pa, newPrefix+"probe"))
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		l := layoutOf(pm)
+		unlock, err := p.lock(pa)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.sweep(l, pm, pa)
+		names, _ := idleNames(l.roots[0] + pa)
+		for _, n := range names {
+			idle := path.Join(pa, n)
+			// Claim it first, so no one else does meanwhile.
+			gone := path.Join(pa, newPrefix+randName())
+			if l.renameAll(idle, gone, false) != nil {
+				continue
+			}
+			if m, err := cgroup.Load(pathsFor(l, pm, gone)); err == nil {
+				errs = append(errs, m.Destroy())
+			}
+		}
+		unlock()
+	}
+	return errors.Join(errs...)
+}
+
+// Status is what `fre-runc pool status` shows.
+type Status struct {
+	Enabled bool           `json:"enabled"`
+	Note    string         `json:"note,omitempty"`
+	Mode    string         `json:"cgroupMode"`
+	Size    int            `json:"size"`
+	Hits    uint64         `json:"hits"`
+	Misses  uint64         `json:"misses"`
+	Claimed uint64         `json:"claimed"`  // claimed and not yet released
+	Release uint64         `json:"released"` // put back into the pool
+	Removed uint64         `json:"removed"`  // released but removed (pool full)
+	Parents []ParentStatus `json:"parents"`
+}
+
+// ParentStatus is one parent's pool.
+type ParentStatus struct {
+	Parent string `json:"parent"`
+	Idle   int    `json:"idle"`
+}
+
+// Status reads the counters and counts the idle cgroups of every parent.
+func (p *Pool) Status() (Status, error) {
+	p.cOnce.Do(func() { p.c, p.cErr = openCounters(p.cfg.StateDir) })
+	if p.cErr != nil {
+		return Status{}, p.cErr
+	}
+	st := Status{
+		Enabled: p.enabled, Note: p.note, Mode: cgroup.Mode().String(), Size: p.cfg.Size,
+		Hits: p.c.get(cHits), Misses: p.c.get(cMisses), Release: p.c.get(cReleased), Removed: p.c.get(cRemoved),
+	}
+	if out := st.Release + st.Removed; st.Hits+st.Misses > out {
+		st.Claimed = st.Hits + st.Misses - out
+	}
+	for _, pa := range p.parents() {
+		ps := ParentStatus{Parent: pa}
+		if m, err := p.newManager(path.Join(pa, newPrefix+"probe")); err == nil {
+			if l := layoutOf(m); len(l.roots) > 0 {
+				names, _ := idleNames(l.roots[0] + pa)
+				ps.Idle = len(names)
+			}
+		}
+		st.Parents = append(st.Parents, ps)
+	}
+	return st, nil
+}
+
+// parents is the configured parents plus the ones seen, sorted.
+func (p *Pool) parents() []string {
+	set := map[string]bool{}
+	for _, pa := range p.cfg.Parents {
+		if c, err := cleanParent(pa); err == nil {
+			set[c] = true
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(p.cfg.StateDir, "parents"))
+	for _, e := range ents {
+		if pa, err := url.PathUnescape(e.Name()); err == nil {
+			set[pa] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for pa := range set {
+		out = append(out, pa)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// remember records parent so that Fill("") warms it.
+func (p *Pool) remember(parent string) {
+	f := filepath.Join(p.cfg.StateDir, "parents", url.PathEscape(parent))
+	if _, err := os.Stat(f); err == nil {
+		return
+	}
+	os.WriteFile(f, nil, 0o600)
+}
+
+// lock takes parent's lock file.
+func (p *Pool) lock(parent string) (func(), error) {
+	f := filepath.Join(p.cfg.StateDir, "locks", url.PathEscape(parent)+".lock")
+	fd, err := unix.Open(f, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cgpool: lock %s: %w", f, err)
+	}
+	for {
+		err = unix.Flock(fd, unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("cgpool: lock %s: %w", f, err)
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+func cleanParent(parent string) (string, error) {
+	if parent == "" || strings.ContainsAny(parent, "\n\x00") {
+		return "", fmt.Errorf("%w: %q", ErrBadParent, parent)
+	}
+	return path.Clean("/" + parent), nil
+}
+
+func randName() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func randUint32() uint32 {
+	var b [4]byte
+	rand.Read(b[:])
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
