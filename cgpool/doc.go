@@ -9,9 +9,14 @@
 //
 // # Life of a pooled cgroup
 //
-// Fill(parent, n) makes idle cgroups named "<parent>/.fre-pool-<random>"
-// in every hierarchy: each is made as ".fre-new-<random>" and renamed into
-// the pool, so a half-made one is never seen as idle.
+// Fill(parent, n) makes idle cgroups named "<parent>/.fre-pool-<slot>" in
+// every hierarchy. Slots are numbered 0..slots-1 (the parent's slot count
+// lives in StateDir/slots), so a claim renames "slot k" straight away
+// instead of listing the parent: a readdir of a cgroupfs directory with a
+// thousand children costs more than the claim itself. Each idle cgroup is
+// made as ".fre-new-<random>" and renamed into its slot, so a half-made
+// one is never seen as idle; the names start with ".fre-" so leak checks
+// and people see they are FRE's.
 //
 // Claim(cgroupsPath) takes an idle cgroup of the path's parent and renames
 // it to the requested leaf name, so containerd, kubelet and cAdvisor find
@@ -30,10 +35,11 @@
 // # Concurrency across processes
 //
 // fre-runc runs as many short processes, so nothing is held in memory.
-// Claim takes no lock: hierarchies are renamed in one fixed order (sorted
+// Claim takes no lock: it reads the slot count, then tries slots from a
+// random one on. Hierarchies are renamed in one fixed order (sorted
 // controller names), and the rename in the first hierarchy is the claim:
 // when two claimers pick the same idle cgroup, the kernel lets one rename
-// succeed and the other gets ENOENT and tries the next one. Fill and
+// succeed and the other gets ENOENT and tries the next slot. Fill and
 // Release make idle cgroups visible in the reverse order (first hierarchy
 // last), so an idle name in the first hierarchy always exists in all.
 // Fill and Release take a per-parent lock file (flock) under StateDir so
@@ -42,6 +48,23 @@
 // Counters (hits, misses, releases, removals) live in a small file under
 // StateDir mapped shared into each process and updated with atomic adds:
 // no lock and no read-modify-write on the start path.
+//
+// # API
+//
+//	Open(Config) (*Pool, error)
+//	(*Pool).Claim(cgroupsPath) (cgroup.Manager, hit bool, error)
+//	(*Pool).Release(cgroup.Manager) error
+//	(*Pool).Fill(parent string, n int) error   // parent "": all known
+//	(*Pool).Drain(parent string) error
+//	(*Pool).Status() (Status, error)
+//
+// # Cost
+//
+// On this kind of host (8 v1 hierarchies) a rename costs 12-40 µs per
+// hierarchy against 40-100 µs for a mkdir plus the cpuset copy, so a claim
+// is about half a create alone and far better in the tail under
+// concurrency (see bench_test.go). The pool cannot make the kernel's
+// global cgroup mutex go away: renames take it too.
 //
 // # cgroup v2
 //

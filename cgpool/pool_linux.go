@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,7 +63,7 @@ func Open(cfg Config) (*Pool, error) {
 	if cfg.Size <= 0 {
 		cfg.Size = DefaultSize
 	}
-	for _, d := range []string{cfg.StateDir, filepath.Join(cfg.StateDir, "locks"), filepath.Join(cfg.StateDir, "parents")} {
+	for _, d := range []string{cfg.StateDir, filepath.Join(cfg.StateDir, "locks"), filepath.Join(cfg.StateDir, "parents"), filepath.Join(cfg.StateDir, "slots")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("cgpool: state dir: %w", err)
 		}
@@ -157,25 +158,26 @@ func (p *Pool) Claim(cgroupsPath string) (cgroup.Manager, bool, error) {
 }
 
 // claim renames an idle cgroup of m's parent to m's path; false when none
-// could be taken.
+// could be taken. Idle cgroups sit in numbered slots, so a claim tries
+// renames straight away, from a random slot on, and never lists the
+// parent (a cgroupfs readdir of a big parent costs more than the claim).
 func (p *Pool) claim(m cgroup.Manager) bool {
 	l := layoutOf(m)
 	if len(l.roots) == 0 {
 		return false
 	}
 	parent := path.Dir(m.Path())
-	names, err := idleNames(l.roots[0] + parent)
-	if err != nil || len(names) == 0 {
-		return false
+	slots := p.slots(parent)
+	if slots == 0 {
+		return false // no pool for this parent
 	}
-	// Start at a random place so concurrent claimers rarely collide.
-	off := int(randUint32() % uint32(len(names)))
+	off := int(randUint32() % uint32(slots))
 	target := m.Path()
-	for i := range names {
-		idle := path.Join(parent, names[(off+i)%len(names)])
+	for i := 0; i < slots; i++ {
+		idle := slotPath(parent, (off+i)%slots)
 		err := unix.Rename(l.roots[0]+idle, l.roots[0]+target)
 		if err == unix.ENOENT {
-			continue // another claimer won this one
+			continue // taken by another claimer, or not refilled yet
 		}
 		if err != nil {
 			return false // e.g. EEXIST: the cgroup exists, Create joins it
@@ -193,6 +195,58 @@ func (p *Pool) claim(m cgroup.Manager) bool {
 		return true
 	}
 	return false
+}
+
+func slotPath(parent string, slot int) string {
+	return path.Join(parent, idlePrefix+strconv.Itoa(slot))
+}
+
+// slots is how many slots parent's pool has (0: no pool), from a small
+// file under StateDir written by Fill and Release.
+func (p *Pool) slots(parent string) int {
+	b, err := os.ReadFile(p.slotsFile(parent))
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n
+}
+
+func (p *Pool) slotsFile(parent string) string {
+	return filepath.Join(p.cfg.StateDir, "slots", url.PathEscape(parent))
+}
+
+// setSlots raises parent's slot count to at least n (under its lock).
+func (p *Pool) setSlots(parent string, n int) (int, error) {
+	cur := p.slots(parent)
+	if cur >= n {
+		return cur, nil
+	}
+	f := p.slotsFile(parent)
+	tmp := f + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(n)), 0o600); err != nil {
+		return cur, fmt.Errorf("cgpool: %w", err)
+	}
+	if err := os.Rename(tmp, f); err != nil {
+		return cur, fmt.Errorf("cgpool: %w", err)
+	}
+	return n, nil
+}
+
+// freeSlots are the slots in [0, n) without an idle cgroup, given the
+// idle names present.
+func freeSlots(names []string, n int) []int {
+	used := map[string]bool{}
+	for _, nm := range names {
+		used[nm] = true
+	}
+	var free []int
+	for i := 0; i < n; i++ {
+		if !used[idlePrefix+strconv.Itoa(i)] {
+			free = append(free, i)
+		}
+	}
+	return free
 }
 
 // idleNames lists the idle cgroups in dir.
@@ -236,11 +290,13 @@ func (p *Pool) Release(m cgroup.Manager) error {
 	}
 	defer unlock()
 	names, _ := idleNames(l.roots[0] + parent)
-	if len(names) >= p.cfg.Size {
+	slots, err := p.setSlots(parent, p.cfg.Size)
+	free := freeSlots(names, slots)
+	if len(names) >= p.cfg.Size || len(free) == 0 || err != nil {
 		p.count(cRemoved)
 		return m.Destroy()
 	}
-	idle := path.Join(parent, idlePrefix+randName())
+	idle := slotPath(parent, free[0])
 	if err := l.renameAll(m.Path(), idle, true); err != nil {
 		// Part of it may be renamed already: remove both names.
 		p.count(cRemoved)
@@ -354,9 +410,13 @@ func (p *Pool) fill(parent string, n int) error {
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("cgpool: list %s: %w", l.roots[0]+parent, err)
 	}
-	for have := len(names); have < n; have++ {
-		id := randName()
-		staging := path.Join(parent, newPrefix+id)
+	slots, err := p.setSlots(parent, max(n, p.cfg.Size))
+	if err != nil {
+		return err
+	}
+	free := freeSlots(names, slots)
+	for have := len(names); have < n && len(free) > 0; have++ {
+		staging := path.Join(parent, newPrefix+randName())
 		m, err := p.newManager(staging)
 		if err != nil {
 			return err
@@ -365,10 +425,11 @@ func (p *Pool) fill(parent string, n int) error {
 			m.Destroy()
 			return err
 		}
-		if err := l.renameAll(staging, path.Join(parent, idlePrefix+id), true); err != nil {
+		if err := l.renameAll(staging, slotPath(parent, free[0]), true); err != nil {
 			m.Destroy()
 			return fmt.Errorf("cgpool: fill %s: %w", parent, err)
 		}
+		free = free[1:]
 	}
 	return nil
 }

@@ -1,0 +1,115 @@
+package cgpool
+
+// Benchmarks reproducing figure 2 of the research FRE comes from: the
+// latency of making a container's cgroup by creating it (mkdir in every
+// hierarchy) against claiming an idle one from the pool (a rename in
+// every hierarchy), with 1 to 1024 made at once. Each round starts `c`
+// goroutines behind a barrier; every operation's latency is recorded and
+// the benchmark reports ms/op (mean), p50-ms and p99-ms over all rounds.
+// Clean-up between rounds (destroy, release) is not timed.
+//
+//	go test -run '^$' -bench . -benchtime 5x ./cgpool
+
+import (
+	"fmt"
+	"path"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fre-runtime/fre/cgroup"
+)
+
+var benchConcurrency = []int{1, 16, 64, 256, 1024}
+
+func BenchmarkCgroupCreate(b *testing.B) {
+	for _, c := range benchConcurrency {
+		b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) {
+			_, parent := openTest(b, c)
+			ms := make([]cgroup.Manager, c)
+			benchRounds(b, c, nil, func(i int) error {
+				m, err := cgroup.New(path.Join(parent, fmt.Sprint("ctr", i)))
+				if err != nil {
+					return err
+				}
+				ms[i] = m
+				return m.Create()
+			}, func(i int) error { return ms[i].Destroy() })
+		})
+	}
+}
+
+func BenchmarkCgroupPoolClaim(b *testing.B) {
+	for _, c := range benchConcurrency {
+		b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) {
+			p, parent := openTest(b, c)
+			ms := make([]cgroup.Manager, c)
+			benchRounds(b, c, func() error { return p.Fill(parent, c) }, func(i int) error {
+				m, hit, err := p.Claim(path.Join(parent, fmt.Sprint("ctr", i)))
+				if err == nil && !hit {
+					err = fmt.Errorf("claim %d missed", i)
+				}
+				ms[i] = m
+				return err
+			}, func(i int) error { return p.Release(ms[i]) })
+		})
+	}
+}
+
+func benchRounds(b *testing.B, c int, setup func() error, op, cleanup func(i int) error) {
+	lat := make([]time.Duration, 0, b.N*c)
+	b.ResetTimer()
+	for r := 0; r < b.N; r++ {
+		b.StopTimer()
+		if setup != nil {
+			if err := setup(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		d := make([]time.Duration, c)
+		errs := make([]error, c)
+		for i := 0; i < c; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				<-start
+				t0 := time.Now()
+				errs[i] = op(i)
+				d[i] = time.Since(t0)
+			}(i)
+		}
+		b.StartTimer()
+		close(start)
+		wg.Wait()
+		b.StopTimer()
+		for _, err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		lat = append(lat, d...)
+		var cw sync.WaitGroup
+		for i := 0; i < c; i++ {
+			cw.Add(1)
+			go func(i int) {
+				defer cw.Done()
+				if err := cleanup(i); err != nil {
+					b.Error(err)
+				}
+			}(i)
+		}
+		cw.Wait()
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	var sum time.Duration
+	for _, l := range lat {
+		sum += l
+	}
+	msf := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(msf(sum/time.Duration(len(lat))), "ms/op")
+	b.ReportMetric(msf(lat[len(lat)/2]), "p50-ms")
+	b.ReportMetric(msf(lat[(len(lat)*99)/100]), "p99-ms")
+}

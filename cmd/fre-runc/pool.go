@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"github.com/fre-runtime/fre/cgpool"
+)
+
+// poolOptions are the flags of the "pool" subcommands.
+type poolOptions struct {
+	parent string
+	size   int
+	format string
+}
+
+func init() {
+	register(&command{name: "pool", usage: "fill|status|drain [options]",
+		short: "manage the cgroup pool (fill, status, drain)", minArgs: 1, maxArgs: -1,
+		flags: func(fs *flag.FlagSet, g *globalOptions) func([]string) error {
+			o := &poolOptions{}
+			poolFlags(fs, o)
+			return func(args []string) error { return runPool(g, o, args, os.Stdout, os.Stderr) }
+		}})
+}
+
+func poolFlags(fs *flag.FlagSet, o *poolOptions) {
+	fs.StringVar(&o.parent, "parent", o.parent, "parent cgroup (default: every configured and seen parent)")
+	fs.IntVar(&o.size, "size", o.size, "idle cgroups per parent (default: the pool's size)")
+	fs.StringVar(&o.format, "format", o.format, "output format: table or json (status)")
+}
+
+// poolStateDir is where the CLI keeps the pool's locks and counters.
+func poolStateDir(g *globalOptions) string { return filepath.Join(g.Root, "cgpool") }
+
+func runPool(g *globalOptions, o *poolOptions, args []string, stdout, stderr io.Writer) error {
+	sub, args := args[0], args[1:]
+	fs := flag.NewFlagSet("pool "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	poolFlags(fs, o) // flags may also follow the subcommand
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("pool %s: unexpected arguments %v", sub, fs.Args())
+	}
+	if o.format == "" {
+		o.format = "table"
+	}
+	if o.format != "table" && o.format != "text" && o.format != "json" {
+		return fmt.Errorf("pool %s: unknown format %q (table or json)", sub, o.format)
+	}
+	p, err := cgpool.Open(cgpool.Config{StateDir: poolStateDir(g), Size: o.size, Enabled: true})
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	switch sub {
+	case "fill":
+		return p.Fill(o.parent, o.size)
+	case "drain":
+		return p.Drain(o.parent)
+	case "status":
+		st, err := p.Status()
+		if err != nil {
+			return err
+		}
+		return printPoolStatus(stdout, st, o.format)
+	}
+	return fmt.Errorf("pool: unknown subcommand %q (fill, status, drain)", sub)
+}
+
+func printPoolStatus(w io.Writer, st cgpool.Status, format string) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	state := "on"
+	if !st.Enabled {
+		state = "off"
+	}
+	if st.Note != "" {
+		state += " (" + st.Note + ")"
+	}
+	fmt.Fprintf(w, "pool: %s, cgroups %s, size %d per parent\n", state, st.Mode, st.Size)
+	fmt.Fprintf(w, "hits %d, misses %d, claimed %d, released %d, removed %d\n\n", st.Hits, st.Misses, st.Claimed, st.Release, st.Removed)
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARENT\tIDLE")
+	for _, ps := range st.Parents {
+		fmt.Fprintf(tw, "%s\t%d\n", ps.Parent, ps.Idle)
+	}
+	return tw.Flush()
+}
