@@ -100,7 +100,12 @@ func (s *Store) importDirs(ctx context.Context, kind string, dirs []string, opts
 	op := "import " + kind
 	abs := make([]string, len(dirs))
 	for i, d := range dirs {
+		// The directory itself may be reached through a symlink (a bundle's
+		// rootfs often is); nothing below it is followed.
 		a, err := filepath.Abs(d)
+		if err == nil {
+			a, err = filepath.EvalSymlinks(a)
+		}
 		if err != nil {
 			return nil, &ImportError{Op: op, Source: d, Err: err}
 		}

@@ -383,3 +383,17 @@ func TestOverlayWriteDoesNotReachObject(t *testing.T) {
 		t.Errorf("verify after overlay write: %+v", res.Corrupt)
 	}
 }
+
+func TestImportDirThroughSymlink(t *testing.T) {
+	s := newStore(t)
+	d := t.TempDir()
+	writeFiles(t, d, map[string]string{"real/a": "1"})
+	os.Symlink("real", filepath.Join(d, "rootfs"))
+	tr, err := s.ImportDir(ctx, filepath.Join(d, "rootfs"), ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(tr.Path(), "a")); err != nil {
+		t.Error(err)
+	}
+}
