@@ -26,6 +26,11 @@ type ImportOptions struct {
 	// Ref, if set, acquires the tree for this container ID before the
 	// store lock is released, so GC cannot remove it in between.
 	Ref string
+	// Immutable declares that the directories never change once written
+	// (containerd's committed snapshots): the cache is then keyed by the
+	// directories' own identity (path, inode, mtime, ctime) and a repeat
+	// import skips the walk over every entry. Directory imports only.
+	Immutable bool
 }
 
 // lookupIndex returns the tree an input fingerprint was imported as.
@@ -110,12 +115,12 @@ func manifestID(root *node) string {
 }
 
 // finish turns a checked, hashed merge tree into a committed tree named id,
-// records the input fingerprint fp for it, and acquires ref.
-func (s *Store) finish(ctx context.Context, imp *importer, t *Tree, root *node, fp, ref string) (*Tree, error) {
+// records the input fingerprints fps for it, and acquires ref.
+func (s *Store) finish(ctx context.Context, imp *importer, t *Tree, root *node, fps []string, ref string) (*Tree, error) {
 	if existing, err := s.readTree(t.ID); err == nil {
 		// Same content under another input: nothing to build.
 		existing.Cached = true
-		return s.record(imp, existing, fp, ref)
+		return s.record(imp, existing, fps, ref)
 	}
 	keys := map[string]bool{}
 	walk(root, ".", func(_ string, n *node) error {
@@ -157,15 +162,17 @@ func (s *Store) finish(ctx context.Context, imp *importer, t *Tree, root *node, 
 			return nil, rerr
 		}
 		existing.Cached = true
-		return s.record(imp, existing, fp, ref)
+		return s.record(imp, existing, fps, ref)
 	}
 	t.path = filepath.Join(dst, rootfsDir)
-	return s.record(imp, t, fp, ref)
+	return s.record(imp, t, fps, ref)
 }
 
-func (s *Store) record(imp *importer, t *Tree, fp, ref string) (*Tree, error) {
-	if err := s.writeIndex(imp, fp, t.ID); err != nil {
-		return nil, err
+func (s *Store) record(imp *importer, t *Tree, fps []string, ref string) (*Tree, error) {
+	for _, fp := range fps {
+		if err := s.writeIndex(imp, fp, t.ID); err != nil {
+			return nil, err
+		}
 	}
 	if ref != "" {
 		if err := s.acquireLocked(t.ID, ref); err != nil {

@@ -51,9 +51,18 @@
 // catches xattr and content changes that preserve mtime) and ImportLayers
 // fingerprints the layer files (path, size, mtime, ctime, inode). A
 // fingerprint seen before returns its tree without reading any content.
+// ImportOptions.Immutable (containerd's committed snapshots) keys the cache
+// by the top directories alone and skips the walk.
 // Layer trees are named by the OCI chain ID of their diff IDs; directory
 // trees by the digest of their manifest, so two identical copies of a
 // rootfs share one tree.
+//
+// # Locking
+//
+// Imports, Acquire, List, DF and Verify share the store's flock; GC takes it
+// exclusively, so it never sees a half-imported tree or an object an import
+// is about to link. Linux flock does not favour waiting writers: under a
+// constant stream of imports GC waits for a gap.
 //
 // # Input policy
 //

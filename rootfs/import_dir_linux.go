@@ -117,6 +117,31 @@ func (s *Store) importDirs(ctx context.Context, kind string, dirs []string, opts
 	}
 	defer unlock()
 
+	hit := func(fp string) (*Tree, error) {
+		t := s.lookupIndex(fp)
+		if t != nil && opts.Ref != "" {
+			if err := s.acquireLocked(t.ID, opts.Ref); err != nil {
+				return nil, err
+			}
+		}
+		return t, nil
+	}
+	var fps []string
+	if opts.Immutable {
+		fph := sha256.New()
+		fmt.Fprintf(fph, "fre-fingerprint-v1 shallow %s %t %t\n", kind, s.opts.StripSetuid, s.opts.KeyMtime)
+		for _, d := range abs {
+			var st unix.Stat_t
+			if err := unix.Lstat(d, &st); err != nil {
+				return nil, &ImportError{Op: op, Source: d, Err: err}
+			}
+			fmt.Fprintf(fph, "%x %d %d %d %d\n", d, st.Dev, st.Ino, st.Mtim.Nano(), st.Ctim.Nano())
+		}
+		fps = append(fps, hex.EncodeToString(fph.Sum(nil)))
+		if t, err := hit(fps[0]); t != nil || err != nil {
+			return t, err
+		}
+	}
 	fph := sha256.New()
 	fmt.Fprintf(fph, "fre-fingerprint-v1 %s %t %t\n", kind, s.opts.StripSetuid, s.opts.KeyMtime)
 	layers := make([][]scanEntry, len(abs))
@@ -126,13 +151,9 @@ func (s *Store) importDirs(ctx context.Context, kind string, dirs []string, opts
 		}
 	}
 	fp := hex.EncodeToString(fph.Sum(nil))
-	if t := s.lookupIndex(fp); t != nil {
-		if opts.Ref != "" {
-			if err := s.acquireLocked(t.ID, opts.Ref); err != nil {
-				return nil, err
-			}
-		}
-		return t, nil
+	fps = append(fps, fp)
+	if t, err := hit(fp); t != nil || err != nil {
+		return t, err
 	}
 
 	imp, err := s.newImporter(opts.Progress)
@@ -182,7 +203,7 @@ func (s *Store) importDirs(ctx context.Context, kind string, dirs []string, opts
 		return nil, err
 	}
 	t := &Tree{ID: manifestID(mt.root), Kind: kind, Sources: abs}
-	return s.finish(ctx, imp, t, mt.root, fp, opts.Ref)
+	return s.finish(ctx, imp, t, mt.root, fps, opts.Ref)
 }
 
 // implicitMeta is given to parent directories a layer uses but does not

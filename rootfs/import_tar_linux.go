@@ -107,7 +107,7 @@ func (s *Store) ImportLayers(ctx context.Context, layers []string, opts ImportOp
 	}
 	chain := ChainID(diffIDs)
 	t := &Tree{ID: strings.TrimPrefix(chain, "sha256:"), Kind: "layers", Sources: abs, DiffIDs: diffIDs}
-	return s.finish(ctx, imp, t, mt.root, fp, opts.Ref)
+	return s.finish(ctx, imp, t, mt.root, []string{fp}, opts.Ref)
 }
 
 // limit bounds the uncompressed bytes of one import and remembers the

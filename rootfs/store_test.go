@@ -397,3 +397,24 @@ func TestImportDirThroughSymlink(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestImmutableLowerDirsSkipWalk(t *testing.T) {
+	s := newStore(t)
+	d := t.TempDir()
+	writeFiles(t, d, map[string]string{"a": "1", "b/c": "2"})
+	t1, err := s.ImportLowerDirs(ctx, []string{d}, ImportOptions{Immutable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A change below the top dir is not seen: the caller promised there is none.
+	os.WriteFile(filepath.Join(d, "b/c"), []byte("changed"), 0o644)
+	t2, err := s.ImportLowerDirs(ctx, []string{d}, ImportOptions{Immutable: true})
+	if err != nil || !t2.Cached || t2.ID != t1.ID {
+		t.Fatalf("immutable re-import: %v cached=%v", err, t2 != nil && t2.Cached)
+	}
+	// Without the promise the walk sees it.
+	t3, err := s.ImportLowerDirs(ctx, []string{d}, ImportOptions{})
+	if err != nil || t3.Cached {
+		t.Fatalf("full re-import: %v cached=%v", err, t3 != nil && t3.Cached)
+	}
+}
