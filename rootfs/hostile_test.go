@@ -208,3 +208,16 @@ func TestHostileDirDevicesAndSetuid(t *testing.T) {
 		t.Error("StripSetuid kept the bit")
 	}
 }
+
+func TestMaxSizeExactlyFits(t *testing.T) {
+	raw := tarBytes(t, []entry{file("a", "12345")})
+	s := newStore(t, func(o *Options) { o.MaxSize = int64(len(raw)) })
+	p := writeLayer(t, filepath.Join(t.TempDir(), "l.tar"), "gzip", raw)
+	if _, err := s.ImportLayers(ctx, []string{p}, ImportOptions{}); err != nil {
+		t.Fatalf("a layer of exactly MaxSize: %v", err)
+	}
+	s2 := newStore(t, func(o *Options) { o.MaxSize = int64(len(raw)) - 1 })
+	if _, err := s2.ImportLayers(ctx, []string{p}, ImportOptions{}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("one byte over: %v", err)
+	}
+}

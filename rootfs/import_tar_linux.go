@@ -124,7 +124,12 @@ type limitReader struct {
 
 func (r *limitReader) Read(p []byte) (int, error) {
 	if r.l.left <= 0 {
-		return 0, reason(ErrTooLarge, "layer decompresses to more than the %s limit", "MaxSize")
+		// At the limit: only a stream that ends here is within it.
+		var one [1]byte
+		if n, err := r.r.Read(one[:]); n == 0 && err != nil {
+			return 0, err
+		}
+		return 0, reason(ErrTooLarge, "layer decompresses to more than the MaxSize limit")
 	}
 	if int64(len(p)) > r.l.left {
 		p = p[:r.l.left]
