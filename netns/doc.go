@@ -18,7 +18,7 @@
 // A Pool lives in one directory shared by every process using it (the
 // shim's goroutine, short-lived fre-runc processes):
 //
-//	<dir>/                 bind mount of itself, shared propagation
+//	<dir>/                 a tmpfs, shared propagation
 //	<dir>/fill.lock        flock(2) held by whoever fills or drains
 //	<dir>/staging/<id>/net pin being created, or being destroyed by a drain
 //	<dir>/idle/<id>/net    ready to be taken
@@ -30,6 +30,8 @@
 //   - Take claims an idle namespace with rename(idle/<id>, used/<id>).
 //     rename is atomic: of two processes racing for one id, one wins and
 //     the other gets ENOENT and tries the next id. No lock on this path.
+//     Within one process, the idle names are read once and each is given
+//     to one goroutine, so concurrent Takes only race other processes.
 //     With nothing idle, Take creates a namespace straight in used/.
 //   - Fill (and Run) take fill.lock, sweep staging/ (anything there was
 //     left by a crashed filler), then create pins in staging/<id> and

@@ -19,7 +19,7 @@ func New(dir, name string) (string, error) {
 	if name == "" || name == "." || name == ".." || filepath.Base(name) != name {
 		return "", &Error{Op: "new", Path: filepath.Join(dir, name), Err: ErrInvalidName}
 	}
-	if err := prepareDir(dir); err != nil {
+	if err := prepareDir(dir, false); err != nil {
 		return "", err
 	}
 	path := filepath.Join(dir, name)
@@ -33,6 +33,18 @@ func New(dir, name string) (string, error) {
 // namespace itself is destroyed by the kernel once no process is left in
 // it. Removing a path that does not exist is not an error.
 func Remove(path string) error {
+	// A pin looks like a regular file (nsfs inodes are S_IFREG). Anything
+	// else, a symlink in particular, is refused rather than followed.
+	fi, err := os.Lstat(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return &Error{Op: "remove", Path: path, Err: err}
+	}
+	if !fi.Mode().IsRegular() {
+		return &Error{Op: "remove", Path: path, Err: ErrNotNetns}
+	}
 	// Unmount only nsfs mounts, so that a wrong path can never detach an
 	// unrelated file system. Loop because a path may have been pinned twice.
 	for {
@@ -46,19 +58,9 @@ func Remove(path string) error {
 		if st.Type != unix.NSFS_MAGIC {
 			break
 		}
-		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil {
+		if err := unix.Unmount(path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW); err != nil {
 			return &Error{Op: "unmount", Path: path, Err: err}
 		}
-	}
-	fi, err := os.Lstat(path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return &Error{Op: "remove", Path: path, Err: err}
-	}
-	if !fi.Mode().IsRegular() {
-		return &Error{Op: "remove", Path: path, Err: ErrNotNetns}
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return &Error{Op: "remove", Path: path, Err: err}
@@ -147,21 +149,27 @@ func loopbackUp() error {
 var preparedDirs sync.Map
 
 // prepareDir creates dir and makes it a shared mount point, as iproute2
-// does for /run/netns: a bind mount of itself if it is not a mount point
-// yet, then MS_SHARED. Shared matters because mount namespaces created later
-// (containers) get copies of the pins; with shared propagation our unmounts
-// reach those copies too, so an unpinned netns is not kept alive by a stray
-// copy in some container's mount table.
-func prepareDir(dir string) error {
+// does for /run/netns: a bind mount of itself (or, with tmpfs, a fresh
+// tmpfs) if it is not a mount point yet, then MS_SHARED. Shared matters
+// because mount namespaces created later (containers) get copies of the
+// pins; with shared propagation our unmounts reach those copies too, so an
+// unpinned netns is not kept alive by a stray copy in some container's mount
+// table.
+//
+// Pools use tmpfs: claims are cross-directory renames, which the kernel
+// serialises per file system and which on a journalling disk file system
+// wait for the journal; and a pool on tmpfs cannot outlive a reboot as
+// plain files that look like idle pins.
+func prepareDir(dir string, tmpfs bool) error {
 	if _, ok := preparedDirs.Load(dir); ok {
 		return nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return &Error{Op: "mkdir", Path: dir, Err: err}
 	}
-	// Lock so two processes do not both see "not a mount point" and
-	// stack two bind mounts. The lock is on the inode, which is the same
-	// before and after the bind mount of dir onto itself.
+	// Lock so two processes do not both see "not a mount point" and stack
+	// two mounts. Whoever waited on the lock re-checks by path after the
+	// winner mounted, and then finds a mount point.
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return &Error{Op: "open", Path: dir, Err: err}
@@ -173,8 +181,13 @@ func prepareDir(dir string) error {
 	// EINVAL: dir is not a mount point.
 	err = unix.Mount("", dir, "none", unix.MS_SHARED, "")
 	if errors.Is(err, unix.EINVAL) {
-		if err := unix.Mount(dir, dir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return &Error{Op: "bind mount", Path: dir, Err: err}
+		if tmpfs {
+			err = unix.Mount("fre-netns", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0700")
+		} else {
+			err = unix.Mount(dir, dir, "none", unix.MS_BIND|unix.MS_REC, "")
+		}
+		if err != nil {
+			return &Error{Op: "mount", Path: dir, Err: err}
 		}
 		err = unix.Mount("", dir, "none", unix.MS_SHARED|unix.MS_REC, "")
 	}
@@ -185,8 +198,8 @@ func prepareDir(dir string) error {
 	return nil
 }
 
-// unprepareDir undoes prepareDir's bind mount (if dir is a mount point) and
-// forgets dir.
+// unprepareDir undoes prepareDir's mount, if dir is a mount point (lazily,
+// with any pins under it), and forgets dir.
 func unprepareDir(dir string) error {
 	preparedDirs.Delete(dir)
 	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {

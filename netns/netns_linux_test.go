@@ -218,4 +218,18 @@ func TestRemoveRefusesOtherMounts(t *testing.T) {
 	if err := Remove(dir); !errors.Is(err, ErrNotNetns) {
 		t.Fatalf("Remove(dir) = %v, want ErrNotNetns", err)
 	}
+	// A symlink to a pin is refused, and the pin survives.
+	pins := testDir(t)
+	pin, err := New(pins, "fre-target")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(pin, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(link); !errors.Is(err, ErrNotNetns) {
+		t.Fatalf("Remove(symlink) = %v, want ErrNotNetns", err)
+	}
+	checkFreshNetns(t, pin)
 }

@@ -285,7 +285,7 @@ func (p *Pool) prepare() error {
 	if p.prepared {
 		return nil
 	}
-	if err := prepareDir(p.dir); err != nil {
+	if err := prepareDir(p.dir, true); err != nil {
 		return err
 	}
 	for _, d := range []string{p.idle, p.used, p.staging} {
