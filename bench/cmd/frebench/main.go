@@ -1,0 +1,88 @@
+// Command frebench measures FRE's start path against runc and crun on the
+// same machine, in one run, and writes its figures under results/.
+//
+// Scenarios are subcommands; each is a function over the same set of
+// runtimes, so later issues add theirs (exec latency, memory PSS, ctr run
+// latency) beside these:
+//
+//	frebench [flags] sequential   N sequential `run` of a busybox /bin/true bundle
+//	frebench [flags] concurrent   C containers started at once, each with a
+//	                              cgroupsPath and a memory limit
+//	frebench [flags] all          every scenario above
+//
+// crun refuses this machine's hybrid cgroup layout, so its runs happen in a
+// worker (this binary, re-executed) inside a private mount namespace with
+// cgroup2 mounted on /sys/fs/cgroup and crun's cgroup manager disabled; the
+// worker times each run itself, so the figures exclude the round trip.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+)
+
+type options struct {
+	binDir      string
+	results     string
+	n           int
+	warmup      int
+	concurrency int
+	runtimes    []string
+	memLimit    int64
+	keep        bool
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == workerArg {
+		os.Exit(workerMain(os.Args[2:]))
+	}
+	var o options
+	var runtimes string
+	flag.StringVar(&o.binDir, "bin-dir", "bin", "directory holding fre-runc")
+	flag.StringVar(&o.results, "results", "results", "directory for CSV results")
+	flag.IntVar(&o.n, "n", 100, "sequential runs per runtime")
+	flag.IntVar(&o.warmup, "warmup", 3, "untimed runs per runtime before timing")
+	flag.IntVar(&o.concurrency, "concurrency", 256, "containers started at once (concurrent)")
+	flag.StringVar(&runtimes, "runtimes", "fre-runc,runc,crun", "runtimes to compare, comma-separated")
+	flag.Int64Var(&o.memLimit, "memory-limit", 64<<20, "memory limit in bytes per container (concurrent)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary bundles and state dirs")
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: frebench [flags] sequential|concurrent|all\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	o.runtimes = strings.Split(runtimes, ",")
+	if flag.NArg() != 1 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "frebench: must run as root")
+		os.Exit(1)
+	}
+	scenarios := map[string][]func(*env) error{
+		"sequential": {sequential},
+		"concurrent": {concurrent},
+		"all":        {sequential, concurrent},
+	}
+	run, ok := scenarios[flag.Arg(0)]
+	if !ok {
+		flag.Usage()
+		os.Exit(2)
+	}
+	e, err := newEnv(o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "frebench:", err)
+		os.Exit(1)
+	}
+	defer e.close()
+	for _, s := range run {
+		if err := s(e); err != nil {
+			fmt.Fprintln(os.Stderr, "frebench:", err)
+			e.close()
+			os.Exit(1)
+		}
+	}
+}

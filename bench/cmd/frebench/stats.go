@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/csv"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+)
+
+type summary struct {
+	n                        int
+	mean, p50, p99, min, max float64 // milliseconds
+}
+
+func summarize(ds []time.Duration) summary {
+	if len(ds) == 0 {
+		return summary{}
+	}
+	ms := make([]float64, len(ds))
+	var sum float64
+	for i, d := range ds {
+		ms[i] = float64(d) / float64(time.Millisecond)
+		sum += ms[i]
+	}
+	sort.Float64s(ms)
+	return summary{
+		n: len(ms), mean: sum / float64(len(ms)),
+		p50: percentile(ms, 50), p99: percentile(ms, 99),
+		min: ms[0], max: ms[len(ms)-1],
+	}
+}
+
+// percentile is the nearest-rank percentile of sorted values.
+func percentile(sorted []float64, p float64) float64 {
+	rank := int(p/100*float64(len(sorted)) + 0.999999)
+	if rank < 1 {
+		rank = 1
+	}
+	if rank > len(sorted) {
+		rank = len(sorted)
+	}
+	return sorted[rank-1]
+}
+
+// target is one "fre ≤ k × other" goal.
+type target struct {
+	other string
+	k     float64
+}
+
+// printTargets prints fre-runc's ratio to each other runtime on the figure
+// value picks, against the goal, or why it cannot be judged.
+func printTargets(e *env, what string, value func(name string) (float64, bool), targets []target) {
+	fre, freOK := value("fre-runc")
+	for _, t := range targets {
+		other, ok := value(t.other)
+		switch {
+		case !freOK:
+			fmt.Printf("  %-28s fre-runc/%-5s   -      target <= %.2gx  SKIP (fre-runc not measured)\n", what, t.other, t.k)
+		case !ok || other == 0:
+			fmt.Printf("  %-28s fre-runc/%-5s   -      target <= %.2gx  SKIP (%s not measured)\n", what, t.other, t.k, t.other)
+		default:
+			r := fre / other
+			verdict := "PASS"
+			if r > t.k {
+				verdict = "MISS"
+			}
+			fmt.Printf("  %-28s fre-runc/%-5s %6.3fx  target <= %.2gx  %s\n", what, t.other, r, t.k, verdict)
+		}
+	}
+}
+
+func writeCSV(dir, name string, header []string, rows [][]string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	path := filepath.Join(dir, name)
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	w.Write(header)
+	w.WriteAll(rows)
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s\n", path)
+	return os.Rename(path+".tmp", path)
+}
+
+func ms(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }

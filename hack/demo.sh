@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# make demo: FRE's main job on an embedded default. Makes a busybox bundle
+# from Debian's busybox-static, runs it with bin/fre-runc and prints what it
+# printed and how long the run took. Then, once the shim is built, runs a
+# container of a locally built busybox image through a private containerd
+# with `ctr run --runtime io.containerd.fre.v1`.
+set -euo pipefail
+export PATH=/usr/local/go/bin:$PATH
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+BIN=$REPO/bin
+CTRD_BIN=${CONTAINERD_BIN_DIR:-$BIN/containerd-v2.4.2}
+FRE=$BIN/fre-runc
+
+if [ "$(id -u)" != 0 ]; then
+	echo "demo: must run as root" >&2
+	exit 1
+fi
+if ! [ -x "$FRE" ]; then
+	echo "demo: $FRE is missing: 'make build' failed (see above)" >&2
+	exit 1
+fi
+
+work=$(mktemp -d /tmp/fre-demo.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	# Never let rm walk into a mount something left behind.
+	if ! awk -v d="$work" 'index($5, d) == 1 {found=1} END {exit !found}' /proc/self/mountinfo; then
+		rm -rf "$work"
+	else
+		echo "demo: mounts left under $work; not removing it" >&2
+	fi
+}
+trap cleanup EXIT
+
+# ms since an $EPOCHREALTIME reading.
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", (b-a)*1000}'; }
+
+(cd "$REPO" && go build -o "$work/mkbundle" ./hack/mkbundle)
+"$work/mkbundle" bundle "$work/bundle" /bin/sh -c 'echo "hello from a FRE container: $(hostname), uid $(id -u), pid $$"'
+
+id=fre-demo-$$
+echo "== fre-runc run (busybox bundle, runc's default spec)"
+t0=$EPOCHREALTIME
+rc=0
+"$FRE" --root "$work/state" run --bundle "$work/bundle" "$id" </dev/null || rc=$?
+echo "== exit $rc, took $(since "$t0") ms"
+"$FRE" --root "$work/state" delete --force "$id" >/dev/null 2>&1 || true
+
+if command -v runc >/dev/null; then
+	t0=$EPOCHREALTIME
+	runc --root "$work/runc-state" run --bundle "$work/bundle" "$id" </dev/null >/dev/null 2>&1 || true
+	echo "   (runc, same bundle: $(since "$t0") ms)"
+fi
+
+demo_containerd() {
+	if ! [ -x "$BIN/containerd-shim-fre-v1" ]; then
+		echo "== containerd demo skipped: bin/containerd-shim-fre-v1 not built yet"
+		return 0
+	fi
+	if ! [ -x "$CTRD_BIN/containerd" ]; then
+		echo "== containerd demo skipped: run 'make containerd' first"
+		return 0
+	fi
+	local d=$work/containerd
+	mkdir -p "$d"
+	cat >"$d/config.toml" <<TOML
+version = 3
+root = "$d/root"
+state = "$d/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$d/containerd.sock"
+TOML
+	PATH=$BIN:$CTRD_BIN:$PATH "$CTRD_BIN/containerd" --config "$d/config.toml" >"$d/log" 2>&1 &
+	pids+=($!)
+	local i
+	for i in $(seq 100); do [ -S "$d/containerd.sock" ] && break; sleep 0.05; done
+	local ctr=("$CTRD_BIN/ctr" -a "$d/containerd.sock")
+	"$work/mkbundle" image "$d/busybox.tar" docker.io/library/busybox-fre:latest
+	"${ctr[@]}" images import "$d/busybox.tar" >/dev/null
+	echo "== ctr run --runtime io.containerd.fre.v1 (private containerd)"
+	t0=$EPOCHREALTIME
+	rc=0
+	PATH=$BIN:$CTRD_BIN:$PATH "${ctr[@]}" run --rm --runtime io.containerd.fre.v1 \
+		docker.io/library/busybox-fre:latest "fre-demo-$$" \
+		/bin/sh -c 'echo "hello from FRE under containerd: $(hostname)"' </dev/null || rc=$?
+	echo "== exit $rc, took $(since "$t0") ms"
+	# Let containerd unmount its snapshots before it goes.
+	"${ctr[@]}" images rm docker.io/library/busybox-fre:latest >/dev/null 2>&1 || true
+}
+demo_containerd
