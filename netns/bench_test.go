@@ -248,7 +248,7 @@ func cloneOp(flags uintptr, pool *Pool, host, hidden int) (pid int, tainted bool
 			}
 		}
 		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			return 0, false, fmt.Errorf("setns %s: %w", path, err)
+			return 0, tainted, fmt.Errorf("setns %s: %w", path, err)
 		}
 		defer func() {
 			if serr := unix.Setns(host, unix.CLONE_NEWNET); serr != nil {
@@ -266,24 +266,24 @@ func cloneOp(flags uintptr, pool *Pool, host, hidden int) (pid int, tainted bool
 		// The child waits on this pipe until its maps are written, as a
 		// container's init would.
 		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-			return 0, false, err
+			return 0, tainted, err
 		}
 		defer unix.Close(p[0])
 		defer unix.Close(p[1])
 	}
 	pid, errno := rawClone(flags, userns, p[0])
 	if errno != 0 {
-		return 0, false, fmt.Errorf("clone(%#x): %w", flags, errno)
+		return 0, tainted, fmt.Errorf("clone(%#x): %w", flags, errno)
 	}
 	if userns {
 		for _, m := range []string{"uid_map", "gid_map"} {
 			if err := writeFile("/proc/"+strconv.Itoa(pid)+"/"+m, "0 0 1\n"); err != nil {
-				return pid, false, err
+				return pid, tainted, err
 			}
 		}
 		unix.Write(p[1], []byte{0})
 	}
-	return pid, false, nil
+	return pid, tainted, nil
 }
 
 func writeFile(path, s string) error {
