@@ -101,62 +101,100 @@ static int openat2_in(int dirfd, const char *path, int flags)
 }
 
 /*
- * resolve opens path (absolute, inside the root dirfd) with O_PATH,
- * creating missing directories (and the last component as a file when
- * is_file) on the way. Every step is resolved inside the root.
+ * resolve opens path (absolute, inside the root dirfd) with O_PATH. With
+ * create it makes missing directories (and the last component, as a file
+ * when is_file) on the way; a dangling symlink is followed inside the
+ * root and its target created there, as runc's securejoin does. Every
+ * step is resolved inside the root.
  */
 static int resolve(int rootfd, const char *path, int create, int is_file)
 {
-	char prefix[4096];
+	char cur[4096], prefix[4096], next_path[4096];
 	size_t n = slen(path);
-	if (n >= sizeof(prefix))
-		fail(ENAMETOOLONG, "resolve", path);
-	int fd = openat2_in(rootfd, path, O_PATH);
+	if (n >= sizeof(cur)) { errno = ENAMETOOLONG; return -1; }
+	memcpy(cur, path, n + 1);
+	int fd = openat2_in(rootfd, cur, O_PATH);
 	if (fd >= 0 || errno != ENOENT || !create)
 		return fd;
-	/* Walk component by component and create what is missing. */
-	int parent = openat2_in(rootfd, "/", O_PATH | O_DIRECTORY);
-	if (parent < 0)
-		return -1;
-	size_t i = 0;
-	while (i < n) {
-		while (i < n && path[i] == '/') i++;
-		if (i >= n) break;
-		size_t j = i;
-		while (j < n && path[j] != '/') j++;
-		int last = 1;
-		for (size_t k = j; k < n; k++) if (path[k] != '/') { last = 0; break; }
-		memcpy(prefix, path, j);
-		prefix[j] = 0;
-		int next = openat2_in(rootfd, prefix, O_PATH);
-		if (next < 0 && errno == ENOENT) {
+	for (int hops = 0; hops < 40; hops++) {
+		n = slen(cur);
+		int parent = openat2_in(rootfd, "/", O_PATH | O_DIRECTORY);
+		if (parent < 0)
+			return -1;
+		size_t i = 0, j;
+		int restarted = 0;
+		while (i < n) {
+			while (i < n && cur[i] == '/') i++;
+			if (i >= n) break;
+			j = i;
+			while (j < n && cur[j] != '/') j++;
+			int last = 1;
+			for (size_t k = j; k < n; k++) if (cur[k] != '/') { last = 0; break; }
 			char name[256];
 			if (j - i >= sizeof(name)) { close(parent); errno = ENAMETOOLONG; return -1; }
-			memcpy(name, path + i, j - i);
+			memcpy(name, cur + i, j - i);
 			name[j - i] = 0;
-			/* parent is an O_PATH fd already resolved inside the root. */
-			char pfd[64];
-			procfd(pfd, sizeof(pfd), parent);
-			int dfd = open(pfd, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-			if (dfd < 0) { close(parent); return -1; }
-			int r;
-			if (last && is_file) {
-				r = openat(dfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0755);
-				if (r >= 0) close(r);
-			} else {
-				r = mkdirat(dfd, name, 0755);
+			memcpy(prefix, cur, j);
+			prefix[j] = 0;
+			int next = openat2_in(rootfd, prefix, O_PATH);
+			if (next < 0 && errno == ENOENT) {
+				/* A dangling symlink: substitute it and start over. */
+				char target[4096];
+				ssize_t l = readlinkat(parent, name, target, sizeof(target) - 1);
+				if (l > 0) {
+					target[l] = 0;
+					char *p = next_path, *end = next_path + sizeof(next_path);
+					if (target[0] != '/') {
+						memcpy(prefix, cur, i);
+						prefix[i] = 0;
+						p = scat(p, end, prefix);
+						p = scat(p, end, "/");
+					}
+					p = scat(p, end, target);
+					p = scat(p, end, cur + j);
+					memcpy(cur, next_path, sizeof(cur));
+					close(parent);
+					restarted = 1;
+					break;
+				}
+				/* O_PATH dirfds serve as dirfd for the *at calls. */
+				int r;
+				if (last && is_file) {
+					r = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0755);
+					if (r >= 0) close(r);
+				} else {
+					r = mkdirat(parent, name, 0755);
+				}
+				if (r < 0 && errno != EEXIST) { close(parent); return -1; }
+				next = openat2_in(rootfd, prefix, O_PATH);
 			}
-			close(dfd);
-			if (r < 0 && errno != EEXIST) { close(parent); return -1; }
-			next = openat2_in(rootfd, prefix, O_PATH);
+			close(parent);
+			if (next < 0)
+				return -1;
+			parent = next;
+			i = j;
 		}
-		close(parent);
-		if (next < 0)
-			return -1;
-		parent = next;
-		i = j;
+		if (!restarted)
+			return parent;
 	}
-	return parent;
+	errno = ELOOP;
+	return -1;
+}
+
+/* parent_of opens the directory that holds target, creating it. */
+static int parent_of(int rootfd, const char *target, char *name, size_t namelen)
+{
+	char dir[4096];
+	size_t n = slen(target);
+	while (n > 1 && target[n - 1] == '/') n--;
+	size_t k = n;
+	while (k > 0 && target[k - 1] != '/') k--;
+	if (n >= sizeof(dir) || n - k >= namelen) { errno = ENAMETOOLONG; return -1; }
+	memcpy(dir, target, k);
+	dir[k] = 0;
+	memcpy(name, target + k, n - k);
+	name[n - k] = 0;
+	return resolve(rootfd, k ? dir : "/", 1, 0);
 }
 
 /* remount_flags remounts a bind mount with flags, keeping locked flags. */
@@ -186,45 +224,18 @@ static void do_mount(int rootfd, struct fre_mount *m)
 		close(fd);
 		return;
 	case FRE_MNT_SYMLINK: {
-		/* Create the parent, then the link in it (existing: leave). */
-		char dir[4096];
-		size_t n = slen(m->target);
-		while (n > 1 && m->target[n - 1] == '/') n--;
-		size_t k = n;
-		while (k > 0 && m->target[k - 1] != '/') k--;
-		if (n >= sizeof(dir)) fail(ENAMETOOLONG, "symlink", m->target);
-		memcpy(dir, m->target, k);
-		dir[k ? k : 0] = 0;
-		if (!k) { dir[0] = '/'; dir[1] = 0; }
-		int pfd = resolve(rootfd, dir, 1, 0);
-		if (pfd < 0) fail(errno, "symlink", m->target);
-		procfd(p, sizeof(p), pfd);
-		int dfd = open(p, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-		close(pfd);
-		if (dfd < 0) fail(errno, "symlink", m->target);
 		char name[256];
-		if (n - k >= sizeof(name)) fail(ENAMETOOLONG, "symlink", m->target);
-		memcpy(name, m->target + k, n - k);
-		name[n - k] = 0;
+		int dfd = parent_of(rootfd, m->target, name, sizeof(name));
+		if (dfd < 0) fail(errno, "symlink", m->target);
 		if (symlinkat(m->source, dfd, name) < 0 && errno != EEXIST)
 			fail(errno, "symlink", m->target);
 		close(dfd);
 		return;
 	}
 	case FRE_MNT_MKNOD: {
-		char dir[4096];
-		size_t n = slen(m->target), k = n;
-		while (k > 0 && m->target[k - 1] != '/') k--;
-		if (n >= sizeof(dir)) fail(ENAMETOOLONG, "mknod", m->target);
-		memcpy(dir, m->target, k);
-		dir[k] = 0;
-		int pfd = resolve(rootfd, k ? dir : "/", 1, 0);
-		if (pfd < 0) fail(errno, "mknod", m->target);
-		procfd(p, sizeof(p), pfd);
-		int dfd = open(p, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-		close(pfd);
+		char name[256];
+		int dfd = parent_of(rootfd, m->target, name, sizeof(name));
 		if (dfd < 0) fail(errno, "mknod", m->target);
-		const char *name = m->target + k;
 		unlinkat(dfd, name, 0);
 		if (mknodat(dfd, name, m->mode, m->dev) < 0)
 			fail(errno, "mknod", m->target);
@@ -568,39 +579,17 @@ static void __attribute__((noreturn)) child(struct fre_spawn *s, pid_t ppid)
 		fail(errno, "no_new_privs", NULL);
 	prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
 
-	if (s->fifo_fd >= 0) {
-		/* Created: tell the parent, then wait for "start". */
-		if (send(s->sync_fd, "R", 1, MSG_NOSIGNAL) != 1)
-			_exit(1);
-		close(s->sync_fd);
-		sync_fd = -1;
-		char c;
-		do r = read(s->fifo_fd, &c, 1); while (r < 0 && errno == EINTR);
-		if (r != 1)
-			_exit(1);
-		close(s->fifo_fd);
-	}
-	if (s->seccomp_len > 0) {
-		struct sock_fprog prog = { .len = (unsigned short)s->seccomp_len, .filter = (struct sock_filter *)s->seccomp_prog };
-		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, s->seccomp_flags, &prog) < 0)
-			fail(errno, "seccomp", NULL);
-	}
-	/* Run mode: "X" then EOF from CLOEXEC means the exec went through. */
-	if (sync_fd >= 0 && send(sync_fd, "X", 1, MSG_NOSIGNAL) != 1)
-		_exit(1);
-	execve(prog, (char *const *)s->argv, (char *const *)s->envp);
-	int e = errno;
-	if (sync_fd >= 0)
-		fail(e, "exec", prog);
-	/* After start nobody listens: tell the container's stderr. */
-	char msg[512], *m = msg, *mend = msg + sizeof(msg);
-	m = scat(m, mend, "fre-runc: exec ");
-	m = scat(m, mend, prog);
-	m = scat(m, mend, ": errno ");
-	m = sitoa(m, mend, e);
-	m = scat(m, mend, "\n");
-	if (write(2, msg, m - msg) < 0) {}
-	_exit(127);
+	/* Hand over to fre-dmz (see dmz/dmz.c): it waits for start, installs
+	 * seccomp and execs the program, so /proc/self/exe is never the host's
+	 * fre-runc once the container can see the process. Its fds must
+	 * survive this one exec. */
+	int keep[3] = { s->sync_fd, s->fifo_fd, s->seccomp_fd };
+	for (int i = 0; i < 3; i++)
+		if (keep[i] >= 0 && fcntl(keep[i], F_SETFD, 0) < 0)
+			fail(errno, "fcntl", NULL);
+	s->dmz_argv[6] = (char *)prog;
+	syscall(SYS_execveat, s->dmz_fd, "", s->dmz_argv, (char *const *)s->envp, AT_EMPTY_PATH);
+	fail(errno, "exec fre-dmz", NULL);
 }
 
 int fre_spawn_start(struct fre_spawn *s, int *pidfd)
@@ -613,6 +602,10 @@ int fre_spawn_start(struct fre_spawn *s, int *pidfd)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		return -e;
 	}
+	/* Non-dumpable from birth: until it execs fre-dmz, the child's
+	 * /proc/<pid>/exe is fre-runc, and no process of the container may
+	 * open it (that needs CAP_SYS_PTRACE over a non-dumpable process). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	pid_t ppid = getpid();
 	int fd = -1;
 	/* Raw clone without a stack: fork semantics, plus a pidfd. */

@@ -10,10 +10,12 @@
  *
  * Protocol on sync_fd (a SOCK_SEQPACKET pair, one message per packet):
  *   parent -> child  "G"           after uid/gid maps, cgroup join, limits
- *   child  -> parent "R"           set-up done; waiting on the exec fifo
  *   child  -> parent "E<message>"  set-up failed; the child exits 1
- *   child  -> parent "X"           (no exec fifo) about to execve; EOF then
- *                                  means execve closed the CLOEXEC socket
+ * then the child execs fre-dmz (dmz/dmz.c), which sends
+ *   dmz    -> parent "R"           waiting on the exec fifo (create)
+ *   dmz    -> parent "X"           no exec fifo (run): about to execve; EOF
+ *                                  then means execve closed the CLOEXEC socket
+ *   dmz    -> parent "E"+errno     the program's execve failed
  */
 #ifndef FRE_SPAWN_H
 #define FRE_SPAWN_H
@@ -97,7 +99,9 @@ struct fre_spawn {
 	int cap_last;          /* /proc/sys/kernel/cap_last_cap */
 	int userns_root;       /* in a new user namespace: become uid/gid 0 after maps */
 	int preserve_fds;      /* fds 3..3+n-1 survive exec */
-	const void *seccomp_prog; int seccomp_len; unsigned int seccomp_flags; /* struct sock_filter[], len in filters */
+	int seccomp_fd;        /* memfd with the filter for fre-dmz, or -1 */
+	int dmz_fd;            /* sealed memfd holding fre-dmz */
+	char **dmz_argv;       /* fre-dmz's argv; slot 6 (the program's path) is filled in by the child */
 };
 
 /* fre_spawn_start clones the container's init. On success it returns the

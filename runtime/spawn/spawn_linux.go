@@ -335,14 +335,23 @@ func Start(cfg *Config) (*Process, error) {
 	}
 	s.userns_root = cbool(cfg.UsernsRoot)
 	s.preserve_fds = C.int(cfg.PreserveFDs)
-	if n := len(cfg.Seccomp); n > 0 {
-		size := uintptr(n) * unsafe.Sizeof(unix.SockFilter{})
-		p := a.alloc(size)
-		copy(unsafe.Slice((*unix.SockFilter)(p), n), cfg.Seccomp)
-		s.seccomp_prog = p
-		s.seccomp_len = C.int(n)
-		s.seccomp_flags = C.uint(cfg.SeccompFlag)
+	dfd, err := dmzFD()
+	if err != nil {
+		parentSync.Close()
+		return nil, err
 	}
+	s.dmz_fd = C.int(dfd)
+	s.seccomp_fd = -1
+	if n := len(cfg.Seccomp); n > 0 {
+		sfd, err := seccompMemfd(cfg.Seccomp)
+		if err != nil {
+			parentSync.Close()
+			return nil, err
+		}
+		closeAfter = append(closeAfter, sfd)
+		s.seccomp_fd = C.int(sfd)
+	}
+	s.dmz_argv = a.strs(dmzArgs(fds[1], cfg.FifoFD, int(s.seccomp_fd), cfg.SeccompFlag, len(cfg.Seccomp), cfg.Args))
 
 	// The child dies with the thread that cloned it (PDEATHSIG) until it
 	// is set up, so that thread stays ours until Wait; a thread that
@@ -406,6 +415,20 @@ func (p *Process) Wait() error {
 		}
 		return fmt.Errorf("container init: unexpected message %q", buf[:n])
 	}
+}
+
+// seccompMemfd puts a filter where fre-dmz can read it after set-up.
+func seccompMemfd(prog []unix.SockFilter) (int, error) {
+	fd, err := unix.MemfdCreate("fre-seccomp", unix.MFD_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("memfd for seccomp: %w", err)
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&prog[0])), len(prog)*int(unsafe.Sizeof(prog[0])))
+	if _, err := unix.Pwrite(fd, b, 0); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("write seccomp filter: %w", err)
+	}
+	return fd, nil
 }
 
 func (p *Process) finish() {

@@ -1,0 +1,822 @@
+package main
+
+// End-to-end tests of the fre-runc binary: each command, exit codes and
+// signals, stdio, the console socket, hostname, mounts, read-only root,
+// users, rlimits, the netns policy, bad input, the /proc/<pid>/exe
+// overwrite attempt, and a leak check over the whole suite (TestMain).
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/internal/testutil"
+	"github.com/fre-runtime/fre/netns"
+)
+
+var (
+	freBin  string // the fre-runc under test
+	idSeq   atomic.Int64
+	rootDir string // every test's --root lives under it
+)
+
+func TestMain(m *testing.M) {
+	if os.Geteuid() != 0 {
+		fmt.Println("cmd/fre-runc: end-to-end tests need root; skipping them")
+		os.Exit(m.Run())
+	}
+	tmp, err := os.MkdirTemp("", "fre-cli-test")
+	if err != nil {
+		panic(err)
+	}
+	freBin = filepath.Join(tmp, "fre-runc")
+	out, err := exec.Command("go", "build", "-o", freBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Printf("build fre-runc: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	rootDir = filepath.Join(tmp, "roots")
+	code := m.Run()
+	if leaks := findLeaks(); len(leaks) > 0 {
+		fmt.Printf("LEAK after the suite:\n  %s\n", strings.Join(leaks, "\n  "))
+		code = 1
+	}
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}
+
+// findLeaks lists what the suite left behind: state dirs, cgroups and
+// mounts of test containers, and their processes.
+func findLeaks() []string {
+	// Only this run's containers: another run of the suite may be going on.
+	prefix := fmt.Sprintf("fre-t-%d-", os.Getpid())
+	var leaks []string
+	roots, _ := filepath.Glob(filepath.Join(rootDir, "*", prefix+"*"))
+	leaks = append(leaks, roots...)
+	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/" + prefix + "*")
+	leaks = append(leaks, cgs...)
+	cgs, _ = filepath.Glob("/sys/fs/cgroup/*/*/" + prefix + "*")
+	leaks = append(leaks, cgs...)
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(mi), "\n") {
+		if strings.Contains(l, rootDir) || strings.Contains(l, "fre-cli-test") {
+			leaks = append(leaks, "mount: "+l)
+		}
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cgroup")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if strings.Contains(string(b), "/"+prefix) {
+			leaks = append(leaks, "process: "+filepath.Dir(p))
+		}
+	}
+	return leaks
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+}
+
+// env is one test's runtime root.
+type env struct {
+	t    *testing.T
+	bin  string // fre-runc binary (default freBin)
+	root string
+	args []string // global flags
+}
+
+func newEnv(t *testing.T, global ...string) *env {
+	needRoot(t)
+	root := filepath.Join(rootDir, strings.ReplaceAll(t.Name(), "/", "_"))
+	e := &env{t: t, bin: freBin, root: root, args: append([]string{"--root", root}, global...)}
+	t.Cleanup(func() {
+		// Whatever a test left running is removed, and that is checked.
+		out, _, _ := e.run(nil, "list", "-q")
+		for _, id := range strings.Fields(out) {
+			e.run(nil, "delete", "--force", id)
+		}
+		os.RemoveAll(root)
+	})
+	return e
+}
+
+func newID() string { return fmt.Sprintf("fre-t-%d-%d", os.Getpid(), idSeq.Add(1)) }
+
+// run runs fre-runc; stdin may be nil.
+func (e *env) run(stdin []byte, args ...string) (stdout, stderr string, code int) {
+	cmd := exec.Command(e.bin, append(append([]string{}, e.args...), args...)...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	// Files, not pipes: a detached container keeps its stdio open, and a
+	// pipe would make Run wait for it.
+	o, er := tempFile(e.t), tempFile(e.t)
+	cmd.Stdout, cmd.Stderr = o, er
+	err := cmd.Run()
+	defer o.Close()
+	defer er.Close()
+	code = 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			e.t.Fatalf("run fre-runc %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return readAll(o), readAll(er), code
+}
+
+func tempFile(t *testing.T) *os.File {
+	f, err := os.CreateTemp(t.TempDir(), "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func readAll(f *os.File) string {
+	b, _ := os.ReadFile(f.Name())
+	return string(b)
+}
+
+// must runs fre-runc and fails the test on a non-zero exit.
+func (e *env) must(args ...string) string {
+	e.t.Helper()
+	out, errOut, code := e.run(nil, args...)
+	if code != 0 {
+		e.t.Fatalf("fre-runc %v: exit %d: %s%s", args, code, out, errOut)
+	}
+	return out
+}
+
+func (e *env) state(id string) specs.State {
+	e.t.Helper()
+	var s specs.State
+	out := e.must("state", id)
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		e.t.Fatalf("state %s: %v: %s", id, err, out)
+	}
+	return s
+}
+
+// waitStatus polls the state until it is want.
+func (e *env) waitStatus(id string, want specs.ContainerState) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := e.state(id)
+		if s.Status == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("container %s: status %s, want %s", id, s.Status, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func bundle(t *testing.T, args ...string) string {
+	return testutil.BusyboxBundle(t, "", args...)
+}
+
+func TestRunExitCodes(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		script string
+		want   int
+	}{
+		{"exit 0", 0},
+		{"exit 7", 7},
+	} {
+		b := bundle(t, "sh", "-c", tc.script)
+		_, errOut, code := e.run(nil, "run", "--bundle", b, newID())
+		if code != tc.want {
+			t.Errorf("%q: exit %d, want %d (%s)", tc.script, code, tc.want, errOut)
+		}
+	}
+}
+
+// A container killed from outside: run exits 128+9.
+func TestRunKilled(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sleep", "60")
+	id := newID()
+	cmd := exec.Command(freBin, "--root", e.root, "run", "--bundle", b, id)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitExists(id)
+	e.waitStatus(id, specs.StateRunning)
+	e.must("kill", id, "KILL")
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 137 {
+		t.Fatalf("run after SIGKILL: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, id)); !os.IsNotExist(err) {
+		t.Fatalf("run left its state: %v", err)
+	}
+}
+
+// waitExists polls until the container's state can be read.
+func (e *env) waitExists(id string) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, _, code := e.run(nil, "state", id); code == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("container %s never appeared", id)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRunStdio(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", "cat; echo to-stderr >&2")
+	out, errOut, code := e.run([]byte("from-stdin\n"), "run", "--bundle", b, newID())
+	if code != 0 || out != "from-stdin\n" || errOut != "to-stderr\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestLifecycle(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sleep", "60")
+	id := newID()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	e.must("create", "--bundle", b, "--pid-file", pidFile, id)
+	s := e.state(id)
+	if s.Status != specs.StateCreated || s.Pid <= 0 || s.ID != id || s.Bundle != b {
+		t.Fatalf("after create: %+v", s)
+	}
+	pf, _ := os.ReadFile(pidFile)
+	if strings.TrimSpace(string(pf)) != strconv.Itoa(s.Pid) {
+		t.Fatalf("pid file %q, state pid %d", pf, s.Pid)
+	}
+	// The created init waits in fre-dmz, not in a copy of fre-runc.
+	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", s.Pid)); !strings.Contains(exe, "fre-dmz") {
+		t.Errorf("created init's exe is %q", exe)
+	}
+	if out := e.must("list", "-q"); strings.TrimSpace(out) != id {
+		t.Fatalf("list -q: %q", out)
+	}
+	var list []specs.State
+	if err := json.Unmarshal([]byte(e.must("list", "--format", "json")), &list); err != nil || len(list) != 1 || list[0].Status != "created" {
+		t.Fatalf("list json: %v %+v", err, list)
+	}
+	if table := e.must("list"); !strings.Contains(table, "ID") || !strings.Contains(table, id) || !strings.Contains(table, "created") {
+		t.Fatalf("list table: %q", table)
+	}
+	e.must("start", id)
+	if s := e.state(id); s.Status != specs.StateRunning {
+		t.Fatalf("after start: %s", s.Status)
+	}
+	if _, _, code := e.run(nil, "start", id); code == 0 {
+		t.Fatal("second start succeeded")
+	}
+	if _, errOut, code := e.run(nil, "delete", id); code == 0 || !strings.Contains(errOut, "not stopped") {
+		t.Fatalf("delete of a running container: exit %d %q", code, errOut)
+	}
+	e.must("pause", id)
+	e.waitStatus(id, "paused")
+	e.must("resume", id)
+	e.waitStatus(id, specs.StateRunning)
+	e.must("kill", id, "KILL")
+	e.waitStatus(id, specs.StateStopped)
+	if _, _, code := e.run(nil, "kill", id); code == 0 {
+		t.Fatal("kill of a stopped container succeeded")
+	}
+	e.must("delete", id)
+	if _, errOut, code := e.run(nil, "state", id); code == 0 || !strings.Contains(errOut, "does not exist") {
+		t.Fatalf("state after delete: exit %d %q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, id)); !os.IsNotExist(err) {
+		t.Fatalf("state dir left: %v", err)
+	}
+	e.must("delete", "--force", id) // deleting what is gone is fine with --force
+}
+
+func TestKillSignals(t *testing.T) {
+	e := newEnv(t)
+	// The trap shows which signal arrived; a pid-1 shell needs a handler.
+	b := bundle(t, "sh", "-c", "trap 'echo got-$SIG >> /tmp/sig; exit 3' USR1 HUP; SIG=x; while :; do sleep 0.01; done")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Root.Readonly = false })
+	for _, sig := range []string{"USR1", "SIGHUP", "10"} {
+		id := newID()
+		e.must("run", "--detach", "--bundle", b, id)
+		e.waitStatus(id, specs.StateRunning)
+		e.must("kill", id, sig)
+		e.waitStatus(id, specs.StateStopped)
+		e.must("delete", id)
+	}
+	if _, errOut, code := e.run(nil, "kill", "nope", "NOSIG"); code == 0 || errOut == "" {
+		t.Fatal("bad signal accepted")
+	}
+}
+
+func TestDeleteForce(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sleep", "60")
+	for _, start := range []bool{false, true} {
+		id := newID()
+		e.must("create", "--bundle", b, id)
+		if start {
+			e.must("start", id)
+		}
+		pid := e.state(id).Pid
+		e.must("delete", "--force", id)
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d/cgroup", pid)); err == nil {
+			if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(st), ") Z") {
+				t.Fatalf("init %d still alive after delete --force", pid)
+			}
+		}
+		if _, err := os.Stat("/sys/fs/cgroup/memory/" + id); !os.IsNotExist(err) {
+			t.Fatalf("cgroup left after delete: %v", err)
+		}
+	}
+}
+
+func TestHostnameUserRlimits(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", "hostname; id -u; id -g; id -G; ulimit -n; ulimit -Hn; umask")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Hostname = "fre-host"
+		s.Process.User = specs.User{UID: 1234, GID: 2345, AdditionalGids: []uint32{3456, 4567}}
+		s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 321, Hard: 654}}
+		u := uint32(0o027)
+		s.Process.User.Umask = &u
+	})
+	out := e.must("run", "--bundle", b, newID())
+	want := "fre-host\n1234\n2345\n2345 3456 4567\n321\n654\n0027\n"
+	if out != want {
+		t.Fatalf("got %q, want %q", out, want)
+	}
+}
+
+func TestMountsAndReadonlyRoot(t *testing.T) {
+	e := newEnv(t)
+	host := t.TempDir()
+	os.WriteFile(filepath.Join(host, "file"), []byte("host-data"), 0o644)
+	rw := t.TempDir()
+	b := bundle(t, "sh", "-c", `
+cat /mnt/ro/file; echo
+touch /mnt/ro/x 2>/dev/null && echo ro-writable
+echo c > /mnt/rw/y && echo rw-ok
+touch /newfile 2>/dev/null && echo root-writable
+echo t > /tmp/t && echo tmp-ok
+grep -q ' /tmp tmpfs ' /proc/mounts && echo tmp-tmpfs
+cat /etc/hostfile
+ls /dev/null /dev/zero /dev/urandom /dev/tty >/dev/null && echo devices-ok
+[ -L /dev/fd ] && echo links-ok
+[ -z "$(cat /proc/kcore)" ] && echo kcore-masked
+echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo procsys-ro
+`)
+	os.WriteFile(filepath.Join(host, "hostfile"), []byte("single-file\n"), 0o644)
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts,
+			specs.Mount{Destination: "/mnt/ro", Type: "bind", Source: host, Options: []string{"rbind", "ro"}},
+			specs.Mount{Destination: "/mnt/rw", Type: "bind", Source: rw, Options: []string{"rbind", "rw"}},
+			specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "size=1m"}},
+			specs.Mount{Destination: "/etc/hostfile", Type: "bind", Source: filepath.Join(host, "hostfile"), Options: []string{"bind", "ro"}},
+		)
+	})
+	out := e.must("run", "--bundle", b, newID())
+	want := "host-data\nrw-ok\ntmp-ok\ntmp-tmpfs\nsingle-file\ndevices-ok\nlinks-ok\nkcore-masked\nprocsys-ro\n"
+	if out != want {
+		t.Fatalf("got\n%s\nwant\n%s", out, want)
+	}
+	if b, err := os.ReadFile(filepath.Join(rw, "y")); err != nil || string(b) != "c\n" {
+		t.Fatalf("rw bind: %q %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(host, "x")); err == nil {
+		t.Fatal("write through a ro bind reached the host")
+	}
+}
+
+// A symlink in the image must not send a mount outside the rootfs.
+func TestMountDestinationSymlinkStaysInRoot(t *testing.T) {
+	e := newEnv(t)
+	outside := t.TempDir()
+	b := bundle(t, "sh", "-c", "ls /escape/")
+	rootfs := filepath.Join(b, "rootfs")
+	if err := os.Symlink(outside, filepath.Join(rootfs, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/escape/sub", Type: "tmpfs", Source: "tmpfs"})
+	})
+	e.must("run", "--bundle", b, newID())
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("mount followed the symlink out of the rootfs: %v", ents)
+	}
+	// It landed inside: <rootfs>/<outside path>/sub was created instead.
+	if _, err := os.Stat(filepath.Join(rootfs, outside, "sub")); err != nil {
+		t.Fatalf("mount target not created inside the rootfs: %v", err)
+	}
+}
+
+func hostNetns(t *testing.T) string {
+	l, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestNetnsPolicy(t *testing.T) {
+	host := hostNetns(t)
+	for _, tc := range []struct {
+		policy     string
+		annotation string
+		sameAsHost bool
+	}{
+		{"host", "", true},
+		{"new", "", false},
+		{"", "", true}, // the default is host
+		{"host", "new", false},
+		{"new", "host", true},
+	} {
+		var e *env
+		if tc.policy != "" {
+			e = newEnv(t, "--netns-policy", tc.policy)
+		} else {
+			e = newEnv(t)
+		}
+		b := bundle(t, "readlink", "/proc/self/ns/net")
+		if tc.annotation != "" {
+			testutil.MutateSpec(t, b, func(s *specs.Spec) {
+				s.Annotations = map[string]string{"run.fre.netns": tc.annotation}
+			})
+		}
+		out := strings.TrimSpace(e.must("run", "--bundle", b, newID()))
+		if (out == host) != tc.sameAsHost {
+			t.Errorf("policy %q annotation %q: container netns %s, host %s", tc.policy, tc.annotation, out, host)
+		}
+	}
+}
+
+func TestNetnsPath(t *testing.T) {
+	e := newEnv(t, "--netns-policy", "host")
+	dir := t.TempDir()
+	p, err := netns.New(dir, "fre-t-ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { netns.Remove(p); netns.Purge(dir) })
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		t.Fatal(err)
+	}
+	b := bundle(t, "readlink", "/proc/self/ns/net")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		for i, ns := range s.Linux.Namespaces {
+			if ns.Type == specs.NetworkNamespace {
+				s.Linux.Namespaces[i].Path = p
+			}
+		}
+	})
+	out := strings.TrimSpace(e.must("run", "--bundle", b, newID()))
+	if want := fmt.Sprintf("net:[%d]", st.Ino); out != want {
+		t.Fatalf("container netns %s, want %s", out, want)
+	}
+}
+
+func TestConsoleSocket(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", "tty; echo hello-tty")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Process.Terminal = true
+		s.Process.ConsoleSize = &specs.Box{Height: 40, Width: 120}
+	})
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan *os.File, 1)
+	go func() {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64)
+		oob := make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		if err != nil {
+			got <- nil
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		fds, _ := unix.ParseUnixRights(&msgs[0])
+		got <- os.NewFile(uintptr(fds[0]), "pty-master")
+	}()
+	id := newID()
+	e.must("create", "--bundle", b, "--console-socket", sock, id)
+	master := <-got
+	if master == nil {
+		t.Fatal("no pty master received")
+	}
+	defer master.Close()
+	ws, err := unix.IoctlGetWinsize(int(master.Fd()), unix.TIOCGWINSZ)
+	if err != nil || ws.Row != 40 || ws.Col != 120 {
+		t.Errorf("console size %+v %v", ws, err)
+	}
+	e.must("start", id)
+	var out bytes.Buffer
+	buf := make([]byte, 1024)
+	master.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !strings.Contains(out.String(), "hello-tty") {
+		n, err := master.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !strings.Contains(out.String(), "/dev/pts/0") || !strings.Contains(out.String(), "hello-tty") {
+		t.Fatalf("terminal output %q", out.String())
+	}
+	e.waitStatus(id, specs.StateStopped)
+	e.must("delete", id)
+	// terminal without a console socket is refused for create.
+	if _, errOut, code := e.run(nil, "create", "--bundle", b, newID()); code == 0 || !strings.Contains(errOut, "console") {
+		t.Fatalf("terminal without console socket: exit %d %q", code, errOut)
+	}
+}
+
+func TestPreserveFDsAndNoLeakedFDs(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '; cat <&3")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString("preserved")
+	w.Close()
+	defer r.Close()
+	cmd := exec.Command(freBin, "--root", e.root, "run", "--preserve-fds", "1", "--bundle", b, newID())
+	cmd.ExtraFiles = []*os.File{r}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// 0-2, 3 (preserved), and the fd ls itself opens for /proc/self/fd.
+	if got := string(out); got != "0 1 2 3 4 preserved" {
+		t.Fatalf("fds and data %q", got)
+	}
+	// Without --preserve-fds the extra fd must not reach the container.
+	b2 := bundle(t, "sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '")
+	cmd = exec.Command(freBin, "--root", e.root, "run", "--bundle", b2, newID())
+	cmd.ExtraFiles = []*os.File{r}
+	out, err = cmd.CombinedOutput()
+	if err != nil || string(out) != "0 1 2 3 " {
+		t.Fatalf("fds without preserve: %q %v", out, err)
+	}
+}
+
+func TestCwdIsInsideRoot(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "pwd")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Process.Cwd = "/proc/self/fd/7" })
+	if out, _, code := e.run(nil, "run", "--bundle", b, newID()); code == 0 && !strings.HasPrefix(out, "/") {
+		t.Fatalf("cwd outside the root: %q", out)
+	}
+	b = bundle(t, "pwd")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Process.Cwd = "/new/dir" })
+	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Root.Readonly = false })
+	if out, errOut, code := e.run(nil, "run", "--bundle", b, newID()); code == 0 || out != "" {
+		// A missing cwd is an error, as with runc.
+		t.Logf("missing cwd: exit %d %q %q", code, out, errOut)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	e := newEnv(t)
+	good := bundle(t, "true")
+	cases := []struct {
+		name   string
+		id     string
+		mutate func(dir string)
+		want   string
+	}{
+		{"missing config", "", func(d string) { os.Remove(filepath.Join(d, "config.json")) }, "config.json"},
+		{"malformed config", "", func(d string) { os.WriteFile(filepath.Join(d, "config.json"), []byte("{not json"), 0o644) }, "malformed"},
+		{"unsupported version", "", mut(func(s *specs.Spec) { s.Version = "2.0.0" }), "ociVersion"},
+		{"unknown namespace", "", mut(func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "bogus"})
+		}), "linux.namespaces"},
+		{"missing rootfs", "", mut(func(s *specs.Spec) { s.Root.Path = "no-such-rootfs" }), "root.path"},
+		{"empty args", "", mut(func(s *specs.Spec) { s.Process.Args = nil }), "process.args"},
+		{"relative cwd", "", mut(func(s *specs.Spec) { s.Process.Cwd = "relative" }), "process.cwd"},
+		{"empty id", "-", nil, "invalid container ID"},
+		{"id with slash", "a/b", nil, "invalid container ID"},
+		{"id dotdot", "..", nil, "invalid container ID"},
+		{"id too long", strings.Repeat("x", 1025), nil, "invalid container ID"},
+		{"missing program", "", mut(func(s *specs.Spec) { s.Process.Args = []string{"no-such-program"} }), "executable file not found"},
+		{"bad rlimit", "", mut(func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_BOGUS"}} }), "process.rlimits"},
+		{"hostname without uts", "", mut(func(s *specs.Spec) {
+			var ns []specs.LinuxNamespace
+			for _, n := range s.Linux.Namespaces {
+				if n.Type != specs.UTSNamespace {
+					ns = append(ns, n)
+				}
+			}
+			s.Linux.Namespaces = ns
+		}), "hostname"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			copyBundle(t, good, dir)
+			if tc.mutate != nil {
+				tc.mutate(dir)
+			}
+			id := tc.id
+			switch id {
+			case "":
+				id = newID()
+			case "-":
+				id = ""
+			}
+			_, errOut, code := e.run(nil, "create", "--bundle", dir, id)
+			if code == 0 {
+				t.Fatalf("create succeeded")
+			}
+			if !strings.Contains(errOut, tc.want) {
+				t.Fatalf("error %q does not mention %q", errOut, tc.want)
+			}
+			if ents, _ := os.ReadDir(e.root); len(ents) != 0 && tc.id == "" {
+				t.Fatalf("left state behind: %v", ents)
+			}
+		})
+	}
+	// An ID in use is refused and the first container is untouched.
+	id := newID()
+	b := bundle(t, "sleep", "60")
+	e.must("create", "--bundle", b, id)
+	if _, errOut, code := e.run(nil, "create", "--bundle", b, id); code == 0 || !strings.Contains(errOut, "already exists") {
+		t.Fatalf("duplicate id: exit %d %q", code, errOut)
+	}
+	if s := e.state(id); s.Status != specs.StateCreated {
+		t.Fatalf("first container after duplicate create: %s", s.Status)
+	}
+	e.must("delete", "--force", id)
+}
+
+func mut(fn func(*specs.Spec)) func(string) {
+	return func(dir string) {
+		s, err := testutil.ReadSpec(dir)
+		if err != nil {
+			panic(err)
+		}
+		fn(s)
+		if err := testutil.WriteSpec(dir, s); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// copyBundle copies config.json and links the rootfs (read-only use).
+func copyBundle(t *testing.T, from, to string) {
+	b, err := os.ReadFile(filepath.Join(from, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(to, "config.json"), b, 0o644)
+	os.Symlink(filepath.Join(from, "rootfs"), filepath.Join(to, "rootfs"))
+}
+
+func fileSum(t *testing.T, p string) [32]byte {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+// TestExeOverwrite is the CVE-2019-5736 class: the container must not be
+// able to write the host's fre-runc through /proc/<pid>/exe.
+func TestExeOverwrite(t *testing.T) {
+	e := newEnv(t)
+	// Run a copy, so a failure cannot break the other tests' binary.
+	bin := filepath.Join(t.TempDir(), "fre-runc")
+	copyFileT(t, freBin, bin, 0o755)
+	before := fileSum(t, bin)
+	// Busybox sh: a failed redirection on a plain command does not end
+	// the shell, so the loop goes on after each refusal.
+	attack := `
+for p in /proc/[0-9]*; do
+  exe=$(readlink $p/exe 2>/dev/null)
+  case "$exe" in *fre*) echo "saw $p $exe" >> /log/seen;; esac
+  if echo pwned 2>/dev/null >> $p/exe; then echo "wrote $p/exe ($exe)" >> /log/seen; fi
+done`
+	logDir := t.TempDir()
+	logMount := specs.Mount{Destination: "/log", Type: "bind", Source: logDir, Options: []string{"rbind", "rw"}}
+	// 1. From the container's init.
+	b := bundle(t, "sh", "-c", attack)
+	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Mounts = append(s.Mounts, logMount) })
+	copyEnv := *e
+	copyEnv.bin = bin
+	e = &copyEnv
+	e.must("run", "--bundle", b, newID())
+	// 2. From another process of the container, while fre-runc creates and
+	// starts processes in its pid namespace, some of them with the
+	// entrypoint "#!/proc/self/exe" (the kernel would run the runtime's
+	// own binary as the container's program).
+	b3 := bundle(t, "sh", "-c", "while :; do "+attack+"\ndone")
+	testutil.MutateSpec(t, b3, func(s *specs.Spec) { s.Mounts = append(s.Mounts, logMount) })
+	attacker := newID()
+	e.must("run", "--detach", "--bundle", b3, attacker)
+	pid := e.state(attacker).Pid
+	b2 := bundle(t, "/evil")
+	os.WriteFile(filepath.Join(b2, "rootfs", "evil"), []byte("#!/proc/self/exe\n"), 0o755)
+	testutil.MutateSpec(t, b2, func(s *specs.Spec) {
+		for i, ns := range s.Linux.Namespaces {
+			if ns.Type == specs.PIDNamespace {
+				s.Linux.Namespaces[i].Path = fmt.Sprintf("/proc/%d/ns/pid", pid)
+			}
+		}
+	})
+	for i := 0; i < 20; i++ {
+		victim := newID()
+		e.must("create", "--bundle", b2, victim)
+		e.run(nil, "start", victim)
+		e.must("delete", "--force", victim)
+	}
+	e.must("delete", "--force", attacker)
+	seen, _ := os.ReadFile(filepath.Join(logDir, "seen"))
+	t.Logf("what the attacker saw:\n%s", seen)
+	if strings.Contains(string(seen), "wrote") {
+		t.Fatalf("the container wrote a runtime binary:\n%s", seen)
+	}
+	if !strings.Contains(string(seen), "saw") {
+		t.Fatal("the attacker never saw a runtime process: the test proved nothing")
+	}
+	if after := fileSum(t, bin); after != before {
+		t.Fatal("the container wrote the host's fre-runc binary")
+	}
+}
+
+func copyFileT(t *testing.T, from, to string, mode os.FileMode) {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSpecAndFeatures(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	e.must("spec", "--bundle", dir)
+	s, err := testutil.ReadSpec(dir)
+	if err != nil || s.Process == nil || s.Root.Path != "rootfs" {
+		t.Fatalf("spec: %v %+v", err, s)
+	}
+	if _, _, code := e.run(nil, "spec", "--bundle", dir); code == 0 {
+		t.Fatal("spec overwrote config.json")
+	}
+	var f map[string]any
+	if err := json.Unmarshal([]byte(e.must("features")), &f); err != nil || f["ociVersionMax"] == nil {
+		t.Fatalf("features: %v %v", err, f)
+	}
+}
+
+func TestLogJSON(t *testing.T) {
+	e := newEnv(t)
+	log := filepath.Join(t.TempDir(), "log.json")
+	_, _, code := e.run(nil, "--log", log, "--log-format", "json", "state", "nope")
+	if code == 0 {
+		t.Fatal("state of a missing container succeeded")
+	}
+	b, _ := os.ReadFile(log)
+	var line struct{ Level, Msg string }
+	if err := json.Unmarshal(bytes.TrimSpace(b), &line); err != nil || line.Level != "error" || !strings.Contains(line.Msg, "does not exist") {
+		t.Fatalf("json log %q: %v", b, err)
+	}
+}
+
+var _ = syscall.SIGKILL
