@@ -32,7 +32,7 @@ type Config struct {
 	CgroupsPath string                `json:"cgroups_path,omitempty"`
 	Resources   *specs.LinuxResources `json:"resources,omitempty"`
 
-	Process *Process            `json:"process"`
+	Process *ProcessConfig      `json:"process"`
 	Hooks   *specs.Hooks        `json:"hooks,omitempty"`
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 }
@@ -49,7 +49,7 @@ type Mount struct {
 }
 
 // Process is the container's program and its credentials.
-type Process struct {
+type ProcessConfig struct {
 	Terminal        bool     `json:"terminal,omitempty"`
 	ConsoleRows     uint16   `json:"console_rows,omitempty"`
 	ConsoleCols     uint16   `json:"console_cols,omitempty"`

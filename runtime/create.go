@@ -229,48 +229,13 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		sc.Sysctl = append(sc.Sysctl, [2]string{sysctlPath(k), v})
 	}
 	proc := cfg.Process
-	sc.Args, sc.Env, sc.Cwd = proc.Args, proc.Env, proc.Cwd
-	sc.PathEnv = envValue(proc.Env, "PATH")
-	sc.SetUser = true
-	sc.UID, sc.GID, sc.Groups = proc.UID, proc.GID, proc.AdditionalGids
-	if proc.Umask != nil {
-		sc.Umask = int(*proc.Umask)
-	}
-	for _, rl := range proc.Rlimits {
-		sc.Rlimits = append(sc.Rlimits, spawn.Rlimit{Resource: rl.Type, Soft: rl.Soft, Hard: rl.Hard})
-	}
-	sc.NoNewPrivs = proc.NoNewPrivs
-	if proc.Caps != nil {
-		c := spawn.Caps(*proc.Caps)
-		sc.Caps = &c
-		sc.CapLast = capLastOnce()
-	}
+	setProcess(sc, proc)
 	sc.PreserveFDs = opts.PreserveFDs
-	sc.ConsoleRows, sc.ConsoleCols = proc.ConsoleRows, proc.ConsoleCols
-
-	// Console socket: the child sends the pty master through it.
-	if opts.ConsoleSocket != "" {
-		conn, err := net.Dial("unix", opts.ConsoleSocket)
-		if err != nil {
-			return nil, fmt.Errorf("connect console socket %s: %w", opts.ConsoleSocket, err)
-		}
-		f, err := conn.(*net.UnixConn).File()
-		conn.Close()
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		sc.ConsoleFD = int(f.Fd())
-	} else if opts.Console != nil {
-		sc.ConsoleFD = int(opts.Console.Fd())
+	closeConsole, err := setStdio(sc, opts.ConsoleSocket, opts.Console, opts.Stdio)
+	if err != nil {
+		return nil, err
 	}
-	for i, f := range opts.Stdio {
-		if f != nil {
-			sc.Stdio[i] = int(f.Fd())
-		} else {
-			sc.Stdio[i] = -1
-		}
-	}
+	defer closeConsole()
 
 	// The exec fifo: the init blocks reading it until start writes.
 	if !opts.Started {
@@ -425,4 +390,54 @@ func pidStartTime(pid int) (uint64, error) {
 		return 0, fmt.Errorf("process %d has exited", pid)
 	}
 	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// setProcess puts the program and its credentials into the plan.
+func setProcess(sc *spawn.Config, proc *ProcessConfig) {
+	sc.Args, sc.Env, sc.Cwd = proc.Args, proc.Env, proc.Cwd
+	sc.PathEnv = envValue(proc.Env, "PATH")
+	sc.SetUser = true
+	sc.UID, sc.GID, sc.Groups = proc.UID, proc.GID, proc.AdditionalGids
+	if proc.Umask != nil {
+		sc.Umask = int(*proc.Umask)
+	}
+	for _, rl := range proc.Rlimits {
+		sc.Rlimits = append(sc.Rlimits, spawn.Rlimit{Resource: rl.Type, Soft: rl.Soft, Hard: rl.Hard})
+	}
+	sc.NoNewPrivs = proc.NoNewPrivs
+	if proc.Caps != nil {
+		c := spawn.Caps(*proc.Caps)
+		sc.Caps = &c
+		sc.CapLast = capLastOnce()
+	}
+	sc.ConsoleRows, sc.ConsoleCols = proc.ConsoleRows, proc.ConsoleCols
+}
+
+// setStdio connects the console socket (the child sends the pty master
+// through it) and sets the program's stdio. The returned func closes what
+// was opened, once the child has its copies.
+func setStdio(sc *spawn.Config, socket string, console *os.File, stdio [3]*os.File) (func(), error) {
+	closeFn := func() {}
+	if socket != "" {
+		conn, err := net.Dial("unix", socket)
+		if err != nil {
+			return nil, fmt.Errorf("connect console socket %s: %w", socket, err)
+		}
+		f, err := conn.(*net.UnixConn).File()
+		conn.Close()
+		if err != nil {
+			return nil, err
+		}
+		sc.ConsoleFD = int(f.Fd())
+		closeFn = func() { f.Close() }
+	} else if console != nil {
+		sc.ConsoleFD = int(console.Fd())
+	}
+	for i, f := range stdio {
+		sc.Stdio[i] = -1
+		if f != nil {
+			sc.Stdio[i] = int(f.Fd())
+		}
+	}
+	return closeFn, nil
 }

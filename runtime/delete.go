@@ -95,9 +95,14 @@ func (c *Container) Wait() (int, error) {
 	if c.pidfd < 0 {
 		return -1, errors.New("wait: not the init's parent")
 	}
+	return waitPidfd(c.pidfd)
+}
+
+// waitPidfd reaps a child by its pidfd and returns its exit code.
+func waitPidfd(fd int) (int, error) {
 	for {
 		var info unix.Siginfo
-		err := unix.Waitid(unix.P_PIDFD, c.pidfd, &info, unix.WEXITED, nil)
+		err := unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED, nil)
 		if err == unix.EINTR {
 			continue
 		}

@@ -306,7 +306,7 @@ func convertMount(m specs.Mount, bundle string) (Mount, error) {
 	return cm, nil
 }
 
-func convertProcess(p *specs.Process) (*Process, error) {
+func convertProcess(p *specs.Process) (*ProcessConfig, error) {
 	if len(p.Args) == 0 {
 		return nil, invalid("process.args", "empty: nothing to run")
 	}
@@ -319,7 +319,7 @@ func convertProcess(p *specs.Process) (*Process, error) {
 	if p.User.Username != "" {
 		return nil, invalid("process.user.username", "%v (use uid/gid)", ErrNotSupported)
 	}
-	cp := &Process{
+	cp := &ProcessConfig{
 		Terminal:        p.Terminal,
 		Args:            p.Args,
 		Env:             p.Env,

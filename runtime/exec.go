@@ -1,0 +1,120 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/runtime/spawn"
+)
+
+// ExecOpts describe a process to start in a running container.
+type ExecOpts struct {
+	Process       *specs.Process
+	ConsoleSocket string
+	Console       *os.File
+	Stdio         [3]*os.File
+	PidFile       string
+	PreserveFDs   int
+}
+
+// Process is a process started by Exec.
+type Process struct {
+	Pid   int
+	PidFD int
+}
+
+// Wait waits for the process and returns its exit code (128+signal).
+func (p *Process) Wait() (int, error) { return waitPidfd(p.PidFD) }
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig unix.Signal) error { return unix.PidfdSendSignal(p.PidFD, sig, nil, 0) }
+
+// nsOrder is the order namespaces are joined in: the user namespace first,
+// so the others are entered with its privileges.
+var nsOrder = []struct {
+	name string
+	flag int
+}{
+	{"user", unix.CLONE_NEWUSER}, {"ipc", unix.CLONE_NEWIPC}, {"uts", unix.CLONE_NEWUTS},
+	{"net", unix.CLONE_NEWNET}, {"cgroup", unix.CLONE_NEWCGROUP}, {"mnt", unix.CLONE_NEWNS},
+}
+
+// Exec starts a process in every namespace and the cgroup of the
+// container's init, with the same security set-up as the init.
+func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
+	if s := c.Status(); s != Running && s != Created {
+		return nil, fmt.Errorf("exec in %s: %w (%s)", c.id, ErrNotRunning, s)
+	}
+	proc, err := convertProcess(opts.Process)
+	if err != nil {
+		return nil, err
+	}
+	pid := c.state.Pid
+	sc := &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1}
+	// Join each namespace in which the init differs from us.
+	for _, ns := range nsOrder {
+		p := fmt.Sprintf("/proc/%d/ns/%s", pid, ns.name)
+		if !sameNS(p, "/proc/self/ns/"+ns.name) {
+			sc.Join = append(sc.Join, spawn.Join{Type: ns.flag, Path: p})
+		}
+	}
+	if p := fmt.Sprintf("/proc/%d/ns/pid", pid); !sameNS(p, "/proc/self/ns/pid") {
+		sc.PidNS = p
+	}
+	setProcess(sc, proc)
+	sc.PreserveFDs = opts.PreserveFDs
+	closeConsole, err := setStdio(sc, opts.ConsoleSocket, opts.Console, opts.Stdio)
+	if err != nil {
+		return nil, err
+	}
+	defer closeConsole()
+	if proc.Terminal != (sc.ConsoleFD >= 0) {
+		return nil, fmt.Errorf("%w: process.terminal and the console socket must be given together", ErrInvalidConfig)
+	}
+	for i, f := range opts.Stdio {
+		sc.Stdio[i] = -1
+		if f != nil {
+			sc.Stdio[i] = int(f.Fd())
+		}
+	}
+	child, err := spawn.Start(sc)
+	if err != nil {
+		return nil, err
+	}
+	if cg := c.cgroup(); cg != nil {
+		if err := cg.Add(child.Pid); err != nil {
+			child.Kill()
+			return nil, fmt.Errorf("exec: join cgroup: %w", err)
+		}
+	}
+	if proc.OOMScoreAdj != nil {
+		os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", child.Pid), []byte(strconv.Itoa(*proc.OOMScoreAdj)), 0)
+	}
+	if err := child.Release(); err != nil {
+		child.Kill()
+		return nil, err
+	}
+	if err := child.Wait(); err != nil {
+		child.Kill()
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	if opts.PidFile != "" {
+		if err := writePidFile(opts.PidFile, child.Pid); err != nil {
+			return nil, err
+		}
+	}
+	return &Process{Pid: child.Pid, PidFD: child.PidFD}, nil
+}
+
+func sameNS(a, b string) bool {
+	var sa, sb unix.Stat_t
+	if unix.Stat(a, &sa) != nil || unix.Stat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino
+}
