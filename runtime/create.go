@@ -205,13 +205,15 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		if p == "" {
 			p = "/" + opts.ID
 		}
-		if cg, err = cgroup.New(p); err != nil {
+		pool, err := r.CgroupPool()
+		if err != nil {
+			return nil, err
+		}
+		// A pooled cgroup is renamed into place; a miss creates one.
+		if cg, _, err = pool.Claim(p); err != nil {
 			return nil, fmt.Errorf("cgroup %s: %w", p, err)
 		}
-		if err := cg.Create(); err != nil {
-			return nil, fmt.Errorf("create cgroup %s: %w", p, err)
-		}
-		undo = append(undo, func() { cg.Kill(unix.SIGKILL); cg.Destroy() })
+		undo = append(undo, func() { pool.Release(cg) })
 		st.CgroupPaths = cg.Paths()
 		cgm = cgroupMountFor(cg, sc.NewCgroupNS)
 	}

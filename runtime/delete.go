@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/fre-runtime/fre/netns"
 )
 
 // Delete removes a container: its processes (force, or a created one),
@@ -32,20 +30,20 @@ func (c *Container) Delete(force bool) error {
 		}
 	}
 	if cg := c.cgroup(); cg != nil {
-		// Processes left in a host-pid-namespace container are killed too.
-		cg.Kill(unix.SIGKILL)
-		cg.Thaw()
-		if err := cg.WaitEmpty(5 * time.Second); err != nil {
-			return fmt.Errorf("delete %s: cgroup not empty: %w", c.id, err)
+		// Release kills what is left (a host-pid-namespace container can
+		// leave processes), resets the limits and returns the cgroup to
+		// the pool, or removes it.
+		pool, err := c.rt.CgroupPool()
+		if err != nil {
+			return err
 		}
-		if err := cg.Destroy(); err != nil {
-			return fmt.Errorf("delete %s: %w", c.id, err)
+		if err := pool.Release(cg); err != nil {
+			return fmt.Errorf("delete %s: cgroup: %w", c.id, err)
 		}
 	}
 	if p := c.state.NetnsPooled; p != "" {
-		if err := netns.Remove(p); err != nil {
-			return fmt.Errorf("delete %s: release netns: %w", c.id, err)
-		}
+		// Destroyed in the background, never reused; Runtime.Close waits.
+		c.rt.NetnsPool().Release(p)
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("delete %s: remove state: %w", c.id, err)

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fre-runtime/fre/cgpool"
 	"github.com/fre-runtime/fre/netns"
 )
 
@@ -19,6 +20,10 @@ type Options struct {
 	NetnsPolicy netns.Policy `json:"netnsPolicy,omitempty"`
 	// NetnsPoolSize is the number of idle namespaces the pool keeps.
 	NetnsPoolSize int `json:"netnsPoolSize,omitempty"`
+	// CgroupPool: reuse idle cgroups instead of creating them (default on).
+	CgroupPool *bool `json:"cgroupPool,omitempty"`
+	// CgroupPoolSize is the number of idle cgroups kept per parent.
+	CgroupPoolSize int `json:"cgroupPoolSize,omitempty"`
 }
 
 // Runtime is a state root: every container under it.
@@ -27,6 +32,7 @@ type Runtime struct {
 	Options Options
 
 	netPool *netns.Pool
+	cgPool  *cgpool.Pool
 	// Trace, when set, receives the duration of each phase of Create.
 	Trace func(phase string, d time.Duration)
 }
@@ -72,6 +78,31 @@ func New(root string, opts Options) (*Runtime, error) {
 		opts.NetnsPoolSize = 4
 	}
 	return &Runtime{Root: abs, Options: opts}, nil
+}
+
+// CgroupPool is the cgroup pool (under <root>/cgpool), opened on first use.
+func (r *Runtime) CgroupPool() (*cgpool.Pool, error) {
+	if r.cgPool == nil {
+		on := r.Options.CgroupPool == nil || *r.Options.CgroupPool
+		p, err := cgpool.Open(cgpool.Config{StateDir: filepath.Join(r.Root, "cgpool"), Size: r.Options.CgroupPoolSize, Enabled: on})
+		if err != nil {
+			return nil, err
+		}
+		r.cgPool = p
+	}
+	return r.cgPool, nil
+}
+
+// Close releases what the runtime holds open (not the pools' contents).
+func (r *Runtime) Close() error {
+	var err error
+	if r.netPool != nil {
+		err = r.netPool.Wait()
+	}
+	if r.cgPool != nil {
+		err = errors.Join(err, r.cgPool.Close())
+	}
+	return err
 }
 
 // NetnsPool is the pool behind the "pool" policy (under <root>/netns-pool).

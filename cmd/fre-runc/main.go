@@ -110,7 +110,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fatalf(g, "%s: %q requires %s", "fre-runc", name, argCountText(c))
 		return 1
 	}
-	if err := runFn(cargs); err != nil {
+	err = runFn(cargs)
+	closeRuntimes()
+	if err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
 			return ee.code

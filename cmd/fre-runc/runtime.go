@@ -18,6 +18,17 @@ type fileConfig struct {
 
 const defaultConfigFile = "/etc/fre/config.json"
 
+// opened runtimes are closed when the command ends (background netns
+// destruction is waited for).
+var opened []*runtime.Runtime
+
+func closeRuntimes() {
+	for _, rt := range opened {
+		rt.Close()
+	}
+	opened = nil
+}
+
 // openRuntime builds the runtime from the config file and global flags.
 func openRuntime(g *globalOptions) (*runtime.Runtime, error) {
 	if g.SystemdCgroup {
@@ -49,6 +60,7 @@ func openRuntime(g *globalOptions) (*runtime.Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
+	opened = append(opened, rt)
 	if g.Debug {
 		rt.Trace = func(phase string, d time.Duration) { debugf("%s: %s", phase, d) }
 	}
