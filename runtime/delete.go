@@ -20,6 +20,7 @@ func (c *Container) Delete(force bool) error {
 		return err
 	}
 	defer lock.Close()
+	ph := c.rt.phases()
 	s := c.Status()
 	if !s.CanDelete() && !force {
 		return fmt.Errorf("cannot delete container %s that is not stopped: %s: %w", c.id, s, ErrNotStopped)
@@ -29,6 +30,7 @@ func (c *Container) Delete(force bool) error {
 			return err
 		}
 	}
+	ph.done("delete: kill")
 	if cg := c.cgroup(); cg != nil {
 		// Release kills what is left (a host-pid-namespace container can
 		// leave processes), resets the limits and returns the cgroup to
@@ -45,9 +47,11 @@ func (c *Container) Delete(force bool) error {
 		// Destroyed in the background, never reused; Runtime.Close waits.
 		c.rt.NetnsPool().Release(p)
 	}
+	ph.done("delete: cgroup+netns")
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("delete %s: remove state: %w", c.id, err)
 	}
+	ph.done("delete: state")
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 )
 
 // command is one subcommand. Each lives in its own file and registers
@@ -49,7 +50,12 @@ type exitError struct{ code int }
 func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	t0 := time.Now()
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	if os.Getenv("FRE_TRACE") != "" {
+		fmt.Fprintf(os.Stderr, "fre-trace main %d\n", time.Since(t0).Microseconds())
+	}
+	os.Exit(code)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -63,7 +64,11 @@ static char *sitoa(char *dst, char *end, long v)
 	return dst;
 }
 
-static int sync_fd = -1;
+/* The child runs in the parent's memory (CLONE_VM) and on the parent
+ * thread's TLS until it execs; that thread waits in Go meanwhile, so a
+ * thread-local is the child's own and concurrent spawns (the shim) on
+ * other threads do not share it. */
+static __thread int sync_fd = -1;
 
 /* fail reports "E" + errno (4 bytes) + what, then exits the child. */
 static void __attribute__((noreturn)) fail(int err, const char *what, const char *path)
@@ -489,8 +494,10 @@ static const char *lookup(struct fre_spawn *s, char *buf, size_t n)
 	fail(denied ? EACCES : ENOENT, msg, NULL);
 }
 
-static void __attribute__((noreturn)) child(struct fre_spawn *s, pid_t ppid)
+static int child(void *arg)
 {
+	struct fre_spawn *s = arg;
+	pid_t ppid = s->ppid;
 	sync_fd = s->sync_fd;
 	/* Die with the creating thread until set-up is done. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -594,6 +601,17 @@ static void __attribute__((noreturn)) child(struct fre_spawn *s, pid_t ppid)
 
 int fre_spawn_start(struct fre_spawn *s, int *pidfd)
 {
+	/* CLONE_VM: no copy of the parent's page tables (a Go process maps a
+	 * lot); the child gets its own stack and its own mm at execve. The
+	 * parent keeps s and the stack alive until the child has exec'd or
+	 * exited (fre_spawn_free after Wait). */
+	const size_t stack_size = 256 * 1024;
+	s->stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (s->stack == MAP_FAILED) {
+		s->stack = NULL;
+		return -errno;
+	}
+	s->stack_size = stack_size;
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -606,16 +624,20 @@ int fre_spawn_start(struct fre_spawn *s, int *pidfd)
 	 * /proc/<pid>/exe is fre-runc, and no process of the container may
 	 * open it (that needs CAP_SYS_PTRACE over a non-dumpable process). */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	pid_t ppid = getpid();
+	s->ppid = getpid();
 	int fd = -1;
-	/* Raw clone without a stack: fork semantics, plus a pidfd. */
-	long pid = syscall(SYS_clone, (unsigned long)(s->clone_flags | CLONE_PIDFD | SIGCHLD), NULL, &fd, NULL, NULL);
-	if (pid == 0)
-		child(s, ppid);
+	int pid = clone(child, (char *)s->stack + stack_size, s->clone_flags | CLONE_VM | CLONE_PIDFD | SIGCHLD, s, &fd);
 	int e = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0)
 		return -e;
 	*pidfd = fd;
-	return (int)pid;
+	return pid;
+}
+
+void fre_spawn_free(struct fre_spawn *s)
+{
+	if (s->stack)
+		munmap(s->stack, s->stack_size);
+	s->stack = NULL;
 }

@@ -102,10 +102,17 @@ struct fre_spawn {
 	int seccomp_fd;        /* memfd with the filter for fre-dmz, or -1 */
 	int dmz_fd;            /* sealed memfd holding fre-dmz */
 	char **dmz_argv;       /* fre-dmz's argv; slot 6 (the program's path) is filled in by the child */
+
+	/* set by fre_spawn_start */
+	int ppid;
+	void *stack; unsigned long stack_size;
 };
 
 /* fre_spawn_start clones the container's init. On success it returns the
  * child's pid and stores a pidfd in *pidfd; on failure -errno. */
 int fre_spawn_start(struct fre_spawn *s, int *pidfd);
+
+/* fre_spawn_free releases the child's stack once it has exec'd or exited. */
+void fre_spawn_free(struct fre_spawn *s);
 
 #endif

@@ -123,6 +123,8 @@ type Process struct {
 
 	sync    *os.File
 	release chan struct{}
+	plan    *C.struct_fre_spawn // shared with the child until it execs
+	mem     *arena
 }
 
 // ChildError is a set-up failure reported by the child.
@@ -212,8 +214,15 @@ func Start(cfg *Config) (*Process, error) {
 	if len(cfg.Args) == 0 {
 		return nil, errors.New("spawn: no program")
 	}
-	var a arena
-	defer a.free()
+	// The child runs in our memory (CLONE_VM) until it execs: the plan
+	// and its stack stay allocated until Wait or Kill (Process.finish).
+	a := &arena{}
+	started := false
+	defer func() {
+		if !started {
+			a.free()
+		}
+	}()
 	s := (*C.struct_fre_spawn)(a.alloc(C.sizeof_struct_fre_spawn))
 
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
@@ -373,9 +382,11 @@ func Start(cfg *Config) (*Process, error) {
 	if r.pid < 0 {
 		close(release)
 		parentSync.Close()
+		C.fre_spawn_free(s)
 		return nil, fmt.Errorf("clone: %w", syscall.Errno(-r.pid))
 	}
-	return &Process{Pid: r.pid, PidFD: r.pidfd, sync: parentSync, release: release}, nil
+	started = true
+	return &Process{Pid: r.pid, PidFD: r.pidfd, sync: parentSync, release: release, plan: s, mem: a}, nil
 }
 
 // Release lets the child go on with its set-up.
@@ -437,6 +448,11 @@ func (p *Process) finish() {
 		p.release = nil
 	}
 	p.sync.Close()
+	if p.mem != nil {
+		C.fre_spawn_free(p.plan)
+		p.mem.free()
+		p.mem = nil
+	}
 }
 
 // Kill kills a child that failed or is not wanted, and reaps it.
@@ -444,7 +460,5 @@ func (p *Process) Kill() {
 	unix.PidfdSendSignal(p.PidFD, unix.SIGKILL, nil, 0)
 	var info unix.Siginfo
 	unix.Waitid(unix.P_PIDFD, p.PidFD, &info, unix.WEXITED, nil)
-	if p.release != nil {
-		p.finish()
-	}
+	p.finish()
 }
