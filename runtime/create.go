@@ -130,6 +130,12 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		}
 	}()
 
+	releaseRootfs, err := r.prepareRootfs(ctx, cfg, opts.ID, st)
+	if err != nil {
+		return nil, fmt.Errorf("rootfs: %w", err)
+	}
+	undo = append(undo, func() { releaseRootfs() })
+
 	sc := &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1}
 
 	// Network: a path is joined; otherwise the policy decides.

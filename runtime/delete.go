@@ -47,7 +47,10 @@ func (c *Container) Delete(force bool) error {
 		// Destroyed in the background, never reused; Runtime.Close waits.
 		c.rt.NetnsPool().Release(p)
 	}
-	ph.done("delete: cgroup+netns")
+	if err := c.rt.releaseRootfs(c.state); err != nil {
+		return fmt.Errorf("delete %s: rootfs: %w", c.id, err)
+	}
+	ph.done("delete: cgroup+netns+rootfs")
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("delete %s: remove state: %w", c.id, err)
 	}
