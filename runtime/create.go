@@ -57,9 +57,6 @@ func (c *Container) ID() string { return c.id }
 // Pid is the init's pid on the host.
 func (c *Container) Pid() int { return c.state.Pid }
 
-// Config is the converted configuration.
-func (c *Container) Config() *Config { return c.state.Config }
-
 // PidFD is the init's pidfd, or -1 when the container was loaded from disk.
 func (c *Container) PidFD() int { return c.pidfd }
 
@@ -119,7 +116,7 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		return nil, err
 	}
 	defer lock.Close()
-	st := &savedState{ID: opts.ID, Bundle: bundle, Rootfs: cfg.Rootfs, Created: time.Now().UTC(), Owner: "", Annotations: cfg.Annotations, Config: cfg}
+	st := &savedState{ID: opts.ID, Bundle: bundle, Rootfs: cfg.Rootfs, Created: time.Now().UTC(), Owner: "", Annotations: cfg.Annotations, Hooks: cfg.Hooks}
 	var undo []func()
 	defer func() {
 		if retErr != nil {

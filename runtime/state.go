@@ -65,7 +65,10 @@ type savedState struct {
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 	CgroupPool  bool              `json:"cgroup_pool,omitempty"`
 	NetnsPooled string            `json:"netns_pooled,omitempty"` // a pooled netns to destroy at delete
-	Config      *Config           `json:"config"`
+	// Hooks run after create (poststop at delete). Only what later
+	// operations need is kept: encoding the whole config costs time on
+	// the start path.
+	Hooks *specs.Hooks `json:"hooks,omitempty"`
 }
 
 const stateFile = "state.json"
