@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	_ "crypto/sha256" // go-digest needs sha256 registered
 	"encoding/json"
 	"errors"
 	"fmt"
