@@ -276,28 +276,30 @@ func (p *profile) plan(a *abi) []segment {
 		}
 		segs = append(segs, segment{start, o})
 	}
+	// gap fills [from, to) where the profile has no rule: the default,
+	// but, like runc, ENOSYS above every number the profile names, as
+	// those are syscalls newer than the profile; libc then falls back.
+	gap := func(from, to uint64) {
+		if p.denies && named && to > last+1 {
+			if from <= last {
+				add(from, outcome{ret: p.def})
+				from = last + 1
+			}
+			add(from, outcome{ret: enosys})
+			return
+		}
+		add(from, outcome{ret: p.def})
+	}
 	pos := lo
 	for _, nr := range nrs {
 		if nr > pos {
-			add(pos, outcome{ret: p.def})
+			gap(pos, nr)
 		}
 		add(nr, outs[nr])
 		pos = nr + 1
 	}
 	if pos < hi {
-		tail := p.def
-		if p.denies && named {
-			// runc: numbers above all the profile knows are newer
-			// syscalls; ENOSYS makes libc fall back.
-			tail = enosys
-			if pos <= last {
-				add(pos, outcome{ret: p.def})
-				pos = last + 1
-			}
-		}
-		if pos < hi {
-			add(pos, outcome{ret: tail})
-		}
+		gap(pos, hi)
 	}
 	return segs
 }
