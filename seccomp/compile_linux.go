@@ -217,7 +217,7 @@ func (p *profile) plan(a *abi) []segment {
 		uncond *rule
 		conds  []*rule
 	}
-	calls := map[uint32]*sys{}
+	calls := make(map[uint32]*sys, len(p.names))
 	var last uint64 // highest number the profile names, for the ENOSYS stub
 	named := false
 	for i := range p.rules {
@@ -249,7 +249,7 @@ func (p *profile) plan(a *abi) []segment {
 			last = max(last, uint64(nr))
 		}
 	}
-	outs := map[uint64]outcome{}
+	outs := make(map[uint64]outcome, len(calls)+1)
 	for nr, c := range calls {
 		if c.uncond != nil {
 			outs[uint64(nr)] = outcome{ret: c.uncond.act}
