@@ -1,0 +1,392 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/internal/testutil"
+)
+
+const (
+	runtimeName = "io.containerd.fre.v1"
+	namespace   = "fre-test"
+	imageRef    = "docker.io/library/busybox-fre:latest"
+	freRoot     = "/run/containerd/fre/" + namespace
+)
+
+// containerd is a private containerd with the fre runtime configured.
+type containerd struct {
+	dir     string // everything lives below it
+	sock    string
+	config  string
+	binDir  string // containerd, ctr
+	shimDir string // containerd-shim-fre-v1
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	log     *os.File
+}
+
+var (
+	sharedOnce sync.Once
+	shared     *containerd
+	sharedErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.cleanup()
+	}
+	os.Exit(code)
+}
+
+// skipOrFail skips outside CI and fails in CI.
+func skipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// binDir is where make containerd put containerd and ctr.
+func binDir() string {
+	if d := os.Getenv("CONTAINERD_BIN_DIR"); d != "" {
+		return d
+	}
+	abs, _ := filepath.Abs("../bin/containerd-v2.4.2")
+	return abs
+}
+
+// setup returns the shared containerd, starting it (and importing the
+// busybox image) on first use.
+func setup(t *testing.T) *containerd {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	bd := binDir()
+	for _, b := range []string{"containerd", "ctr"} {
+		if _, err := os.Stat(filepath.Join(bd, b)); err != nil {
+			skipOrFail(t, "%s not found in %s (make containerd)", b, bd)
+		}
+	}
+	sharedOnce.Do(func() {
+		shared, sharedErr = newContainerd(t, bd)
+		if sharedErr != nil {
+			return
+		}
+		tar := testutil.OCIImageLayout(t, shared.dir, imageRef)
+		if out, err := shared.ctr("images", "import", "--all-platforms", tar); err != nil {
+			sharedErr = fmt.Errorf("import image: %v: %s", err, out)
+		}
+	})
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	if shared.cmd == nil {
+		t.Fatal("containerd is not running (an earlier test failed to restart it)")
+	}
+	return shared
+}
+
+func newContainerd(t testing.TB, bd string) (*containerd, error) {
+	dir, err := os.MkdirTemp("/tmp", "fre-ctd-")
+	if err != nil {
+		return nil, err
+	}
+	c := &containerd{dir: dir, binDir: bd, sock: filepath.Join(dir, "c.sock"),
+		config: filepath.Join(dir, "config.toml"), shimDir: filepath.Join(dir, "bin")}
+	// Build the shim from this tree, so the test never runs a stale binary.
+	build := exec.Command("go", "build", "-o", filepath.Join(c.shimDir, "containerd-shim-fre-v1"), "../cmd/containerd-shim-fre-v1")
+	if out, err := build.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("build shim: %v: %s", err, out)
+	}
+	if err := c.writeConfig(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	if err := c.start(); err != nil {
+		c.cleanup()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *containerd) writeConfig() error {
+	cni := filepath.Join(c.dir, "cni")
+	if err := os.MkdirAll(cni, 0o755); err != nil {
+		return err
+	}
+	// Loopback only: no address outside 127.0.0.0/8 is ever assigned.
+	lo := `{"cniVersion": "1.0.0", "name": "fre-lo", "plugins": [{"type": "loopback"}]}`
+	if err := os.WriteFile(filepath.Join(cni, "10-fre-lo.conflist"), []byte(lo), 0o644); err != nil {
+		return err
+	}
+	cfg := fmt.Sprintf(`version = 3
+root = %[1]q
+state = %[2]q
+imports = []
+disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt", "io.containerd.tracing.processor.v1.otlp"]
+
+[grpc]
+  address = %[3]q
+
+[ttrpc]
+  address = %[4]q
+
+[plugins."io.containerd.cri.v1.images".pinned_images]
+  sandbox = %[5]q
+
+[plugins."io.containerd.cri.v1.runtime".containerd]
+  default_runtime_name = "fre"
+
+[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.fre]
+  runtime_type = "io.containerd.fre.v1"
+
+[plugins."io.containerd.cri.v1.runtime".cni]
+  bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
+  conf_dir = %[6]q
+
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+`, filepath.Join(c.dir, "root"), filepath.Join(c.dir, "state"), c.sock, c.sock+".ttrpc", pauseRef, cni)
+	return os.WriteFile(c.config, []byte(cfg), 0o644)
+}
+
+func (c *containerd) env() []string {
+	return append(os.Environ(), "PATH="+c.shimDir+":"+c.binDir+":"+os.Getenv("PATH"))
+}
+
+// start runs containerd and waits until it answers.
+func (c *containerd) start() error {
+	f, err := os.OpenFile(filepath.Join(c.dir, "containerd.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(c.binDir, "containerd"), "--config", c.config, "--log-level", "debug")
+	cmd.Env = c.env()
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return err
+	}
+	c.cmd, c.log, c.exited = cmd, f, make(chan struct{})
+	go func() { cmd.Wait(); close(c.exited) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-c.exited:
+			c.cmd = nil
+			return fmt.Errorf("containerd exited at start; log:\n%s", c.tail())
+		default:
+		}
+		if _, err := c.ctr("version"); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("containerd did not answer in 30s; log:\n%s", c.tail())
+}
+
+// stop stops containerd by its pid (SIGTERM, then SIGKILL).
+func (c *containerd) stop() {
+	if c.cmd == nil {
+		return
+	}
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(15 * time.Second):
+		c.cmd.Process.Kill()
+		<-c.exited
+	}
+	c.cmd = nil
+	c.log.Close()
+}
+
+func (c *containerd) tail() string {
+	b, _ := os.ReadFile(filepath.Join(c.dir, "containerd.log"))
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	return string(b)
+}
+
+// ctr runs ctr against this containerd and returns its combined output.
+func (c *containerd) ctr(args ...string) (string, error) {
+	return c.ctrCtx(context.Background(), args...)
+}
+
+func (c *containerd) ctrCtx(ctx context.Context, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(c.binDir, "ctr"), append([]string{"--address", c.sock, "--namespace", namespace}, args...)...)
+	cmd.Env = c.env()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return dropWarnings(out.String()), err
+}
+
+// dropWarnings removes containerd's cgroup v1 deprecation notice, which
+// ctr prints on this host before anything else.
+func dropWarnings(s string) string {
+	var keep []string
+	for _, l := range strings.SplitAfter(s, "\n") {
+		if strings.Contains(l, "level=warning") && strings.Contains(l, "DEPRECATION") {
+			continue
+		}
+		keep = append(keep, l)
+	}
+	return strings.Join(keep, "")
+}
+
+// run is `ctr run --runtime io.containerd.fre.v1 <flags> IMAGE id args...`.
+func (c *containerd) run(flags []string, id string, args ...string) (string, error) {
+	a := append([]string{"run", "--runtime", runtimeName}, flags...)
+	a = append(a, imageRef, id)
+	return c.ctr(append(a, args...)...)
+}
+
+// shimPids are the fre shims serving this containerd.
+func (c *containerd) shimPids() []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if strings.HasSuffix(args[0], "containerd-shim-fre-v1") && strings.Contains(string(b), c.sock) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// cleanup removes every trace: tasks, containers, containerd, shims,
+// mounts, cgroups and runtime state.
+func (c *containerd) cleanup() {
+	if c.cmd != nil {
+		if out, err := c.ctr("tasks", "ls", "-q"); err == nil {
+			for _, id := range strings.Fields(out) {
+				c.ctr("tasks", "kill", "-s", "SIGKILL", id)
+				c.ctr("tasks", "delete", "-f", id)
+			}
+		}
+		if out, err := c.ctr("containers", "ls", "-q"); err == nil {
+			for _, id := range strings.Fields(out) {
+				c.ctr("containers", "delete", id)
+			}
+		}
+	}
+	c.stop()
+	for _, pid := range c.shimPids() {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	unmountUnder(c.dir)
+	removeCgroups(namespace)
+	os.RemoveAll(freRoot)
+	os.RemoveAll(c.dir)
+}
+
+// unmountUnder lazily unmounts every mount below dir, deepest first.
+func unmountUnder(dir string) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var mps []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") {
+			mps = append(mps, fields[4])
+		}
+	}
+	sort.Slice(mps, func(i, j int) bool { return len(mps[i]) > len(mps[j]) })
+	for _, mp := range mps {
+		unix.Unmount(mp, unix.MNT_DETACH)
+	}
+}
+
+// removeCgroups removes /<name> (ctr's cgroupsPath is /<namespace>/<id>)
+// and what is left below it, in every hierarchy.
+func removeCgroups(name string) {
+	ents, _ := os.ReadDir("/sys/fs/cgroup")
+	roots := []string{"/sys/fs/cgroup"}
+	for _, e := range ents {
+		roots = append(roots, filepath.Join("/sys/fs/cgroup", e.Name()))
+	}
+	for _, r := range roots {
+		d := filepath.Join(r, name)
+		if _, err := os.Stat(d); err != nil {
+			continue
+		}
+		// Children first.
+		var dirs []string
+		filepath.WalkDir(d, func(p string, de os.DirEntry, err error) error {
+			if err == nil && de.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+		for _, p := range dirs {
+			os.Remove(p)
+		}
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		last = err
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s (last error: %v)", what, last)
+}
+
+// exitCode is the exit code of a finished command.
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err == nil {
+		return 0
+	}
+	return -1
+}

@@ -1,0 +1,131 @@
+package task
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/fre-runtime/fre/netns"
+)
+
+// DefaultRoot is where the runtime's state lives; each containerd
+// namespace gets a directory below it, as with runc's /run/containerd/runc.
+const DefaultRoot = "/run/containerd/fre"
+
+// Annotations that change the shim's behaviour for one container.
+const (
+	// AnnotationStore ("true"/"false") turns the shared-store rootfs on or
+	// off for the container, whatever the runtime options say.
+	AnnotationStore = "run.fre.store"
+	// AnnotationGroup puts containers with the same value in one shim.
+	AnnotationGroup = "run.fre.group"
+)
+
+// Options are the shim's settings, from containerd's runtime `options`
+// table: either runc's options type (ctr, the plain runtime config: Root is
+// read) or CRI's runtimeoptions (ConfigPath names a JSON file of Options,
+// ConfigBody holds one inline).
+type Options struct {
+	// Root is the runtime state root; the namespace is appended.
+	Root string `json:"root,omitempty"`
+	// NetnsPolicy: host, new or pool (netns.Policy); annotation
+	// run.fre.netns overrides it per container.
+	NetnsPolicy string `json:"netns_policy,omitempty"`
+	// NetnsPoolSize is how many idle namespaces the pool keeps warm.
+	NetnsPoolSize int `json:"netns_pool_size,omitempty"`
+	// Store turns on the shared-store rootfs for overlay mounts.
+	Store bool `json:"store,omitempty"`
+	// StoreRoot is the store's directory (rootfs.DefaultRoot when empty).
+	StoreRoot string `json:"store_root,omitempty"`
+}
+
+// parseOptions reads containerd's options Any.
+func parseOptions(a *anypb.Any) (Options, error) {
+	var o Options
+	if a == nil || len(a.GetValue()) == 0 && a.GetTypeUrl() == "" {
+		return o, nil
+	}
+	v, err := typeurl.UnmarshalAny(a)
+	if err != nil {
+		return o, fmt.Errorf("%w: runtime options %s: %v", errdefs.ErrInvalidArgument, a.GetTypeUrl(), err)
+	}
+	switch v := v.(type) {
+	case *runcoptions.Options:
+		o.Root = v.Root
+	case *runtimeoptions.Options:
+		body := v.ConfigBody
+		if len(body) == 0 && v.ConfigPath != "" {
+			if body, err = os.ReadFile(v.ConfigPath); err != nil {
+				return o, fmt.Errorf("%w: runtime options: %v", errdefs.ErrInvalidArgument, err)
+			}
+		}
+		if len(body) > 0 {
+			if err := json.Unmarshal(body, &o); err != nil {
+				return o, fmt.Errorf("%w: runtime options %s: %v", errdefs.ErrInvalidArgument, v.ConfigPath, err)
+			}
+		}
+	default:
+		return o, fmt.Errorf("%w: runtime options of type %T", errdefs.ErrInvalidArgument, v)
+	}
+	if o.NetnsPolicy != "" {
+		if _, err := netns.ParsePolicy(o.NetnsPolicy); err != nil {
+			return o, fmt.Errorf("%w: runtime options: %v", errdefs.ErrInvalidArgument, err)
+		}
+	}
+	return o, nil
+}
+
+// withAnnotations applies the per-container annotations.
+func (o Options) withAnnotations(ann map[string]string) (Options, error) {
+	if v, ok := ann[AnnotationStore]; ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return o, fmt.Errorf("%w: annotation %s: %v", errdefs.ErrInvalidArgument, AnnotationStore, err)
+		}
+		o.Store = b
+	}
+	return o, nil
+}
+
+// RuntimeRoot is the state root for a namespace.
+func (o Options) RuntimeRoot(ns string) string {
+	root := o.Root
+	if root == "" {
+		root = DefaultRoot
+	}
+	return filepath.Join(root, ns)
+}
+
+const optionsFile = "fre-options.json"
+
+// writeBundleOptions keeps the options beside the bundle for the shim's
+// delete command, which runs after the shim is gone.
+func writeBundleOptions(bundle string, o Options) error {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(bundle, optionsFile), b, 0o600)
+}
+
+// ReadBundleOptions reads what writeBundleOptions wrote (zero Options when
+// there is none).
+func ReadBundleOptions(bundle string) (Options, error) {
+	var o Options
+	b, err := os.ReadFile(filepath.Join(bundle, optionsFile))
+	if os.IsNotExist(err) {
+		return o, nil
+	}
+	if err != nil {
+		return o, err
+	}
+	return o, json.Unmarshal(b, &o)
+}
