@@ -18,6 +18,7 @@ import (
 	"github.com/fre-runtime/fre/cgroup"
 	"github.com/fre-runtime/fre/netns"
 	"github.com/fre-runtime/fre/runtime/spawn"
+	"github.com/fre-runtime/fre/seccomp"
 )
 
 // CreateOpts are the inputs of Create besides the bundle.
@@ -116,7 +117,7 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		return nil, err
 	}
 	defer lock.Close()
-	st := &savedState{ID: opts.ID, Bundle: bundle, Rootfs: cfg.Rootfs, Created: time.Now().UTC(), Owner: "", Annotations: cfg.Annotations, Hooks: cfg.Hooks}
+	st := &savedState{ID: opts.ID, Bundle: bundle, Rootfs: cfg.Rootfs, Created: time.Now().UTC(), Owner: "", Annotations: cfg.Annotations, Hooks: cfg.Hooks, Seccomp: cfg.Seccomp}
 	var undo []func()
 	defer func() {
 		if retErr != nil {
@@ -236,6 +237,9 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	proc := cfg.Process
 	setProcess(sc, proc)
 	sc.PreserveFDs = opts.PreserveFDs
+	if err := setSeccomp(sc, cfg.Seccomp); err != nil {
+		return nil, err
+	}
 	closeConsole, err := setStdio(sc, opts.ConsoleSocket, opts.Console, opts.Stdio)
 	if err != nil {
 		return nil, err
@@ -445,4 +449,19 @@ func setStdio(sc *spawn.Config, socket string, console *os.File, stdio [3]*os.Fi
 		}
 	}
 	return closeFn, nil
+}
+
+// setSeccomp compiles the profile; fre-dmz installs it right before the
+// program's execve (or the child, before dropping credentials, when
+// no_new_privs is off).
+func setSeccomp(sc *spawn.Config, profile *specs.LinuxSeccomp) error {
+	if profile == nil {
+		return nil
+	}
+	prog, flags, err := seccomp.Compile(profile)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	sc.Seccomp, sc.SeccompFlag = prog, flags
+	return nil
 }

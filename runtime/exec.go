@@ -68,6 +68,9 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 	}
 	setProcess(sc, proc)
 	sc.PreserveFDs = opts.PreserveFDs
+	if err := setSeccomp(sc, c.state.Seccomp); err != nil {
+		return nil, err
+	}
 	closeConsole, err := setStdio(sc, opts.ConsoleSocket, opts.Console, opts.Stdio)
 	if err != nil {
 		return nil, err

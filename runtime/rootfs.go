@@ -1,17 +1,356 @@
 package runtime
 
-import "context"
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/rootfs"
+)
+
+// The shared-layer store (issue 5): a bundle whose rootfs is a plain
+// directory is imported once into FRE's content-addressed store (cached by
+// the store's fingerprint of the directory, one lstat walk) and the
+// container runs on the store's tree of hard links, so identical files of
+// different images are one inode and one copy in the page cache. The tree
+// is shared, so a container never writes it: it gets an overlay with the
+// tree as lowerdir and its own upper and work dirs in its state dir, or,
+// with root.readonly and every mount target already in the image, a
+// read-only bind of the tree. The bundle's files are only read.
+
+const (
+	// AnnotationRootfs chooses the container's root: "shared" (the
+	// default) runs it on the store's tree, "plain" on the bundle's rootfs
+	// as it is.
+	AnnotationRootfs = "run.fre.rootfs"
+	RootfsShared     = "shared"
+	RootfsPlain      = "plain"
+	// EnvStoreRoot names the store's directory (rootfs.DefaultRoot when
+	// unset).
+	EnvStoreRoot = "FRE_STORE_ROOT"
+
+	rootfsStateFile = "rootfs.json"
+	rootfsMountDir  = "rootfs" // the container's root, in its state dir
+	rootfsUpperDir  = "upper"
+	rootfsWorkDir   = "work"
+)
+
+// rootfsState is what prepareRootfs leaves in <state dir>/rootfs.json for
+// releaseRootfs (savedState has no field for it yet).
+type rootfsState struct {
+	Mode  string `json:"mode"` // "overlay", "readonly" or "plain"
+	Store string `json:"store,omitempty"`
+	Tree  string `json:"tree,omitempty"`
+	Ref   string `json:"ref,omitempty"`
+	Mount string `json:"mount,omitempty"` // mounted in the host mount namespace
+	// Reason says why a container asking for the store got its plain
+	// rootfs (an import refused, overlay unavailable...).
+	Reason string `json:"reason,omitempty"`
+}
+
+var (
+	storesMu sync.Mutex
+	stores   = map[string]*rootfs.Store{}
+)
+
+// openStore opens a store once per process (the shim creates many
+// containers).
+func openStore(root string) (*rootfs.Store, error) {
+	storesMu.Lock()
+	defer storesMu.Unlock()
+	if s := stores[root]; s != nil {
+		return s, nil
+	}
+	s, err := rootfs.Open(rootfs.Options{Root: root})
+	if err != nil {
+		return nil, err
+	}
+	stores[root] = s
+	return s, nil
+}
+
+func storeRoot() string {
+	if v := os.Getenv(EnvStoreRoot); v != "" {
+		return v
+	}
+	return rootfs.DefaultRoot
+}
+
+// rootfsMode reads the annotation.
+func rootfsMode(cfg *Config) (string, error) {
+	switch v := cfg.Annotations[AnnotationRootfs]; v {
+	case "", RootfsShared:
+		return RootfsShared, nil
+	case RootfsPlain:
+		return RootfsPlain, nil
+	default:
+		return "", fmt.Errorf("%w: annotation %s: %q is neither %s nor %s", ErrInvalidConfig, AnnotationRootfs, v, RootfsShared, RootfsPlain)
+	}
+}
+
+// storeRef names the container in the store's refs: container IDs are
+// unique per state root only, and the store is host-wide.
+func (r *Runtime) storeRef(id string) string {
+	h := sha256.Sum256([]byte(r.Root))
+	ref := id + "@" + hex.EncodeToString(h[:6])
+	if len(ref) > 255 {
+		h = sha256.Sum256([]byte(r.Root + "/" + id))
+		ref = hex.EncodeToString(h[:])
+	}
+	return ref
+}
 
 // prepareRootfs decides what the container's root is: the bundle's rootfs
-// as it is, or (the shared-layer store, issue 5) a tree of hard links into
-// FRE's content-addressed store mounted read-only or as an overlay lower
-// with a per-container upper. It may set cfg.Rootfs and st fields; the
-// returned release undoes it at delete (and on a failed create).
+// as it is, or a tree of the shared-layer store mounted in the container's
+// state dir. It may set cfg.Rootfs; the returned release undoes it on a
+// failed create (releaseRootfs does at delete). A bundle the store refuses
+// (device nodes, say) or a host without overlay gets its plain rootfs: the
+// store is an optimisation, never a reason for a container not to start.
 func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st *savedState) (release func() error, err error) {
-	return func() error { return nil }, nil
+	noop := func() error { return nil }
+	mode, err := rootfsMode(cfg)
+	if err != nil || mode == RootfsPlain {
+		return noop, err
+	}
+	// Mounting overlay needs root; without a mount namespace of its own
+	// the container would see (and the runtime leak) host mounts.
+	if os.Geteuid() != 0 || !cfg.hasNS(specs.MountNamespace) {
+		return noop, nil
+	}
+	// Only a plain directory: a mount point is somebody else's rootfs (the
+	// shim's overlay of containerd's snapshots, a bind mount).
+	if isMountPoint(cfg.Rootfs) {
+		return noop, nil
+	}
+	dir := r.dir(id)
+	rs := &rootfsState{Store: storeRoot(), Ref: r.storeRef(id)}
+	fallback := func(format string, args ...any) (func() error, error) {
+		// Best effort: only there to say why.
+		b, _ := json.Marshal(&rootfsState{Mode: RootfsPlain, Reason: fmt.Sprintf(format, args...)})
+		os.WriteFile(filepath.Join(dir, rootfsStateFile), b, 0o600)
+		return noop, nil
+	}
+	s, err := openStore(rs.Store)
+	if err != nil {
+		return fallback("%v", err)
+	}
+	tree, err := s.ImportDir(ctx, cfg.Rootfs, rootfs.ImportOptions{Ref: rs.Ref})
+	if err != nil {
+		if ctx.Err() != nil {
+			return noop, err
+		}
+		return fallback("%v", err)
+	}
+	rs.Tree = tree.ID
+	releaseRef := func() error { return s.Release(rs.Tree, rs.Ref) }
+
+	mnt := filepath.Join(dir, rootfsMountDir)
+	var mountErr error
+	if cfg.ReadonlyRoot && readonlyFits(tree.Path(), cfg) {
+		rs.Mode = "readonly"
+		mountErr = mountReadonly(tree, mnt)
+	} else {
+		rs.Mode = "overlay"
+		mountErr = mountOverlay(tree, dir, mnt)
+	}
+	if mountErr != nil {
+		releaseRef()
+		return fallback("%v", mountErr)
+	}
+	rs.Mount = mnt
+	release = func() error { return releaseRootfsState(rs) }
+	b, err := json.Marshal(rs)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, rootfsStateFile), b, 0o600)
+	}
+	if err != nil {
+		release()
+		return noop, fmt.Errorf("write %s: %w", filepath.Join(dir, rootfsStateFile), err)
+	}
+	cfg.Rootfs = mnt
+	return release, nil
+}
+
+// mountOverlay mounts tree as the lowerdir of an overlay at mnt, with the
+// upper and work dirs beside mnt in the state dir.
+func mountOverlay(tree *rootfs.Tree, dir, mnt string) error {
+	upper, work := filepath.Join(dir, rootfsUpperDir), filepath.Join(dir, rootfsWorkDir)
+	for _, d := range []string{upper, work, mnt} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return fmt.Errorf("overlay: %w", err)
+		}
+	}
+	// The merged root takes its mode and owner from the upper dir: give it
+	// the image's (a non-root program must be able to walk its own root).
+	var rst unix.Stat_t
+	if err := unix.Stat(tree.Path(), &rst); err != nil {
+		return fmt.Errorf("overlay: stat tree %s: %w", tree.ID, err)
+	}
+	if err := os.Chown(upper, int(rst.Uid), int(rst.Gid)); err != nil {
+		return fmt.Errorf("overlay: %w", err)
+	}
+	if err := os.Chmod(upper, os.FileMode(rst.Mode&0o777)|unixModeBits(rst.Mode)); err != nil {
+		return fmt.Errorf("overlay: %w", err)
+	}
+	source, fstype, data, err := rootfs.OverlayMount(tree, upper, work)
+	if err != nil {
+		return err
+	}
+	if err := unix.Mount(source, mnt, fstype, 0, data); err != nil {
+		return fmt.Errorf("mount overlay of tree %s on %s: %w", tree.ID, mnt, err)
+	}
+	return makePrivate(mnt)
+}
+
+func unixModeBits(m uint32) os.FileMode {
+	var fm os.FileMode
+	if m&unix.S_ISUID != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&unix.S_ISGID != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&unix.S_ISVTX != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
+}
+
+// mountReadonly binds the tree read-only at mnt.
+func mountReadonly(tree *rootfs.Tree, mnt string) error {
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		return fmt.Errorf("read-only bind: %w", err)
+	}
+	source, _, flags := rootfs.ReadOnlyMount(tree)
+	if err := unix.Mount(source, mnt, "", flags, ""); err != nil {
+		return fmt.Errorf("bind tree %s on %s: %w", tree.ID, mnt, err)
+	}
+	// A bind ignores MS_RDONLY; the remount applies it.
+	if err := unix.Mount("", mnt, "", flags|unix.MS_REMOUNT, ""); err != nil {
+		unix.Unmount(mnt, unix.MNT_DETACH)
+		return fmt.Errorf("remount tree %s on %s read-only: %w", tree.ID, mnt, err)
+	}
+	return makePrivate(mnt)
+}
+
+// makePrivate keeps the mount from propagating to other mount namespaces
+// (a shared / would copy it into every peer) and their unmounts from
+// reaching it.
+func makePrivate(mnt string) error {
+	if err := unix.Mount("", mnt, "", unix.MS_PRIVATE, ""); err != nil {
+		unix.Unmount(mnt, unix.MNT_DETACH)
+		return fmt.Errorf("make %s private: %w", mnt, err)
+	}
+	return nil
+}
+
+// readonlyFits reports whether the runtime can set the container up on a
+// read-only tree: the child creates missing mount targets (and /dev's
+// nodes) inside the root, which a read-only bind refuses. A target below
+// another mount of the spec is made in that mount, not in the tree. Any
+// symlink on the way is left to the overlay, which resolves it in place.
+func readonlyFits(tree string, cfg *Config) bool {
+	var dests []string
+	covered := func(p string) bool {
+		for _, d := range dests {
+			if d == "/" || strings.HasPrefix(p, d+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, m := range cfg.Mounts {
+		p := path.Clean("/" + m.Destination)
+		if !covered(p) && !existsNoSymlink(tree, p) {
+			return false
+		}
+		dests = append(dests, p)
+	}
+	if cfg.SetupDev && !covered("/dev/null") {
+		return false
+	}
+	return true
+}
+
+// existsNoSymlink says whether every component of p exists in tree and
+// none is a symlink.
+func existsNoSymlink(tree, p string) bool {
+	cur := tree
+	for _, c := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+		if c == "" {
+			continue
+		}
+		cur = filepath.Join(cur, c)
+		fi, err := os.Lstat(cur)
+		if err != nil || fi.Mode()&os.ModeSymlink != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// isMountPoint reports whether p is the root of a mount (its mount ID
+// differs from its parent's).
+func isMountPoint(p string) bool {
+	var a, b unix.Statx_t
+	if unix.Statx(unix.AT_FDCWD, p, 0, unix.STATX_MNT_ID, &a) != nil ||
+		unix.Statx(unix.AT_FDCWD, filepath.Join(p, ".."), 0, unix.STATX_MNT_ID, &b) != nil {
+		return false
+	}
+	if a.Mask&b.Mask&unix.STATX_MNT_ID == 0 {
+		return a.Dev_major != b.Dev_major || a.Dev_minor != b.Dev_minor
+	}
+	return a.Mnt_id != b.Mnt_id
 }
 
 // releaseRootfs undoes prepareRootfs for a container being deleted.
 func (r *Runtime) releaseRootfs(st *savedState) error {
-	return nil
+	b, err := os.ReadFile(filepath.Join(r.dir(st.ID), rootfsStateFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	rs := &rootfsState{}
+	if err := json.Unmarshal(b, rs); err != nil {
+		return fmt.Errorf("%s of %s is corrupt: %w", rootfsStateFile, st.ID, err)
+	}
+	return releaseRootfsState(rs)
+}
+
+// releaseRootfsState unmounts the container's root from the host and drops
+// its hold on the tree. Both steps may run twice (a delete retried after a
+// failure).
+func releaseRootfsState(rs *rootfsState) error {
+	if rs.Mode == RootfsPlain {
+		return nil
+	}
+	if rs.Mount != "" {
+		// Detach: a process still in the old root (a hook, an exec that
+		// raced the kill) must not make delete fail; the tree stays held
+		// until the mount is gone from the host's view, which is now.
+		if err := unix.Unmount(rs.Mount, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+			return fmt.Errorf("unmount %s: %w", rs.Mount, err)
+		}
+	}
+	if rs.Tree == "" {
+		return nil
+	}
+	s, err := openStore(rs.Store)
+	if err != nil {
+		return err
+	}
+	return s.Release(rs.Tree, rs.Ref)
 }

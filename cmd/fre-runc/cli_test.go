@@ -828,3 +828,53 @@ func TestLogJSON(t *testing.T) {
 }
 
 var _ = syscall.SIGKILL
+
+func TestSeccomp(t *testing.T) {
+	e := newEnv(t)
+	profile := func(action specs.LinuxSeccompAction, errno *uint) *specs.LinuxSeccomp {
+		return &specs.LinuxSeccomp{
+			DefaultAction: specs.ActAllow,
+			Architectures: []specs.Arch{specs.ArchX86_64},
+			Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: action, ErrnoRet: errno}},
+		}
+	}
+	enospc := uint(28)
+	for _, tc := range []struct {
+		name       string
+		profile    *specs.LinuxSeccomp
+		noNewPrivs bool
+		wantOut    string
+		wantCode   int
+	}{
+		{"errno with no_new_privs", profile(specs.ActErrno, &enospc), true, "No space left on device", 1},
+		{"errno without no_new_privs", profile(specs.ActErrno, nil), false, "Operation not permitted", 1},
+		{"kill", profile(specs.ActKillProcess, nil), true, "", 128 + 31},
+	} {
+		b := bundle(t, "sh", "-c", "echo before; mkdir /tmp/x 2>&1; echo after-$?")
+		testutil.MutateSpec(t, b, func(s *specs.Spec) {
+			s.Linux.Seccomp = tc.profile
+			s.Process.NoNewPrivileges = tc.noNewPrivs
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"})
+		})
+		out, errOut, code := e.run(nil, "run", "--bundle", b, newID())
+		if !strings.HasPrefix(out, "before\n") || !strings.Contains(out, tc.wantOut) {
+			t.Errorf("%s: output %q (stderr %q)", tc.name, out, errOut)
+		}
+		// The kill action kills whichever process made the call: the
+		// shell (exit 159) or the mkdir it forked (after-159).
+		if tc.wantCode == 128+31 && code != tc.wantCode && !strings.Contains(out, "after-159") {
+			t.Errorf("%s: exit %d, output %q: not killed by SIGSYS", tc.name, code, out)
+		}
+		if tc.wantCode != 128+31 && !strings.Contains(out, "after-1") {
+			t.Errorf("%s: mkdir did not fail: %q", tc.name, out)
+		}
+	}
+	// A profile FRE cannot compile is a clear error.
+	b := bundle(t, "true")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: "SCMP_ACT_BOGUS"}
+	})
+	if _, errOut, code := e.run(nil, "run", "--bundle", b, newID()); code == 0 || !strings.Contains(errOut, "seccomp") {
+		t.Fatalf("bad profile: exit %d %q", code, errOut)
+	}
+}

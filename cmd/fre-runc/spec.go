@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/fre-runtime/fre/runtime"
+	"github.com/fre-runtime/fre/seccomp"
 )
 
 func init() {
@@ -41,6 +42,12 @@ func init() {
 		}})
 }
 
+func seccompFeatures() map[string]any {
+	actions, archs, flags := seccomp.Supported()
+	return map[string]any{"enabled": true, "actions": actions, "archs": archs, "knownFlags": flags, "supportedFlags": flags,
+		"operators": []string{"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"}}
+}
+
 func features() map[string]any {
 	yes := true
 	no := false
@@ -60,7 +67,7 @@ func features() map[string]any {
 			"namespaces":   ns,
 			"capabilities": caps,
 			"cgroup":       map[string]any{"v1": yes, "v2": yes, "systemd": no, "systemdUser": no},
-			"seccomp":      map[string]any{"enabled": no},
+			"seccomp":      seccompFeatures(),
 			"apparmor":     map[string]any{"enabled": no},
 			"selinux":      map[string]any{"enabled": no},
 		},

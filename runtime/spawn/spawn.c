@@ -569,6 +569,21 @@ static int child(void *arg)
 	int chdir_done = 0;
 	if (s->cwd && chdir(s->cwd) == 0)
 		chdir_done = 1;
+	/* Without no_new_privs only a privileged process may install a filter,
+	 * so it goes in before the credentials drop (as runc does); the filter
+	 * must then allow what follows. Otherwise fre-dmz installs it last. */
+	if (s->seccomp_fd >= 0 && !s->no_new_privs) {
+		static __thread struct sock_filter filter[4096];
+		ssize_t want = (ssize_t)s->seccomp_len * (ssize_t)sizeof(struct sock_filter);
+		if (s->seccomp_len <= 0 || s->seccomp_len > 4096 || pread(s->seccomp_fd, filter, want, 0) != want)
+			fail(EINVAL, "read seccomp filter", NULL);
+		struct sock_fprog prog = { .len = (unsigned short)s->seccomp_len, .filter = filter };
+		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, s->seccomp_flags, &prog) < 0)
+			fail(errno, "seccomp", NULL);
+		close(s->seccomp_fd);
+		s->seccomp_fd = -1;
+		s->dmz_argv[3] = "-1";
+	}
 	set_creds(s);
 	if (s->cwd && !chdir_done && chdir(s->cwd) < 0)
 		fail(errno, "chdir to cwd", s->cwd);

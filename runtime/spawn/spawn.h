@@ -100,6 +100,8 @@ struct fre_spawn {
 	int userns_root;       /* in a new user namespace: become uid/gid 0 after maps */
 	int preserve_fds;      /* fds 3..3+n-1 survive exec */
 	int seccomp_fd;        /* memfd with the filter for fre-dmz, or -1 */
+	int seccomp_len;       /* instructions in it */
+	unsigned int seccomp_flags;
 	int dmz_fd;            /* sealed memfd holding fre-dmz */
 	char **dmz_argv;       /* fre-dmz's argv; slot 6 (the program's path) is filled in by the child */
 

@@ -359,6 +359,8 @@ func Start(cfg *Config) (*Process, error) {
 		}
 		closeAfter = append(closeAfter, sfd)
 		s.seccomp_fd = C.int(sfd)
+		s.seccomp_len = C.int(n)
+		s.seccomp_flags = C.uint(cfg.SeccompFlag)
 	}
 	s.dmz_argv = a.strs(dmzArgs(fds[1], cfg.FifoFD, int(s.seccomp_fd), cfg.SeccompFlag, len(cfg.Seccomp), cfg.Args))
 

@@ -33,7 +33,9 @@ type env struct {
 }
 
 func newEnv(o options) (*env, error) {
-	dir, err := os.MkdirTemp("", "frebench-")
+	// State roots and bundles live on a tmpfs (as /run does on most
+	// hosts; here /run is on the disk), the same for every runtime.
+	dir, err := os.MkdirTemp(o.workDir, "frebench-")
 	if err != nil {
 		return nil, err
 	}
@@ -200,3 +202,17 @@ func firstLine(s string) string {
 }
 
 func readSpec(bundle string) (*specs.Spec, error) { return testutil.ReadSpec(bundle) }
+
+// noResourcesBundle is the bench bundle without linux.resources.
+func (e *env) noResourcesBundle() (string, error) {
+	dir := filepath.Join(e.dir, "bundle-nocgroup")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	spec, err := testutil.ReadSpec(e.bundle)
+	if err != nil {
+		return "", err
+	}
+	spec.Linux.Resources = nil
+	return dir, testutil.WriteSpec(dir, spec)
+}

@@ -25,6 +25,7 @@ import (
 
 type options struct {
 	binDir      string
+	workDir     string
 	results     string
 	n           int
 	warmup      int
@@ -41,6 +42,7 @@ func main() {
 	var o options
 	var runtimes string
 	flag.StringVar(&o.binDir, "bin-dir", "bin", "directory holding fre-runc")
+	flag.StringVar(&o.workDir, "work-dir", "/dev/shm", "where bundles and state roots go (a tmpfs, as /run usually is)")
 	flag.StringVar(&o.results, "results", "results", "directory for CSV results")
 	flag.IntVar(&o.n, "n", 100, "sequential runs per runtime")
 	flag.IntVar(&o.warmup, "warmup", 3, "untimed runs per runtime before timing")

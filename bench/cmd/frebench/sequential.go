@@ -11,11 +11,25 @@ import (
 // so drift in the machine's load hits all of them alike. Issue 2's target:
 // fre-runc <= 0.5x crun and <= 0.1x runc.
 func sequential(e *env) error {
+	if err := sequentialWith(e, e.bundle, "runc's default spec", "run-sequential"); err != nil {
+		return err
+	}
+	// crun runs here with --cgroup-manager=disabled (it refuses the hybrid
+	// layout), so it never pays for a cgroup; the same spec without
+	// linux.resources (no cgroup for anyone) is the like-for-like run.
+	bundle, err := e.noResourcesBundle()
+	if err != nil {
+		return err
+	}
+	return sequentialWith(e, bundle, "runc's default spec without linux.resources (no cgroup)", "run-sequential-nocgroup")
+}
+
+func sequentialWith(e *env, bundle, title, file string) error {
 	n := e.opts.n
-	fmt.Printf("\n== sequential run: busybox /bin/true, %d runs per runtime (+%d warm-up), interleaved\n", n, e.opts.warmup)
+	fmt.Printf("\n== sequential run: busybox /bin/true, %s, %d runs per runtime (+%d warm-up), interleaved\n", title, n, e.opts.warmup)
 	for _, b := range e.benches {
 		for i := 0; i < e.opts.warmup; i++ {
-			if _, err := b.r.run(e.bundle, e.id(b.name)); err != nil {
+			if _, err := b.r.run(bundle, e.id(b.name)); err != nil {
 				return fmt.Errorf("%s warm-up: %w", b.name, err)
 			}
 		}
@@ -27,7 +41,7 @@ func sequential(e *env) error {
 	for round := 0; round < n; round++ {
 		for k := range e.benches {
 			b := e.benches[(round+k)%len(e.benches)]
-			d, err := b.r.run(e.bundle, e.id(b.name))
+			d, err := b.r.run(bundle, e.id(b.name))
 			if err != nil {
 				fails[b.name]++
 				if firstErr[b.name] == nil {
@@ -61,7 +75,7 @@ func sequential(e *env) error {
 	fmt.Println("targets (mean):")
 	printTargets(e, "sequential run", value, []target{{"crun", 0.5}, {"runc", 0.1}})
 
-	if err := writeCSV(e.opts.results, "run-sequential.csv", []string{"runtime", "round", "ms", "status"}, rows); err != nil {
+	if err := writeCSV(e.opts.results, file+".csv", []string{"runtime", "round", "ms", "status"}, rows); err != nil {
 		return err
 	}
 	var srows [][]string
@@ -69,6 +83,6 @@ func sequential(e *env) error {
 		s := sums[b.name]
 		srows = append(srows, []string{b.name, strconv.Itoa(s.n), ms(s.mean), ms(s.p50), ms(s.p99), ms(s.min), ms(s.max), strconv.Itoa(fails[b.name])})
 	}
-	return writeCSV(e.opts.results, "run-sequential-summary.csv",
+	return writeCSV(e.opts.results, file+"-summary.csv",
 		[]string{"runtime", "n", "mean_ms", "p50_ms", "p99_ms", "min_ms", "max_ms", "fails"}, srows)
 }
