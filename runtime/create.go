@@ -58,6 +58,9 @@ func (c *Container) ID() string { return c.id }
 // Pid is the init's pid on the host.
 func (c *Container) Pid() int { return c.state.Pid }
 
+// ProcessSpec is the init's process as the spec gave it.
+func (c *Container) ProcessSpec() *specs.Process { return c.state.Process }
+
 // PidFD is the init's pidfd, or -1 when the container was loaded from disk.
 func (c *Container) PidFD() int { return c.pidfd }
 
@@ -117,7 +120,7 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		return nil, err
 	}
 	defer lock.Close()
-	st := &savedState{ID: opts.ID, Bundle: bundle, Rootfs: cfg.Rootfs, Created: time.Now().UTC(), Owner: "", Annotations: cfg.Annotations, Hooks: cfg.Hooks, Seccomp: cfg.Seccomp}
+	st := &savedState{ID: opts.ID, Bundle: bundle, Rootfs: cfg.Rootfs, Created: time.Now().UTC(), Owner: "", Annotations: cfg.Annotations, Hooks: cfg.Hooks, Seccomp: cfg.Seccomp, Process: spec.Process}
 	var undo []func()
 	defer func() {
 		if retErr != nil {

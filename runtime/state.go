@@ -69,6 +69,8 @@ type savedState struct {
 	// operations need is kept: encoding the whole config costs time on
 	// the start path.
 	Hooks *specs.Hooks `json:"hooks,omitempty"`
+	// Process is the init's process spec: exec's defaults.
+	Process *specs.Process `json:"process,omitempty"`
 	// Seccomp applies to exec'd processes too.
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
 }

@@ -879,3 +879,49 @@ func TestSeccomp(t *testing.T) {
 		t.Fatalf("bad profile: exit %d %q", code, errOut)
 	}
 }
+
+func TestExecPsUpdateEvents(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sleep", "60")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Hostname = "fre-exec" })
+	id := newID()
+	e.must("run", "--detach", "--bundle", b, id)
+	init := e.state(id).Pid
+	// exec joins the init's namespaces: same hostname, pid namespace
+	// (sleep is pid 1), and it reports the exit code.
+	out := e.must("exec", id, "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '; echo; echo $$")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || lines[0] != "fre-exec" || lines[1] != "sleep 60 " || lines[2] == "1" {
+		t.Fatalf("exec output %q", out)
+	}
+	if _, _, code := e.run(nil, "exec", id, "sh", "-c", "exit 5"); code != 5 {
+		t.Fatalf("exec exit code %d, want 5", code)
+	}
+	if _, _, code := e.run(nil, "exec", "--user", "1000:1000", id, "sh", "-c", "[ $(id -u) = 1000 ] && [ $(id -g) = 1000 ]"); code != 0 {
+		t.Fatalf("exec --user: exit %d", code)
+	}
+	pf := filepath.Join(t.TempDir(), "exec.pid")
+	e.must("exec", "--detach", "--pid-file", pf, id, "sleep", "30")
+	var pids []int
+	if err := json.Unmarshal([]byte(e.must("ps", "--format", "json", id)), &pids); err != nil || len(pids) != 2 {
+		t.Fatalf("ps json: %v %v", pids, err)
+	}
+	if table := e.must("ps", id); !strings.Contains(table, "PID") || !strings.Contains(table, strconv.Itoa(init)) {
+		t.Fatalf("ps table %q", table)
+	}
+	e.must("update", "--memory", "104857600", "--pids-limit", "77", id)
+	var ev struct {
+		Type string
+		Data struct {
+			Memory struct{ Usage struct{ Limit uint64 } }
+			Pids   struct{ Current, Limit uint64 }
+		}
+	}
+	if err := json.Unmarshal([]byte(e.must("events", "--stats", id)), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != "stats" || ev.Data.Memory.Usage.Limit != 104857600 || ev.Data.Pids.Limit != 77 || ev.Data.Pids.Current != 2 {
+		t.Fatalf("events --stats after update: %+v", ev)
+	}
+	e.must("delete", "--force", id)
+}
