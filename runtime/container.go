@@ -122,6 +122,14 @@ func (c *Container) Start() error {
 	case !s.CanStart():
 		return fmt.Errorf("cannot start an already running container: %w", ErrNotCreated)
 	}
+	if hasHooks(c.state.Hooks, startContainerHooks) {
+		state := hookState(c.id, c.state.Bundle, c.state.Pid, "created", c.state.Annotations)
+		if err := runHooksIn("startContainer", c.state.Hooks.StartContainer, c.state.Pid, state); err != nil {
+			// The spec: stop the container; delete follows.
+			c.killAndWait()
+			return err
+		}
+	}
 	fifo := c.dir + "/" + execFifo
 	// O_NONBLOCK: the init holds the fifo open for reading, so this
 	// succeeds at once; ENXIO means the init is gone.
@@ -133,7 +141,16 @@ func (c *Container) Start() error {
 	if _, err := unix.Write(fd, []byte{0}); err != nil {
 		return fmt.Errorf("start %s: %w", c.id, err)
 	}
-	return os.Remove(fifo)
+	if err := os.Remove(fifo); err != nil {
+		return err
+	}
+	if hasHooks(c.state.Hooks, poststartHooks) {
+		state := hookState(c.id, c.state.Bundle, c.state.Pid, "running", c.state.Annotations)
+		if err := runHooks("poststart", c.state.Hooks.Poststart, state); err != nil {
+			c.rt.warnf("%v", err)
+		}
+	}
+	return nil
 }
 
 // pidfdOpen opens the init's pidfd, checking it is still the same process.

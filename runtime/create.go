@@ -249,6 +249,14 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	}
 	defer closeConsole()
 
+	// startContainer and poststart hooks belong to start: run then is
+	// create + Start.
+	startAfter := opts.Started && (hasHooks(cfg.Hooks, startContainerHooks) || hasHooks(cfg.Hooks, poststartHooks))
+	if startAfter {
+		opts.Started = false
+	}
+	pauseForHooks := hasHooks(cfg.Hooks, prestartHooks) || hasHooks(cfg.Hooks, createContainerHooks)
+	sc.HookPause = pauseForHooks && sc.MountNS
 	// The exec fifo: the init blocks reading it until start writes.
 	if !opts.Started {
 		fifo := filepath.Join(dir, execFifo)
@@ -297,8 +305,34 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		return nil, fmt.Errorf("container init exited: %w", err)
 	}
 	ph.done("join cgroup+limits")
+	// Hooks of create: prestart and createRuntime in our namespaces, then
+	// createContainer in the container's. With a mount namespace the child
+	// pauses after its mounts, before pivot_root, as the spec wants.
+	runCreateHooks := func() error {
+		state := hookState(opts.ID, bundle, child.Pid, "creating", cfg.Annotations)
+		if err := runHooks("createRuntime", prestartHooks(cfg.Hooks), state); err != nil {
+			return err
+		}
+		return runHooksIn("createContainer", cfg.Hooks.CreateContainer, child.Pid, state)
+	}
+	if pauseForHooks && !sc.HookPause {
+		if err := runCreateHooks(); err != nil {
+			return nil, err
+		}
+	}
 	if err := child.Release(); err != nil {
 		return nil, err
+	}
+	if sc.HookPause {
+		if err := child.WaitHookPoint(); err != nil {
+			return nil, fmt.Errorf("container init: %w", err)
+		}
+		if err := runCreateHooks(); err != nil {
+			return nil, err
+		}
+		if err := child.Release(); err != nil {
+			return nil, err
+		}
 	}
 	if err := child.Wait(); err != nil {
 		return nil, fmt.Errorf("container init: %w", err)
@@ -313,7 +347,14 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		}
 	}
 	ph.done("save state")
-	return &Container{rt: r, id: opts.ID, dir: dir, state: st, pidfd: child.PidFD}, nil
+	c := &Container{rt: r, id: opts.ID, dir: dir, state: st, pidfd: child.PidFD}
+	if startAfter {
+		lock.Close()
+		if err := c.Start(); err != nil {
+			return nil, err // the deferred undo removes the container
+		}
+	}
+	return c, nil
 }
 
 const execFifo = "exec.fifo"

@@ -55,6 +55,12 @@ func (c *Container) Delete(force bool) error {
 		return fmt.Errorf("delete %s: remove state: %w", c.id, err)
 	}
 	ph.done("delete: state")
+	if hasHooks(c.state.Hooks, poststopHooks) {
+		state := hookState(c.id, c.state.Bundle, 0, "stopped", c.state.Annotations)
+		if err := runHooks("poststop", c.state.Hooks.Poststop, state); err != nil {
+			c.rt.warnf("%v", err)
+		}
+	}
 	return nil
 }
 

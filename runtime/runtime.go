@@ -33,6 +33,8 @@ type Runtime struct {
 
 	netPool *netns.Pool
 	cgPool  *cgpool.Pool
+	// Warn receives warnings (a failed poststart or poststop hook).
+	Warn func(msg string)
 	// Trace, when set, receives the duration of each phase of Create.
 	Trace func(phase string, d time.Duration)
 }

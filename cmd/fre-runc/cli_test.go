@@ -925,3 +925,62 @@ func TestExecPsUpdateEvents(t *testing.T) {
 	}
 	e.must("delete", "--force", id)
 }
+
+func TestHooks(t *testing.T) {
+	e := newEnv(t)
+	logDir := t.TempDir()
+	log := filepath.Join(logDir, "hooks")
+	// Runtime-namespace hooks use the host's shell. createContainer runs
+	// in the container's namespaces before pivot_root (host paths, the
+	// container's pid namespace: pid 2 after the init), startContainer in
+	// the container's root (its hostname is set by then).
+	host := func(name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", `read -r s; echo "` + name + ` $(echo "$s" | grep -o '"status":"[a-z]*"')" >> ` + log}}
+	}
+	b := bundle(t, "true")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/log", Type: "bind", Source: logDir, Options: []string{"rbind", "rw"}})
+		s.Hooks = &specs.Hooks{
+			CreateRuntime:   []specs.Hook{host("createRuntime")},
+			CreateContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo createContainer pid-$$ >> " + log}}},
+			StartContainer:  []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo startContainer $(hostname) >> /log/hooks"}}},
+			Poststart:       []specs.Hook{host("poststart")},
+			Poststop:        []specs.Hook{host("poststop")},
+		}
+	})
+	id := newID()
+	e.must("create", "--bundle", b, id)
+	e.must("start", id)
+	e.waitStatus(id, specs.StateStopped)
+	e.must("delete", id)
+	got, _ := os.ReadFile(log)
+	want := "createRuntime \"status\":\"creating\"\ncreateContainer pid-2\nstartContainer runc\npoststart \"status\":\"running\"\npoststop \"status\":\"stopped\"\n"
+	if string(got) != want {
+		t.Fatalf("hooks ran as\n%s\nwant\n%s", got, want)
+	}
+
+	// A failing createRuntime hook fails create and leaves nothing.
+	b2 := bundle(t, "true")
+	testutil.MutateSpec(t, b2, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/false"}}}
+	})
+	id2 := newID()
+	if _, errOut, code := e.run(nil, "create", "--bundle", b2, id2); code == 0 || !strings.Contains(errOut, "createRuntime hook") {
+		t.Fatalf("failing hook: exit %d %q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, id2)); !os.IsNotExist(err) {
+		t.Fatalf("state left after a failed hook: %v", err)
+	}
+	// A hook that runs too long is killed at its timeout.
+	one := 1
+	testutil.MutateSpec(t, b2, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "30"}, Timeout: &one}}}
+	})
+	start := time.Now()
+	if _, errOut, code := e.run(nil, "run", "--bundle", b2, newID()); code == 0 || !strings.Contains(errOut, "timed out") {
+		t.Fatalf("hook timeout: exit %d %q", code, errOut)
+	}
+	if time.Since(start) > 20*time.Second {
+		t.Fatal("hook timeout not enforced")
+	}
+}

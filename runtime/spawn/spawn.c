@@ -355,6 +355,17 @@ static void setup_root(struct fre_spawn *s)
 		do_mount(rootfd, &s->mounts[i]);
 	close(rootfd);
 
+	/* createContainer hooks run here: mounts done, before pivot_root. */
+	if (s->hook_pause) {
+		if (send(sync_fd, "H", 1, MSG_NOSIGNAL) != 1)
+			_exit(1);
+		char go;
+		ssize_t r;
+		do r = recv(sync_fd, &go, 1, 0); while (r < 0 && errno == EINTR);
+		if (r != 1 || go != 'G')
+			_exit(1);
+	}
+
 	if (s->no_pivot) {
 		if (chdir(s->rootfs) < 0) fail(errno, "chdir", s->rootfs);
 		if (mount(s->rootfs, "/", NULL, MS_MOVE, NULL) < 0) fail(errno, "move root", s->rootfs);
@@ -467,6 +478,8 @@ static void set_creds(struct fre_spawn *s)
 /* lookup finds the program as execvp would, in the container's PATH. */
 static const char *lookup(struct fre_spawn *s, char *buf, size_t n)
 {
+	if (s->exec_path)
+		return s->exec_path;
 	const char *prog = s->argv[0];
 	for (const char *q = prog; *q; q++)
 		if (*q == '/') return prog;

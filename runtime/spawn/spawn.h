@@ -10,6 +10,8 @@
  *
  * Protocol on sync_fd (a SOCK_SEQPACKET pair, one message per packet):
  *   parent -> child  "G"           after uid/gid maps, cgroup join, limits
+ *   child  -> parent "H"           (hook_pause) mounts done, before pivot_root;
+ *                                  waits for "G" again
  *   child  -> parent "E<message>"  set-up failed; the child exits 1
  * then the child execs fre-dmz (dmz/dmz.c), which sends
  *   dmz    -> parent "R"           waiting on the exec fifo (create)
@@ -78,6 +80,7 @@ struct fre_spawn {
 	unsigned long root_propagation; /* for "/" before anything, default MS_SLAVE|MS_REC */
 	int readonly_root;
 	int no_pivot;
+	int hook_pause;     /* send "H" after the mounts and wait for "G" (createContainer hooks) */
 	struct fre_mount *mounts; int nmounts;           /* before pivot_root, relative to rootfs */
 	struct fre_mount *post_mounts; int npost_mounts; /* after pivot_root (masked/readonly paths) */
 	const char **sysctl_paths; const char **sysctl_values; int nsysctl;
@@ -86,6 +89,7 @@ struct fre_spawn {
 	/* process */
 	const char *path_env; /* the container's PATH for the program lookup */
 	const char *const *argv;
+	const char *exec_path; /* run this instead of looking argv[0] up, or NULL */
 	const char *const *envp;
 	const char *cwd;
 	int set_user;          /* change credentials */

@@ -92,6 +92,7 @@ type Config struct {
 	RootPropagation uintptr
 	ReadonlyRoot    bool
 	NoPivot         bool
+	HookPause       bool      // stop after the mounts (see WaitHookPoint)
 	Mounts          []MountOp // before pivot_root
 	PostMounts      []MountOp // after pivot_root
 	Sysctl          [][2]string
@@ -99,6 +100,7 @@ type Config struct {
 	Domainname      *string
 
 	Args        []string
+	ExecPath    string // run this file instead of looking up Args[0]
 	Env         []string
 	PathEnv     string
 	Cwd         string
@@ -283,6 +285,7 @@ func Start(cfg *Config) (*Process, error) {
 	s.root_propagation = C.ulong(cfg.RootPropagation)
 	s.readonly_root = cbool(cfg.ReadonlyRoot)
 	s.no_pivot = cbool(cfg.NoPivot)
+	s.hook_pause = cbool(cfg.HookPause)
 	s.mounts, s.nmounts = a.mounts(cfg.Mounts)
 	s.post_mounts, s.npost_mounts = a.mounts(cfg.PostMounts)
 	if n := len(cfg.Sysctl); n > 0 {
@@ -306,6 +309,9 @@ func Start(cfg *Config) (*Process, error) {
 		s.path_env = a.str(cfg.PathEnv)
 	}
 	s.argv = a.strs(cfg.Args)
+	if cfg.ExecPath != "" {
+		s.exec_path = a.str(cfg.ExecPath)
+	}
 	s.envp = a.strs(cfg.Env)
 	if cfg.Cwd != "" {
 		s.cwd = a.str(cfg.Cwd)
@@ -399,6 +405,31 @@ func (p *Process) Release() error {
 	return nil
 }
 
+// WaitHookPoint waits until a child started with HookPause has made its
+// mounts; Release lets it go on.
+func (p *Process) WaitHookPoint() error {
+	buf := make([]byte, 8192)
+	n, err := p.sync.Read(buf)
+	if err != nil || n == 0 {
+		return errors.New("container init exited during set-up")
+	}
+	switch buf[0] {
+	case 'H':
+		return nil
+	case 'E':
+		return childError(buf[:n])
+	}
+	return fmt.Errorf("container init: unexpected message %q", buf[:n])
+}
+
+func childError(msg []byte) error {
+	if len(msg) < 5 {
+		return errors.New("container init failed")
+	}
+	errno := syscall.Errno(binary.NativeEndian.Uint32(msg[1:5]))
+	return &ChildError{Op: string(msg[5:]), Err: errno}
+}
+
 // Wait waits until the child is set up: created and waiting for start
 // (with an exec fifo) or exec'd (without). It returns the child's error.
 func (p *Process) Wait() error {
@@ -420,11 +451,7 @@ func (p *Process) Wait() error {
 			execing = true
 			continue
 		case 'E':
-			if n < 5 {
-				return errors.New("container init failed")
-			}
-			errno := syscall.Errno(binary.NativeEndian.Uint32(buf[1:5]))
-			return &ChildError{Op: string(buf[5:n]), Err: errno}
+			return childError(buf[:n])
 		}
 		return fmt.Errorf("container init: unexpected message %q", buf[:n])
 	}

@@ -1,0 +1,162 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/runtime/spawn"
+)
+
+// Hooks, where the spec says:
+//   prestart, createRuntime  runtime namespace, in create, once the
+//                            container's namespaces exist
+//   createContainer          container namespaces, after the mounts,
+//                            before pivot_root (the child pauses)
+//   startContainer           container namespaces, in start, before the
+//                            program runs
+//   poststart                runtime namespace, after start
+//   poststop                 runtime namespace, after delete
+// Each gets the container's state on stdin; a failure of any but
+// poststart and poststop fails the operation.
+
+func hookState(id, bundle string, pid int, status string, annotations map[string]string) []byte {
+	b, _ := json.Marshal(&specs.State{Version: specs.Version, ID: id, Status: specs.ContainerState(status), Pid: pid, Bundle: bundle, Annotations: annotations})
+	return b
+}
+
+// runHooks runs hooks in the runtime namespace, in order, stopping at the
+// first failure.
+func runHooks(kind string, hooks []specs.Hook, state []byte) error {
+	for i, h := range hooks {
+		if err := runHook(h, state); err != nil {
+			return fmt.Errorf("%s hook #%d (%s): %w", kind, i, h.Path, err)
+		}
+	}
+	return nil
+}
+
+func runHook(h specs.Hook, state []byte) error {
+	ctx := context.Background()
+	if h.Timeout != nil {
+		if *h.Timeout <= 0 {
+			return fmt.Errorf("%w: hook timeout must be positive", ErrInvalidConfig)
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(*h.Timeout)*time.Second)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, h.Path)
+	cmd.Args = h.Args
+	if len(cmd.Args) == 0 {
+		cmd.Args = []string{h.Path}
+	}
+	cmd.Env = h.Env
+	cmd.Stdin = bytes.NewReader(state)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ctx.Err() == context.DeadlineExceeded {
+		return fmt.Errorf("timed out after %ds", *h.Timeout)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, bytes.TrimSpace(out.Bytes()))
+	}
+	return nil
+}
+
+// runHooksIn runs hooks inside the namespaces of process pid (whose mount
+// namespace may not have pivoted yet), each as a process started by spawn.
+func runHooksIn(kind string, hooks []specs.Hook, pid int, state []byte) error {
+	for i, h := range hooks {
+		if err := runHookIn(h, pid, state); err != nil {
+			return fmt.Errorf("%s hook #%d (%s): %w", kind, i, h.Path, err)
+		}
+	}
+	return nil
+}
+
+func runHookIn(h specs.Hook, pid int, state []byte) error {
+	sc := &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1, Stdio: [3]int{-1, -1, -1}}
+	for _, ns := range nsOrder {
+		p := fmt.Sprintf("/proc/%d/ns/%s", pid, ns.name)
+		if !sameNS(p, "/proc/self/ns/"+ns.name) {
+			sc.Join = append(sc.Join, spawn.Join{Type: ns.flag, Path: p})
+		}
+	}
+	if p := fmt.Sprintf("/proc/%d/ns/pid", pid); !sameNS(p, "/proc/self/ns/pid") {
+		sc.PidNS = p
+	}
+	sc.Args = h.Args
+	if len(sc.Args) == 0 {
+		sc.Args = []string{h.Path}
+	}
+	// The hook's path, not args[0], is what runs.
+	sc.Args = append([]string(nil), sc.Args...)
+	sc.ExecPath = h.Path
+	sc.Env = h.Env
+	sc.Cwd = "/"
+	stdin, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer stdin.Close()
+	go func() { w.Write(state); w.Close() }()
+	sc.Stdio[0] = int(stdin.Fd())
+	child, err := spawn.Start(sc)
+	if err != nil {
+		return err
+	}
+	if err := child.Release(); err != nil {
+		child.Kill()
+		return err
+	}
+	if err := child.Wait(); err != nil {
+		child.Kill()
+		return err
+	}
+	if h.Timeout != nil {
+		t := time.AfterFunc(time.Duration(*h.Timeout)*time.Second, func() {
+			unix.PidfdSendSignal(child.PidFD, unix.SIGKILL, nil, 0)
+		})
+		defer t.Stop()
+	}
+	code, err := waitPidfd(child.PidFD)
+	unix.Close(child.PidFD)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return fmt.Errorf("exit status %d", code)
+	}
+	return nil
+}
+
+func hasHooks(h *specs.Hooks, which func(*specs.Hooks) []specs.Hook) bool {
+	return h != nil && len(which(h)) > 0
+}
+
+func prestartHooks(h *specs.Hooks) []specs.Hook {
+	//nolint:staticcheck // prestart is deprecated but still honoured
+	return append(append([]specs.Hook(nil), h.Prestart...), h.CreateRuntime...)
+}
+func createContainerHooks(h *specs.Hooks) []specs.Hook { return h.CreateContainer }
+func startContainerHooks(h *specs.Hooks) []specs.Hook  { return h.StartContainer }
+func poststartHooks(h *specs.Hooks) []specs.Hook       { return h.Poststart }
+func poststopHooks(h *specs.Hooks) []specs.Hook        { return h.Poststop }
+
+// warnf reports what the spec wants logged but not failed.
+func (r *Runtime) warnf(format string, args ...any) {
+	if r.Warn != nil {
+		r.Warn(fmt.Sprintf(format, args...))
+		return
+	}
+	fmt.Fprintf(os.Stderr, "fre: warning: "+format+"\n", args...)
+}
