@@ -61,12 +61,18 @@ func openRuntime(g *globalOptions) (*runtime.Runtime, error) {
 		return nil, err
 	}
 	opened = append(opened, rt)
+	rt.Warn = func(msg string) {
+		logf("warning", "%s", msg)
+		fmt.Fprintln(errOut, "warning:", msg)
+	}
 	if g.Debug {
 		rt.Trace = func(phase string, d time.Duration) { debugf("%s: %s", phase, d) }
 	}
 	// FRE_TRACE=1: phase timings on stderr, for the start-path work.
 	if os.Getenv("FRE_TRACE") != "" {
-		rt.Trace = func(phase string, d time.Duration) { fmt.Fprintf(os.Stderr, "fre-trace %s %d\n", phase, d.Microseconds()) }
+		rt.Trace = func(phase string, d time.Duration) {
+			fmt.Fprintf(os.Stderr, "fre-trace %s %d\n", phase, d.Microseconds())
+		}
 	}
 	return rt, nil
 }
