@@ -243,6 +243,9 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	if err := setSeccomp(sc, cfg.Seccomp); err != nil {
 		return nil, err
 	}
+	if err := setLSM(sc, proc); err != nil {
+		return nil, err
+	}
 	closeConsole, err := setStdio(sc, opts.ConsoleSocket, opts.Console, opts.Stdio)
 	if err != nil {
 		return nil, err

@@ -71,6 +71,9 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 	if err := setSeccomp(sc, c.state.Seccomp); err != nil {
 		return nil, err
 	}
+	if err := setLSM(sc, proc); err != nil {
+		return nil, err
+	}
 	closeConsole, err := setStdio(sc, opts.ConsoleSocket, opts.Console, opts.Stdio)
 	if err != nil {
 		return nil, err

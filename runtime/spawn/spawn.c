@@ -622,6 +622,8 @@ static int child(void *arg)
 	for (int i = 0; i < 3; i++)
 		if (keep[i] >= 0 && fcntl(keep[i], F_SETFD, 0) < 0)
 			fail(errno, "fcntl", NULL);
+	for (int i = 0; i < s->nattr; i++)
+		write_file(s->attr_paths[i], s->attr_values[i]);
 	s->dmz_argv[6] = (char *)prog;
 	syscall(SYS_execveat, s->dmz_fd, "", s->dmz_argv, (char *const *)s->envp, AT_EMPTY_PATH);
 	fail(errno, "exec fre-dmz", NULL);

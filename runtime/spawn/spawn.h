@@ -85,6 +85,7 @@ struct fre_spawn {
 	struct fre_mount *post_mounts; int npost_mounts; /* after pivot_root (masked/readonly paths) */
 	const char **sysctl_paths; const char **sysctl_values; int nsysctl;
 	const char *hostname; const char *domainname;
+	const char **attr_paths; const char **attr_values; int nattr; /* LSM exec attributes */
 
 	/* process */
 	const char *path_env; /* the container's PATH for the program lookup */

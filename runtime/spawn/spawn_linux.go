@@ -96,6 +96,7 @@ type Config struct {
 	Mounts          []MountOp // before pivot_root
 	PostMounts      []MountOp // after pivot_root
 	Sysctl          [][2]string
+	AttrWrites      [][2]string // LSM attributes (path, value) written right before exec
 	Hostname        *string
 	Domainname      *string
 
@@ -297,6 +298,16 @@ func Start(cfg *Config) (*Process, error) {
 		s.sysctl_paths = a.strs(paths)
 		s.sysctl_values = a.strs(vals)
 		s.nsysctl = C.int(n)
+	}
+	if n := len(cfg.AttrWrites); n > 0 {
+		paths := make([]string, n)
+		vals := make([]string, n)
+		for i, kv := range cfg.AttrWrites {
+			paths[i], vals[i] = kv[0], kv[1]
+		}
+		s.attr_paths = a.strs(paths)
+		s.attr_values = a.strs(vals)
+		s.nattr = C.int(n)
 	}
 	if cfg.Hostname != nil {
 		s.hostname = a.str(*cfg.Hostname)
