@@ -985,3 +985,36 @@ func TestHooks(t *testing.T) {
 		t.Fatal("hook timeout not enforced")
 	}
 }
+
+// Policy pool: each container gets its own pre-made netns (not the
+// host's), and it is gone after delete.
+func TestNetnsPoolPolicy(t *testing.T) {
+	e := newEnv(t, "--netns-policy", "pool")
+	host := hostNetns(t)
+	b := bundle(t, "sh", "-c", "readlink /proc/self/ns/net; ip link show lo 2>/dev/null | grep -q UP && echo lo-up; sleep 60")
+	seen := map[string]bool{}
+	var ids []string
+	for i := 0; i < 3; i++ {
+		id := newID()
+		e.must("create", "--bundle", b, id)
+		ids = append(ids, id)
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", e.state(id).Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ns == host || seen[ns] {
+			t.Fatalf("container %d: netns %s (host %s, seen %v)", i, ns, host, seen)
+		}
+		seen[ns] = true
+	}
+	for _, id := range ids {
+		e.must("delete", "--force", id)
+	}
+	// The pins are gone: no nsfs mount of ours is left.
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, l := range strings.Split(string(mi), "\n") {
+		if strings.Contains(l, filepath.Join(e.root, "netns-pool", "used")) {
+			t.Fatalf("pooled netns still pinned after delete: %s", l)
+		}
+	}
+}

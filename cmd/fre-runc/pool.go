@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/fre-runtime/fre/cgpool"
+	"github.com/fre-runtime/fre/netns"
 )
 
 // poolOptions are the flags of the "pool" subcommands.
@@ -60,11 +61,31 @@ func runPool(g *globalOptions, o *poolOptions, args []string, stdout, stderr io.
 		return err
 	}
 	defer p.Close()
+	netDir := filepath.Join(g.Root, "netns-pool")
 	switch sub {
 	case "fill":
-		return p.Fill(o.parent, o.size)
+		if err := p.Fill(o.parent, o.size); err != nil {
+			return err
+		}
+		// The netns pool is filled when the netns policy is pool.
+		rt, err := openRuntime(g)
+		if err != nil {
+			return err
+		}
+		if rt.Options.NetnsPolicy == netns.PolicyPool {
+			return rt.NetnsPool().Fill(rt.Options.NetnsPoolSize)
+		}
+		return nil
 	case "drain":
-		return p.Drain(o.parent)
+		if err := p.Drain(o.parent); err != nil {
+			return err
+		}
+		// The netns pool goes too: every pin is removed (a running
+		// container keeps its namespace as long as it runs).
+		if _, err := os.Stat(netDir); err == nil {
+			return netns.Purge(netDir)
+		}
+		return nil
 	case "status":
 		st, err := p.Status()
 		if err != nil {
