@@ -1018,3 +1018,14 @@ func TestNetnsPoolPolicy(t *testing.T) {
 		}
 	}
 }
+
+// run with process.terminal and no console socket: fre-runc holds the pty.
+func TestRunForegroundTerminal(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", "tty; echo hi; exit 4")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Process.Terminal = true })
+	out, errOut, code := e.run(nil, "run", "--bundle", b, newID())
+	if code != 4 || !strings.Contains(out, "/dev/pts/0") || !strings.Contains(out, "hi") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}

@@ -149,6 +149,21 @@ func runContainer(g *globalOptions, f *createFlags, id string) error {
 	}
 	opts := f.opts(id)
 	opts.Started = true
+	// A terminal with nobody to hand it to: fre-runc holds it (runc's way).
+	var tty *foregroundTTY
+	if !f.detach && f.consoleSocket == "" {
+		spec, err := runtime.LoadSpec(opts.Bundle)
+		if err != nil {
+			return err
+		}
+		opts.Spec = spec
+		if spec.Process != nil && spec.Process.Terminal {
+			if tty, err = newForegroundTTY(); err != nil {
+				return err
+			}
+			opts.Console = tty.theirs
+		}
+	}
 	// Signals for the container arrive from now on: forward them.
 	sigs := make(chan os.Signal, 64)
 	notified := make(chan struct{})
@@ -170,6 +185,13 @@ func runContainer(g *globalOptions, f *createFlags, id string) error {
 		return nil
 	}
 	<-notified
+	waitTTY := func() {}
+	if tty != nil {
+		if waitTTY, err = tty.attach(); err != nil {
+			c.Delete(true)
+			return err
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		for {
@@ -187,6 +209,7 @@ func runContainer(g *globalOptions, f *createFlags, id string) error {
 	}()
 	t0 := time.Now()
 	code, err := c.Wait()
+	waitTTY()
 	if rt.Trace != nil {
 		rt.Trace("wait", time.Since(t0))
 	}
