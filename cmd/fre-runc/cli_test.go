@@ -50,6 +50,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	rootDir = filepath.Join(tmp, "roots")
+	// A container in a user namespace runs as a mapped uid that must be
+	// able to reach its root through the state dir.
+	os.Chmod(tmp, 0o711)
 	code := m.Run()
 	if leaks := findLeaks(); len(leaks) > 0 {
 		fmt.Printf("LEAK after the suite:\n  %s\n", strings.Join(leaks, "\n  "))
@@ -100,6 +103,9 @@ type env struct {
 	bin  string // fre-runc binary (default freBin)
 	root string
 	args []string // global flags
+
+	lastCreateOut string // what the last created container wrote (see readAllAfterStart)
+	lastOut       *os.File
 }
 
 func newEnv(t *testing.T, global ...string) *env {
@@ -141,6 +147,9 @@ func (e *env) run(stdin []byte, args ...string) (stdout, stderr string, code int
 			e.t.Fatalf("run fre-runc %v: %v", args, err)
 		}
 		code = ee.ExitCode()
+	}
+	if len(args) > 0 && args[0] == "create" {
+		e.lastOut = o // the container keeps writing to it
 	}
 	return readAll(o), readAll(er), code
 }
@@ -1028,4 +1037,43 @@ func TestRunForegroundTerminal(t *testing.T) {
 	if code != 4 || !strings.Contains(out, "/dev/pts/0") || !strings.Contains(out, "hi") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+}
+
+func TestUserNamespace(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", "id -u; cat /proc/self/uid_map | tr -s ' '; touch /tmp/x && stat -c %u /tmp/x; ls /sys/fs/cgroup/memory >/dev/null && echo cgroup-ok; ls /sys/class >/dev/null && echo sysfs-ok")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"})
+	})
+	// The mapped root must be able to reach the bundle, as with runc.
+	os.Chmod(b, 0o755)
+	os.Chmod(filepath.Dir(b), 0o711)
+	id := newID()
+	e.must("create", "--bundle", b, id)
+	pid := e.state(id).Pid
+	st, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Seen from the host the init runs as the mapped uid.
+	if uid := st.Sys().(*syscall.Stat_t).Uid; uid != 200000 {
+		t.Errorf("init's uid on the host %d, want 200000", uid)
+	}
+	out := readAllAfterStart(t, e, id)
+	if want := "0\n 0 200000 65536\n0\ncgroup-ok\nsysfs-ok\n"; out != want {
+		t.Fatalf("got %q want %q", out, want)
+	}
+}
+
+// readAllAfterStart starts a created container whose stdout is a file and
+// returns what it wrote once it stopped.
+func readAllAfterStart(t *testing.T, e *env, id string) string {
+	t.Helper()
+	e.must("start", id)
+	e.waitStatus(id, specs.StateStopped)
+	e.must("delete", id)
+	return readAll(e.lastOut)
 }
