@@ -379,6 +379,18 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool
 	t.Fatalf("timed out waiting for %s (last error: %v)", what, last)
 }
 
+// pollFor polls cond until it holds (true) or timeout passes (false).
+func pollFor(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
 // exitCode is the exit code of a finished command.
 func exitCode(err error) int {
 	var ee *exec.ExitError

@@ -1,6 +1,10 @@
 package runtime
 
-import specs "github.com/opencontainers/runtime-spec/specs-go"
+import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/fre-runtime/fre/runtime/spawn"
+)
 
 // Config is a container's configuration, converted once from the OCI spec
 // and validated. Everything after Convert reads this, never the spec.
@@ -28,6 +32,8 @@ type Config struct {
 	ReadonlyPaths   []string            `json:"readonly_paths,omitempty"`
 	RootPropagation uintptr             `json:"root_propagation,omitempty"`
 	Sysctl          map[string]string   `json:"sysctl,omitempty"`
+	Personality     int                 `json:"personality"` // -1: leave
+	TimeOffsets     string              `json:"time_offsets,omitempty"`
 
 	CgroupsPath string                `json:"cgroups_path,omitempty"`
 	Resources   *specs.LinuxResources `json:"resources,omitempty"`
@@ -50,22 +56,24 @@ type Mount struct {
 
 // Process is the container's program and its credentials.
 type ProcessConfig struct {
-	Terminal        bool     `json:"terminal,omitempty"`
-	ConsoleRows     uint16   `json:"console_rows,omitempty"`
-	ConsoleCols     uint16   `json:"console_cols,omitempty"`
-	Args            []string `json:"args"`
-	Env             []string `json:"env,omitempty"`
-	Cwd             string   `json:"cwd"`
-	UID             uint32   `json:"uid"`
-	GID             uint32   `json:"gid"`
-	AdditionalGids  []uint32 `json:"additional_gids,omitempty"`
-	Umask           *uint32  `json:"umask,omitempty"`
-	Rlimits         []Rlimit `json:"rlimits,omitempty"`
-	NoNewPrivs      bool     `json:"no_new_privs,omitempty"`
-	Caps            *CapSets `json:"caps,omitempty"`
-	OOMScoreAdj     *int     `json:"oom_score_adj,omitempty"`
-	ApparmorProfile string   `json:"apparmor_profile,omitempty"`
-	SelinuxLabel    string   `json:"selinux_label,omitempty"`
+	Terminal        bool         `json:"terminal,omitempty"`
+	ConsoleRows     uint16       `json:"console_rows,omitempty"`
+	ConsoleCols     uint16       `json:"console_cols,omitempty"`
+	Args            []string     `json:"args"`
+	Env             []string     `json:"env,omitempty"`
+	Cwd             string       `json:"cwd"`
+	UID             uint32       `json:"uid"`
+	GID             uint32       `json:"gid"`
+	AdditionalGids  []uint32     `json:"additional_gids,omitempty"`
+	Umask           *uint32      `json:"umask,omitempty"`
+	Rlimits         []Rlimit     `json:"rlimits,omitempty"`
+	NoNewPrivs      bool         `json:"no_new_privs,omitempty"`
+	Caps            *CapSets     `json:"caps,omitempty"`
+	OOMScoreAdj     *int         `json:"oom_score_adj,omitempty"`
+	ApparmorProfile string       `json:"apparmor_profile,omitempty"`
+	SelinuxLabel    string       `json:"selinux_label,omitempty"`
+	Sched           *spawn.Sched `json:"sched,omitempty"`
+	IOPrio          int          `json:"ioprio"` // -1: leave
 }
 
 // Rlimit is a resource limit by number.

@@ -137,7 +137,7 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	}
 	undo = append(undo, func() { releaseRootfs() })
 
-	sc := &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1}
+	sc := newSpawnConfig()
 
 	// Network: a path is joined; otherwise the policy decides.
 	policy, err := netns.PolicyFromAnnotations(cfg.Annotations, r.Options.NetnsPolicy)
@@ -234,6 +234,10 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	sc.NoPivot = opts.NoPivot
 	sc.Mounts, sc.PostMounts = mountPlan(cfg, cgm)
 	sc.Hostname, sc.Domainname = cfg.Hostname, cfg.Domainname
+	sc.Personality = cfg.Personality
+	if cfg.hasNew(specs.TimeNamespace) {
+		sc.TimeNS, sc.TimeOffsets = true, cfg.TimeOffsets
+	}
 	for k, v := range cfg.Sysctl {
 		sc.Sysctl = append(sc.Sysctl, [2]string{sysctlPath(k), v})
 	}
@@ -467,6 +471,8 @@ func setProcess(sc *spawn.Config, proc *ProcessConfig) {
 		sc.CapLast = capLastOnce()
 	}
 	sc.ConsoleRows, sc.ConsoleCols = proc.ConsoleRows, proc.ConsoleCols
+	sc.Sched = proc.Sched
+	sc.IOPrio = proc.IOPrio
 }
 
 // setStdio connects the console socket (the child sends the pty master
@@ -511,4 +517,9 @@ func setSeccomp(sc *spawn.Config, profile *specs.LinuxSeccomp) error {
 	}
 	sc.Seccomp, sc.SeccompFlag = prog, flags
 	return nil
+}
+
+// newSpawnConfig is a plan that changes nothing yet.
+func newSpawnConfig() *spawn.Config {
+	return &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1, Personality: -1, IOPrio: -1, Stdio: [3]int{-1, -1, -1}}
 }

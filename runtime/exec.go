@@ -55,7 +55,7 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 		return nil, err
 	}
 	pid := c.state.Pid
-	sc := &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1}
+	sc := newSpawnConfig()
 	// Join each namespace in which the init differs from us.
 	for _, ns := range nsOrder {
 		p := fmt.Sprintf("/proc/%d/ns/%s", pid, ns.name)

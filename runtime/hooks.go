@@ -84,7 +84,7 @@ func runHooksIn(kind string, hooks []specs.Hook, pid int, state []byte) error {
 }
 
 func runHookIn(h specs.Hook, pid int, state []byte) error {
-	sc := &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1, Stdio: [3]int{-1, -1, -1}}
+	sc := newSpawnConfig()
 	for _, ns := range nsOrder {
 		p := fmt.Sprintf("/proc/%d/ns/%s", pid, ns.name)
 		if !sameNS(p, "/proc/self/ns/"+ns.name) {

@@ -11,6 +11,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/runtime/spawn"
 )
 
 // LoadSpec reads <bundle>/config.json.
@@ -140,6 +142,17 @@ func Convert(spec *specs.Spec, bundle string) (*Config, error) {
 			return nil, err
 		}
 	}
+	if spec.Linux.IntelRdt != nil {
+		return nil, invalid("linux.intelRdt", "Intel RDT (resctrl) is %v by FRE", ErrNotSupported)
+	}
+	c.Personality = -1
+	if p := spec.Linux.Personality; p != nil {
+		v, err := personality(p)
+		if err != nil {
+			return nil, err
+		}
+		c.Personality = v
+	}
 	c.CgroupsPath = spec.Linux.CgroupsPath
 	c.Resources = spec.Linux.Resources
 	c.Seccomp = spec.Linux.Seccomp
@@ -191,7 +204,20 @@ func convertNamespaces(c *Config, l *specs.Linux) error {
 		return invalid("linux.uidMappings", "mappings given without a user namespace")
 	}
 	if c.hasNew(specs.TimeNamespace) {
-		return invalid("linux.namespaces", "time namespace: %v", ErrNotSupported)
+		var b strings.Builder
+		for _, clock := range []string{"monotonic", "boottime"} {
+			if o, ok := l.TimeOffsets[clock]; ok {
+				fmt.Fprintf(&b, "%s %d %d\n", clock, o.Secs, o.Nanosecs)
+			}
+		}
+		for clock := range l.TimeOffsets {
+			if clock != "monotonic" && clock != "boottime" {
+				return invalid("linux.timeOffsets", "unknown clock %q (monotonic or boottime)", clock)
+			}
+		}
+		c.TimeOffsets = b.String()
+	} else if len(l.TimeOffsets) > 0 {
+		return invalid("linux.timeOffsets", "offsets given without a new time namespace")
 	}
 	return nil
 }
@@ -333,6 +359,24 @@ func convertProcess(p *specs.Process) (*ProcessConfig, error) {
 		ApparmorProfile: p.ApparmorProfile,
 		SelinuxLabel:    p.SelinuxLabel,
 	}
+	cp.IOPrio = -1
+	if io := p.IOPriority; io != nil {
+		class, ok := map[specs.IOPriorityClass]int{specs.IOPRIO_CLASS_RT: 1, specs.IOPRIO_CLASS_BE: 2, specs.IOPRIO_CLASS_IDLE: 3}[io.Class]
+		if !ok {
+			return nil, invalid("process.ioPriority.class", "unknown class %q", io.Class)
+		}
+		if io.Priority < 0 || io.Priority > 7 {
+			return nil, invalid("process.ioPriority.priority", "%d is out of 0..7", io.Priority)
+		}
+		cp.IOPrio = class<<13 | io.Priority
+	}
+	if sc := p.Scheduler; sc != nil {
+		s, err := scheduler(sc)
+		if err != nil {
+			return nil, err
+		}
+		cp.Sched = s
+	}
 	if p.ConsoleSize != nil {
 		cp.ConsoleRows = uint16(p.ConsoleSize.Height)
 		cp.ConsoleCols = uint16(p.ConsoleSize.Width)
@@ -397,4 +441,55 @@ var capNames = map[string]int{
 	"CAP_AUDIT_WRITE": 29, "CAP_AUDIT_CONTROL": 30, "CAP_SETFCAP": 31, "CAP_MAC_OVERRIDE": 32,
 	"CAP_MAC_ADMIN": 33, "CAP_SYSLOG": 34, "CAP_WAKE_ALARM": 35, "CAP_BLOCK_SUSPEND": 36,
 	"CAP_AUDIT_READ": 37, "CAP_PERFMON": 38, "CAP_BPF": 39, "CAP_CHECKPOINT_RESTORE": 40,
+}
+
+var personalityFlags = map[specs.LinuxPersonalityFlag]int{
+	"UNAME26": 0x0020000, "ADDR_NO_RANDOMIZE": 0x0040000, "FDPIC_FUNCPTRS": 0x0080000, "MMAP_PAGE_ZERO": 0x0100000,
+	"ADDR_COMPAT_LAYOUT": 0x0200000, "READ_IMPLIES_EXEC": 0x0400000, "ADDR_LIMIT_32BIT": 0x0800000,
+	"SHORT_INODE": 0x1000000, "WHOLE_SECONDS": 0x2000000, "STICKY_TIMEOUTS": 0x4000000, "ADDR_LIMIT_3GB": 0x8000000,
+}
+
+func personality(p *specs.LinuxPersonality) (int, error) {
+	var v int
+	switch p.Domain {
+	case specs.PerLinux:
+		v = 0x0000
+	case specs.PerLinux32:
+		v = 0x0008
+	default:
+		return 0, invalid("linux.personality.domain", "unknown domain %q (LINUX or LINUX32)", p.Domain)
+	}
+	for _, f := range p.Flags {
+		bit, ok := personalityFlags[f]
+		if !ok {
+			return 0, invalid("linux.personality.flags", "unknown flag %q", f)
+		}
+		v |= bit
+	}
+	return v, nil
+}
+
+var schedPolicies = map[specs.LinuxSchedulerPolicy]uint32{
+	specs.SchedOther: 0, specs.SchedFIFO: 1, specs.SchedRR: 2, specs.SchedBatch: 3, specs.SchedISO: 4, specs.SchedIdle: 5, specs.SchedDeadline: 6,
+}
+
+var schedFlags = map[specs.LinuxSchedulerFlag]uint64{
+	specs.SchedFlagResetOnFork: 0x01, specs.SchedFlagReclaim: 0x02, specs.SchedFlagDLOverrun: 0x04,
+	specs.SchedFlagKeepPolicy: 0x08, specs.SchedFlagKeepParams: 0x10, specs.SchedFlagUtilClampMin: 0x20, specs.SchedFlagUtilClampMax: 0x40,
+}
+
+func scheduler(sc *specs.Scheduler) (*spawn.Sched, error) {
+	pol, ok := schedPolicies[sc.Policy]
+	if !ok {
+		return nil, invalid("process.scheduler.policy", "unknown policy %q", sc.Policy)
+	}
+	s := &spawn.Sched{Policy: pol, Nice: sc.Nice, Priority: uint32(sc.Priority), Runtime: sc.Runtime, Deadline: sc.Deadline, Period: sc.Period}
+	for _, f := range sc.Flags {
+		bit, ok := schedFlags[f]
+		if !ok {
+			return nil, invalid("process.scheduler.flags", "unknown flag %q", f)
+		}
+		s.Flags |= bit
+	}
+	return s, nil
 }

@@ -1077,3 +1077,28 @@ func readAllAfterStart(t *testing.T, e *env, id string) string {
 	e.must("delete", id)
 	return readAll(e.lastOut)
 }
+
+func TestPersonalityTimeNamespaceScheduler(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", "uname -m; cut -d. -f1 /proc/uptime; grep policy /proc/self/sched | tr -d ' '")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32}
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.TimeNamespace})
+		s.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 10 * 365 * 86400}}
+		s.Process.Scheduler = &specs.Scheduler{Policy: specs.SchedBatch}
+		s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 6}
+	})
+	out := strings.Fields(e.must("run", "--bundle", b, newID()))
+	if len(out) != 3 || out[0] != "i686" || out[2] != "policy:3" {
+		t.Fatalf("output %q", out)
+	}
+	if up, _ := strconv.Atoi(out[1]); up < 10*365*86400 {
+		t.Fatalf("boottime offset not applied: uptime %d", up)
+	}
+	// Intel RDT is refused clearly.
+	b2 := bundle(t, "true")
+	testutil.MutateSpec(t, b2, func(s *specs.Spec) { s.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "x"} })
+	if _, errOut, code := e.run(nil, "run", "--bundle", b2, newID()); code == 0 || !strings.Contains(errOut, "linux.intelRdt") {
+		t.Fatalf("intelRdt: exit %d %q", code, errOut)
+	}
+}

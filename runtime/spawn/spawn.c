@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -549,6 +550,14 @@ static int child(void *arg)
 	}
 	if (s->cgroupns_new && unshare(CLONE_NEWCGROUP) < 0)
 		fail(errno, "unshare cgroup namespace", NULL);
+	/* A time namespace is entered at the next exec, so its offsets are
+	 * written now, before anything lives in it. */
+	if (s->time_ns) {
+		if (unshare(CLONE_NEWTIME) < 0)
+			fail(errno, "unshare time namespace", NULL);
+		if (s->time_offsets)
+			write_file("/proc/self/timens_offsets", s->time_offsets);
+	}
 
 	if (s->mount_ns)
 		setup_root(s);
@@ -624,6 +633,18 @@ static int child(void *arg)
 			fail(errno, "fcntl", NULL);
 	for (int i = 0; i < s->nattr; i++)
 		write_file(s->attr_paths[i], s->attr_values[i]);
+	if (s->personality >= 0 && personality((unsigned long)s->personality) < 0)
+		fail(errno, "personality", NULL);
+	if (s->ioprio >= 0 && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, s->ioprio) < 0)
+		fail(errno, "ioprio_set", NULL);
+	if (s->set_sched) {
+		struct { uint32_t size, policy; uint64_t flags; int32_t nice; uint32_t priority; uint64_t runtime, deadline, period; } attr = {
+			.size = 48, .policy = s->sched_policy, .flags = s->sched_flags, .nice = s->sched_nice,
+			.priority = s->sched_priority, .runtime = s->sched_runtime, .deadline = s->sched_deadline, .period = s->sched_period };
+		if (syscall(SYS_sched_setattr, 0, &attr, 0) < 0)
+			fail(errno, "sched_setattr", NULL);
+	}
+
 	s->dmz_argv[6] = (char *)prog;
 	syscall(SYS_execveat, s->dmz_fd, "", s->dmz_argv, (char *const *)s->envp, AT_EMPTY_PATH);
 	fail(errno, "exec fre-dmz", NULL);

@@ -104,6 +104,12 @@ struct fre_spawn {
 	int cap_last;          /* /proc/sys/kernel/cap_last_cap */
 	int userns_root;       /* in a new user namespace: become uid/gid 0 after maps */
 	int preserve_fds;      /* fds 3..3+n-1 survive exec */
+	long personality;      /* -1: leave */
+	int set_sched; unsigned int sched_policy; int sched_nice; unsigned int sched_priority;
+	unsigned long long sched_flags, sched_runtime, sched_deadline, sched_period;
+	int ioprio;            /* -1: leave; else class<<13 | level */
+	int time_ns;           /* unshare(CLONE_NEWTIME); entered at exec */
+	const char *time_offsets; /* "monotonic S N\nboottime S N\n" or NULL */
 	int seccomp_fd;        /* memfd with the filter for fre-dmz, or -1 */
 	int seccomp_len;       /* instructions in it */
 	unsigned int seccomp_flags;

@@ -115,8 +115,22 @@ type Config struct {
 	CapLast     int
 	UsernsRoot  bool
 	PreserveFDs int
+	Personality int    // -1: leave
+	Sched       *Sched // nil: leave
+	IOPrio      int    // -1: leave
+	TimeNS      bool
+	TimeOffsets string
 	Seccomp     []unix.SockFilter
 	SeccompFlag uint
+}
+
+// Sched is sched_setattr(2)'s attributes.
+type Sched struct {
+	Policy                    uint32
+	Nice                      int32
+	Priority                  uint32
+	Flags                     uint64
+	Runtime, Deadline, Period uint64
 }
 
 // Process is a cloned child waiting for Release.
@@ -361,6 +375,22 @@ func Start(cfg *Config) (*Process, error) {
 	}
 	s.userns_root = cbool(cfg.UsernsRoot)
 	s.preserve_fds = C.int(cfg.PreserveFDs)
+	s.personality = C.long(cfg.Personality)
+	s.ioprio = C.int(cfg.IOPrio)
+	if cfg.Sched != nil {
+		s.set_sched = 1
+		s.sched_policy = C.uint(cfg.Sched.Policy)
+		s.sched_nice = C.int(cfg.Sched.Nice)
+		s.sched_priority = C.uint(cfg.Sched.Priority)
+		s.sched_flags = C.ulonglong(cfg.Sched.Flags)
+		s.sched_runtime = C.ulonglong(cfg.Sched.Runtime)
+		s.sched_deadline = C.ulonglong(cfg.Sched.Deadline)
+		s.sched_period = C.ulonglong(cfg.Sched.Period)
+	}
+	s.time_ns = cbool(cfg.TimeNS)
+	if cfg.TimeOffsets != "" {
+		s.time_offsets = a.str(cfg.TimeOffsets)
+	}
 	dfd, err := dmzFD()
 	if err != nil {
 		parentSync.Close()

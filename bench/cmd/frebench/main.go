@@ -8,6 +8,10 @@
 //	frebench [flags] sequential   N sequential `run` of a busybox /bin/true bundle
 //	frebench [flags] concurrent   C containers started at once, each with a
 //	                              cgroupsPath and a memory limit
+//	frebench [flags] memory       5 language images x 5 containers: memory
+//	                              (PSS + page cache) on the host, under runc
+//	                              and under fre-runc's shared store; store
+//	                              size and import time (memory*.go)
 //	frebench [flags] all          every scenario above
 //
 // crun refuses this machine's hybrid cgroup layout, so its runs happen in a
@@ -33,6 +37,8 @@ type options struct {
 	runtimes    []string
 	memLimit    int64
 	keep        bool
+	memPer      int    // memory: containers per image
+	store       string // memory: fre-runc's store (default: a temp dir)
 }
 
 func main() {
@@ -50,8 +56,10 @@ func main() {
 	flag.StringVar(&runtimes, "runtimes", "fre-runc,runc,crun", "runtimes to compare, comma-separated")
 	flag.Int64Var(&o.memLimit, "memory-limit", 64<<20, "memory limit in bytes per container (concurrent)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary bundles and state dirs")
+	flag.IntVar(&o.memPer, "mem-per", 5, "containers per image (memory)")
+	flag.StringVar(&o.store, "store", "", "fre-runc store directory for memory (default: a temporary one)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: frebench [flags] sequential|concurrent|all\n")
+		fmt.Fprintf(os.Stderr, "usage: frebench [flags] sequential|concurrent|memory|all\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -67,7 +75,8 @@ func main() {
 	scenarios := map[string][]func(*env) error{
 		"sequential": {sequential},
 		"concurrent": {concurrent},
-		"all":        {sequential, concurrent},
+		"memory":     {memory},
+		"all":        {sequential, concurrent, memory},
 	}
 	run, ok := scenarios[flag.Arg(0)]
 	if !ok {
