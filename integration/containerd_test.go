@@ -135,8 +135,17 @@ func (c *containerd) writeConfig() error {
 		return err
 	}
 	// Loopback only: no address outside 127.0.0.0/8 is ever assigned.
-	lo := `{"cniVersion": "1.0.0", "name": "fre-lo", "plugins": [{"type": "loopback"}]}`
+	// containerd's CRI insists on an eth0 with an address in the CNI
+	// result, so a report-only plugin after loopback names lo's 127.0.0.1
+	// as the pod's address; it creates nothing.
+	lo := `{"cniVersion": "1.0.0", "name": "fre-lo", "plugins": [{"type": "loopback"}, {"type": "fre-report-lo"}]}`
 	if err := os.WriteFile(filepath.Join(cni, "10-fre-lo.conflist"), []byte(lo), 0o644); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.shimDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(c.shimDir, "fre-report-lo"), []byte(reportLoPlugin), 0o755); err != nil {
 		return err
 	}
 	cfg := fmt.Sprintf(`version = 3
@@ -154,6 +163,15 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt",
 [plugins."io.containerd.cri.v1.images".pinned_images]
   sandbox = %[5]q
 
+# This host withholds CAP_SYS_RESOURCE: no oom_score_adj below containerd's.
+# runtime/ writes sysctls after making /proc/sys read-only (reported);
+# until then CRI must not ask for net.ipv4.ip_unprivileged_port_start and
+# net.ipv4.ping_group_range.
+[plugins."io.containerd.cri.v1.runtime"]
+  restrict_oom_score_adj = true
+  enable_unprivileged_ports = false
+  enable_unprivileged_icmp = false
+
 [plugins."io.containerd.cri.v1.runtime".containerd]
   default_runtime_name = "fre"
 
@@ -161,15 +179,26 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt",
   runtime_type = "io.containerd.fre.v1"
 
 [plugins."io.containerd.cri.v1.runtime".cni]
-  bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
+  bin_dirs = [%[7]q, "/usr/lib/cni", "/opt/cni/bin"]
   conf_dir = %[6]q
 
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-`, filepath.Join(c.dir, "root"), filepath.Join(c.dir, "state"), c.sock, c.sock+".ttrpc", pauseRef, cni)
+`, filepath.Join(c.dir, "root"), filepath.Join(c.dir, "state"), c.sock, c.sock+".ttrpc", pauseRef, cni, c.shimDir)
 	return os.WriteFile(c.config, []byte(cfg), 0o644)
 }
+
+// reportLoPlugin is a CNI plugin that only reports: the pod's "eth0"
+// address is 127.0.0.1 (its loopback, which the loopback plugin brought
+// up). It reads nothing and changes nothing.
+const reportLoPlugin = `#!/bin/sh
+cat >/dev/null
+case "$CNI_COMMAND" in
+ADD) printf '{"cniVersion":"1.0.0","interfaces":[{"name":"eth0","sandbox":"%s"}],"ips":[{"address":"127.0.0.1/8","interface":0}]}' "$CNI_NETNS" ;;
+VERSION) printf '{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0","1.1.0"]}' ;;
+esac
+`
 
 func (c *containerd) env() []string {
 	return append(os.Environ(), "PATH="+c.shimDir+":"+c.binDir+":"+os.Getenv("PATH"))
@@ -234,6 +263,11 @@ func (c *containerd) tail() string {
 // ctr runs ctr against this containerd and returns its combined output.
 func (c *containerd) ctr(args ...string) (string, error) {
 	return c.ctrCtx(context.Background(), args...)
+}
+
+// ctrNS runs ctr in another containerd namespace.
+func (c *containerd) ctrNS(ns string, args ...string) (string, error) {
+	return c.ctrCtx(context.Background(), append([]string{"--namespace", ns}, args...)...)
 }
 
 func (c *containerd) ctrCtx(ctx context.Context, args ...string) (string, error) {
@@ -311,6 +345,7 @@ func (c *containerd) cleanup() {
 	unmountUnder(c.dir)
 	removeCgroups(namespace)
 	os.RemoveAll(freRoot)
+	os.RemoveAll(filepath.Join(filepath.Dir(freRoot), criNamespace))
 	os.RemoveAll(c.dir)
 }
 
