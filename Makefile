@@ -32,6 +32,8 @@ TESTFLAGS ?=
 BENCH_N           ?= 100
 BENCH_CONCURRENCY ?= 256
 BENCH_TIME        ?= 1x
+# Extra frebench flags, e.g. BENCH_FLAGS='-fre-cgroup-pool on -fre-config my.json'.
+BENCH_FLAGS       ?=
 # Packages whose Go benchmarks make bench runs (missing ones are skipped).
 BENCH_PKGS ?= ./cgpool/ ./netns/ ./rootfs/ ./runtime/
 
@@ -44,7 +46,7 @@ export FRE_BIN_DIR        := $(BIN_DIR)
 export CONTAINERD_BIN_DIR
 
 .DEFAULT_GOAL := build
-.PHONY: build build-soft containerd deps test vet bench bench-go bench-run conformance demo install clean
+.PHONY: build build-soft containerd deps test vet bench bench-go bench-run bench-plot conformance demo install clean
 
 build:
 	@mkdir -p $(BIN_DIR)
@@ -87,21 +89,40 @@ test: build containerd vet
 # A failing Go benchmark is reported but does not stop the runtime
 # comparison; make bench still exits non-zero.
 bench: build-soft
-	@status=0; \
+	@start=$$(date +%s); status=0; \
 	$(MAKE) --no-print-directory bench-go || { echo "WARNING: Go benchmarks failed (see above)"; status=1; }; \
 	$(MAKE) --no-print-directory bench-run || status=1; \
+	echo "make bench: $$(( $$(date +%s) - start )) s; figures and tables in $(RESULTS) (see its README.md)"; \
 	exit $$status
 
-# Go benchmarks of the packages that have any; the rest are skipped.
+# Go benchmarks of the packages that have any (the rest are skipped), then
+# the research's figures 1 and 2 from their output: CSV, PNG and ratios.
+# Whatever the benchmarks produced is plotted even when one of them fails.
 bench-go:
-	@mkdir -p $(RESULTS)
-	@hack/bench-go.sh $(BENCH_TIME) $(RESULTS)/go-bench.txt $(BENCH_PKGS)
+	@mkdir -p $(RESULTS) $(OUT_DIR)
+	@status=0; \
+	hack/bench-go.sh $(BENCH_TIME) $(RESULTS)/go-bench.txt $(BENCH_PKGS) || status=1; \
+	{ $(GO) build -o $(OUT_DIR)/freplot ./bench/cmd/freplot && \
+	  $(OUT_DIR)/freplot -results $(RESULTS) figures; } || status=1; \
+	exit $$status
 
+# fre-runc (cgroup pool on and off) against runc and crun, then the bar
+# charts of the sequential and concurrent runs.
 bench-run:
 	@mkdir -p $(RESULTS) $(OUT_DIR)
 	$(GO) build -o $(OUT_DIR)/frebench ./bench/cmd/frebench
+	$(GO) build -o $(OUT_DIR)/freplot ./bench/cmd/freplot
+	@status=0; \
 	$(OUT_DIR)/frebench -bin-dir $(BIN_DIR) -results $(RESULTS) \
-		-n $(BENCH_N) -concurrency $(BENCH_CONCURRENCY) all
+		-n $(BENCH_N) -concurrency $(BENCH_CONCURRENCY) $(BENCH_FLAGS) all || status=1; \
+	$(OUT_DIR)/freplot -results $(RESULTS) runs || status=1; \
+	exit $$status
+
+# Redraws every figure from what is already under results/ (no measuring).
+bench-plot:
+	@mkdir -p $(OUT_DIR)
+	$(GO) build -o $(OUT_DIR)/freplot ./bench/cmd/freplot
+	$(OUT_DIR)/freplot -results $(RESULTS) all
 
 conformance: build-soft
 	@hack/conformance.sh

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -25,6 +25,10 @@ func concurrent(e *env) error {
 	}
 	parent := fmt.Sprintf("fre-bench-%d", os.Getpid())
 	defer removeCgroupParent(parent)
+	benches, err := concurrentBenches(e, "/"+parent)
+	if err != nil {
+		return err
+	}
 
 	type result struct {
 		wall  time.Duration
@@ -34,7 +38,7 @@ func concurrent(e *env) error {
 	}
 	results := map[string]result{}
 	var rows [][]string
-	for _, b := range e.benches {
+	for _, b := range benches {
 		bundles := make([]string, c)
 		ids := make([]string, c)
 		for i := range bundles {
@@ -51,7 +55,17 @@ func concurrent(e *env) error {
 			}
 			ids[i] = e.id(b.name)
 		}
+		if b.prepare != nil {
+			if err := b.prepare(); err != nil {
+				return err
+			}
+		}
 		lat, wall, errs, err := b.r.concurrent(bundles, ids)
+		if b.finish != nil { // drain the pool even after a failed run
+			if ferr := b.finish(); ferr != nil && err == nil {
+				return ferr
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("%s concurrent: %w", b.name, err)
 		}
@@ -75,14 +89,18 @@ func concurrent(e *env) error {
 		os.RemoveAll(filepath.Join(e.dir, "concurrent", b.name))
 	}
 
-	fmt.Printf("%-10s %6s %10s %10s %10s %10s %6s  %s\n", "runtime", "n", "wall ms", "max ms", "p50 ms", "p99 ms", "fails", "")
+	fmt.Printf("%-16s %6s %10s %10s %10s %10s %6s  %s\n", "runtime", "n", "wall ms", "max ms", "p50 ms", "p99 ms", "fails", "")
 	names := make([]string, 0, len(results))
-	for _, b := range e.benches {
+	var fres []string
+	for _, b := range benches {
 		names = append(names, b.name)
+		if strings.HasPrefix(b.name, "fre-runc") {
+			fres = append(fres, b.name)
+		}
 	}
-	for _, b := range e.benches {
+	for _, b := range benches {
 		r := results[b.name]
-		fmt.Printf("%-10s %6d %10.1f %10.1f %10.1f %10.1f %6d  %s\n", b.name, c, float64(r.wall)/1e6, r.lat.max, r.lat.p50, r.lat.p99, r.fails, b.note)
+		fmt.Printf("%-16s %6d %10.1f %10.1f %10.1f %10.1f %6d  %s\n", b.name, c, float64(r.wall)/1e6, r.lat.max, r.lat.p50, r.lat.p99, r.fails, b.note)
 		if r.err != "" {
 			fmt.Printf("           first error: %s\n", r.err)
 		}
@@ -96,16 +114,22 @@ func concurrent(e *env) error {
 		return r, ok && r.fails == 0
 	}
 	fmt.Println("targets:")
-	printTargets(e, "concurrent wall time", func(n string) (float64, bool) {
-		r, ok := measured(n)
-		return float64(r.wall), ok
-	}, []target{{"runc", 0.1}, {"crun", 0.5}})
-	printTargets(e, "concurrent max latency", func(n string) (float64, bool) {
-		r, ok := measured(n)
-		return r.lat.max, ok
-	}, []target{{"runc", 0.1}, {"crun", 0.5}})
+	for _, fre := range fres {
+		printTargetsFor(e, fre, "concurrent wall time", func(n string) (float64, bool) {
+			r, ok := measured(n)
+			return float64(r.wall), ok
+		}, []target{{"runc", 0.1}, {"crun", 0.5}})
+		printTargetsFor(e, fre, "concurrent max latency", func(n string) (float64, bool) {
+			r, ok := measured(n)
+			return r.lat.max, ok
+		}, []target{{"runc", 0.1}, {"crun", 0.5}})
+	}
+	if r1, ok1 := measured("fre-runc-pool"); ok1 {
+		if r0, ok0 := measured("fre-runc-nopool"); ok0 && r0.wall > 0 && r0.lat.max > 0 {
+			fmt.Printf("  cgroup pool on/off: wall %.3fx, max latency %.3fx\n", float64(r1.wall)/float64(r0.wall), r1.lat.max/r0.lat.max)
+		}
+	}
 
-	sort.Strings(names)
 	if err := writeCSV(e.opts.results, "run-concurrent.csv", []string{"runtime", "container", "ms", "status"}, rows); err != nil {
 		return err
 	}

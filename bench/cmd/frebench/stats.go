@@ -54,21 +54,27 @@ type target struct {
 // printTargets prints fre-runc's ratio to each other runtime on the figure
 // value picks, against the goal, or why it cannot be judged.
 func printTargets(e *env, what string, value func(name string) (float64, bool), targets []target) {
-	fre, freOK := value("fre-runc")
+	printTargetsFor(e, "fre-runc", what, value, targets)
+}
+
+// printTargetsFor is printTargets for a fre-runc variant named fre.
+func printTargetsFor(e *env, fre, what string, value func(name string) (float64, bool), targets []target) {
+	v, freOK := value(fre)
 	for _, t := range targets {
 		other, ok := value(t.other)
+		pair := fmt.Sprintf("%s/%s", fre, t.other)
 		switch {
 		case !freOK:
-			fmt.Printf("  %-28s fre-runc/%-5s   -      target <= %.2gx  SKIP (fre-runc not measured)\n", what, t.other, t.k)
+			fmt.Printf("  %-28s %-20s   -      target <= %.2gx  SKIP (%s not measured)\n", what, pair, t.k, fre)
 		case !ok || other == 0:
-			fmt.Printf("  %-28s fre-runc/%-5s   -      target <= %.2gx  SKIP (%s not measured)\n", what, t.other, t.k, t.other)
+			fmt.Printf("  %-28s %-20s   -      target <= %.2gx  SKIP (%s not measured)\n", what, pair, t.k, t.other)
 		default:
-			r := fre / other
+			r := v / other
 			verdict := "PASS"
 			if r > t.k {
 				verdict = "MISS"
 			}
-			fmt.Printf("  %-28s fre-runc/%-5s %6.3fx  target <= %.2gx  %s\n", what, t.other, r, t.k, verdict)
+			fmt.Printf("  %-28s %-20s %6.3fx  target <= %.2gx  %s\n", what, pair, r, t.k, verdict)
 		}
 	}
 }
