@@ -39,6 +39,7 @@ type options struct {
 	keep        bool
 	memPer      int    // memory: containers per image
 	store       string // memory: fre-runc's store (default: a temp dir)
+	memDir      string // memory: where images and bundles go (disk, not tmpfs)
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.Int64Var(&o.memLimit, "memory-limit", 64<<20, "memory limit in bytes per container (concurrent)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary bundles and state dirs")
 	flag.IntVar(&o.memPer, "mem-per", 5, "containers per image (memory)")
+	flag.StringVar(&o.memDir, "mem-dir", "/var/tmp", "directory for the memory scenario's images and bundles (a disk, not tmpfs)")
 	flag.StringVar(&o.store, "store", "", "fre-runc store directory for memory (default: a temporary one)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: frebench [flags] sequential|concurrent|memory|all\n")
