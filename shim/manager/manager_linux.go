@@ -233,6 +233,9 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	if err := mount.UnmountRecursive(filepath.Join(bundle, "rootfs"), 0); err != nil {
 		log.G(ctx).WithError(err).Warn("unmount rootfs")
 	}
+	if err := task.ReleaseStoreRef(bundle); err != nil {
+		log.G(ctx).WithError(err).Warn("release store tree")
+	}
 	if e, err := task.ReadExit(bundle); err == nil {
 		return shim.StopStatus{Pid: e.Pid, ExitStatus: e.Status, ExitedAt: e.ExitedAt}, nil
 	}

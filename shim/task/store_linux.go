@@ -2,13 +2,172 @@ package task
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 
 	"github.com/containerd/containerd/v2/core/mount"
+	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/rootfs"
 )
 
+// The shared-store rootfs: containerd hands an overlay of its snapshot
+// layers (lowerdir, top first) with a per-container upperdir and workdir.
+// The shim imports the lower layers into FRE's content-addressed store (one
+// tree per layer chain, cached: containerd's committed snapshots never
+// change, so the import is keyed by the directories alone) and mounts
+// overlay with that tree as the only lower layer and containerd's upper and
+// work. Identical files of different images are then one inode and one
+// copy in the page cache. Writes still go to containerd's upperdir, so
+// snapshots, diffs and commits keep working.
+
+var (
+	storesMu sync.Mutex
+	stores   = map[string]*rootfs.Store{}
+)
+
+// openStore opens a store once per shim: a shim serves many containers.
+func openStore(root string) (*rootfs.Store, error) {
+	if root == "" {
+		root = rootfs.DefaultRoot
+	}
+	storesMu.Lock()
+	defer storesMu.Unlock()
+	if s := stores[root]; s != nil {
+		return s, nil
+	}
+	s, err := rootfs.Open(rootfs.Options{Root: root})
+	if err != nil {
+		return nil, err
+	}
+	stores[root] = s
+	return s, nil
+}
+
+// storeRecord is kept in the bundle so that the delete command can release
+// the tree after the shim is gone.
+type storeRecord struct {
+	Store string `json:"store"`
+	Tree  string `json:"tree"`
+	Ref   string `json:"ref"`
+}
+
+const storeFile = "fre-rootfs.json"
+
+// overlayParts splits containerd's overlay options.
+func overlayParts(m mount.Mount) (lower []string, upper, work string, rest []string, err error) {
+	for _, o := range m.Options {
+		switch {
+		case strings.HasPrefix(o, "lowerdir="):
+			lower = strings.Split(strings.TrimPrefix(o, "lowerdir="), ":")
+		case strings.HasPrefix(o, "upperdir="):
+			upper = strings.TrimPrefix(o, "upperdir=")
+		case strings.HasPrefix(o, "workdir="):
+			work = strings.TrimPrefix(o, "workdir=")
+		default:
+			rest = append(rest, o)
+		}
+	}
+	if len(lower) == 0 {
+		return nil, "", "", nil, errors.New("overlay without lowerdir")
+	}
+	if upper == "" || work == "" {
+		// A read-only view: nothing to write to, nothing to gain much.
+		return nil, "", "", nil, errors.New("overlay without upperdir/workdir")
+	}
+	return lower, upper, work, rest, nil
+}
+
 // mountFromStore mounts an overlay rootfs with a shared-store tree as its
-// lower layer.
-func (s *service) mountFromStore(ctx context.Context, id, target string, ms []mount.Mount, opts Options) (*rootfsMount, error) {
-	return nil, errors.New("shared-store rootfs: not implemented yet")
+// lower layer. Any error leaves nothing behind; the caller mounts as given.
+func (s *service) mountFromStore(ctx context.Context, id, target string, ms []mount.Mount, opts Options) (_ *rootfsMount, retErr error) {
+	if len(ms) != 1 || ms[0].Type != "overlay" {
+		return nil, fmt.Errorf("not a single overlay mount (%d mounts)", len(ms))
+	}
+	lower, upper, work, rest, err := overlayParts(ms[0])
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range rest {
+		// Options that change what lowerdir means cannot be kept.
+		if strings.HasPrefix(o, "idmap") || strings.HasPrefix(o, "uidmap") || strings.HasPrefix(o, "gidmap") {
+			return nil, fmt.Errorf("overlay option %q", o)
+		}
+	}
+	st, err := openStore(opts.StoreRoot)
+	if err != nil {
+		return nil, err
+	}
+	bundle := filepath.Dir(target)
+	rec := storeRecord{Store: st.Root(), Ref: storeRef(bundle)}
+	tree, err := st.ImportLowerDirs(ctx, lower, rootfs.ImportOptions{Ref: rec.Ref, Immutable: true})
+	if err != nil {
+		return nil, fmt.Errorf("import lowerdirs: %w", err)
+	}
+	rec.Tree = tree.ID
+	release := func() { st.Release(rec.Tree, rec.Ref) }
+	defer func() {
+		if retErr != nil {
+			release()
+		}
+	}()
+	source, fstype, data, err := rootfs.OverlayMount(tree, upper, work)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range rest {
+		data += "," + o
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(bundle, storeFile), b, 0o600); err != nil {
+		return nil, err
+	}
+	if err := unix.Mount(source, target, fstype, 0, data); err != nil {
+		os.Remove(filepath.Join(bundle, storeFile))
+		return nil, fmt.Errorf("mount overlay of tree %s on %s: %w", tree.ID, target, err)
+	}
+	return &rootfsMount{target: target, release: release}, nil
+}
+
+// storeRef names the container in the store's refs: the bundle path is
+// unique per containerd, namespace and container, and the store is
+// host-wide.
+func storeRef(bundle string) string {
+	ref := strings.ReplaceAll(strings.TrimPrefix(bundle, "/"), "/", "_")
+	if len(ref) > 255 {
+		h := sha256.Sum256([]byte(bundle))
+		ref = hex.EncodeToString(h[:])
+	}
+	return ref
+}
+
+// ReleaseStoreRef drops the bundle's hold on its store tree, if it has one
+// (the delete command, after the shim is gone).
+func ReleaseStoreRef(bundle string) error {
+	b, err := os.ReadFile(filepath.Join(bundle, storeFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var rec storeRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return err
+	}
+	st, err := openStore(rec.Store)
+	if err != nil {
+		return err
+	}
+	return st.Release(rec.Tree, rec.Ref)
 }
