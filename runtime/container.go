@@ -221,3 +221,13 @@ func (c *Container) Resume() error {
 	}
 	return c.cgroup().Thaw()
 }
+
+// Close releases the init's pidfd held by the creating process.
+func (c *Container) Close() error {
+	if c.pidfd < 0 {
+		return nil
+	}
+	err := unix.Close(c.pidfd)
+	c.pidfd = -1
+	return err
+}

@@ -91,9 +91,8 @@ func (c *Container) killAndWait() error {
 			return fmt.Errorf("wait for %s: %w", c.id, err)
 		}
 		if n > 0 {
-			// Reap it if it is our child (fre-runc run); else its parent will.
-			var info unix.Siginfo
-			unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil)
+			// Exited. Its parent reaps it (and keeps its exit status): a
+			// shim, or fre-runc run through Wait.
 			return nil
 		}
 	}

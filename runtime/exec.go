@@ -31,6 +31,16 @@ type Process struct {
 // Wait waits for the process and returns its exit code (128+signal).
 func (p *Process) Wait() (int, error) { return waitPidfd(p.PidFD) }
 
+// Close releases the process's pidfd.
+func (p *Process) Close() error {
+	if p.PidFD < 0 {
+		return nil
+	}
+	err := unix.Close(p.PidFD)
+	p.PidFD = -1
+	return err
+}
+
 // Signal sends sig to the process.
 func (p *Process) Signal(sig unix.Signal) error { return unix.PidfdSendSignal(p.PidFD, sig, nil, 0) }
 

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -155,4 +156,25 @@ func lockDir(dir string, exclusive bool) (*os.File, error) {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	return f, nil
+}
+
+// KeepPoolsWarm refills the cgroup pool (every parent it has seen or is
+// configured with) and, under the pool policy, the netns pool, until ctx
+// ends. A long-lived process (the shim) runs it in the background.
+func (r *Runtime) KeepPoolsWarm(ctx context.Context, every time.Duration) {
+	if r.Options.NetnsPolicy == netns.PolicyPool {
+		go r.NetnsPool().Run(ctx)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if p, err := r.CgroupPool(); err == nil {
+			p.Fill("", 0)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

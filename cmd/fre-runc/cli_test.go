@@ -1102,3 +1102,20 @@ func TestPersonalityTimeNamespaceScheduler(t *testing.T) {
 		t.Fatalf("intelRdt: exit %d %q", code, errOut)
 	}
 }
+
+// Sysctls are written before /proc/sys turns read-only; net.* ones need a
+// netns of the container's own, so they are refused under policy host.
+func TestSysctl(t *testing.T) {
+	e := newEnv(t, "--netns-policy", "new")
+	b := bundle(t, "sh", "-c", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Linux.Sysctl = map[string]string{"net.ipv4.ip_unprivileged_port_start": "80", "kernel.shmmni": "1234"}
+	})
+	if out := e.must("run", "--bundle", b, newID()); out != "80\n1234\n" {
+		t.Fatalf("sysctls %q", out)
+	}
+	host := newEnv(t, "--netns-policy", "host")
+	if _, errOut, code := host.run(nil, "run", "--bundle", b, newID()); code == 0 || !strings.Contains(errOut, "net.ipv4.ip_unprivileged_port_start") {
+		t.Fatalf("net sysctl under host policy: exit %d %q", code, errOut)
+	}
+}

@@ -388,6 +388,12 @@ static void setup_root(struct fre_spawn *s)
 		close(newroot);
 	}
 
+}
+
+/* finish_root runs after the sysctls are written: /proc/sys is one of
+ * the read-only paths. */
+static void finish_root(struct fre_spawn *s)
+{
 	if (s->npost_mounts) {
 		int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0) fail(errno, "open", "/");
@@ -395,10 +401,6 @@ static void setup_root(struct fre_spawn *s)
 			do_mount(fd, &s->post_mounts[i]);
 		close(fd);
 	}
-}
-
-static void finish_root(struct fre_spawn *s)
-{
 	if (s->readonly_root && remount_bind("/", MS_RDONLY) < 0)
 		fail(errno, "remount / read-only", NULL);
 }
