@@ -139,3 +139,15 @@ install: build
 clean:
 	rm -rf $(BIN_DIR) $(OUT_DIR)
 	$(GO) clean -testcache
+
+# fre-dmz (runtime/spawn/dmz): the static program between the child's
+# set-up and the container's program, embedded in fre-runc. The binary is
+# committed so `go build` needs no C toolchain for it; rebuild after
+# changing dmz.c.
+DMZ := runtime/spawn/dmz/fre-dmz-amd64
+.PHONY: dmz
+dmz: $(DMZ)
+$(DMZ): runtime/spawn/dmz/dmz.c
+	gcc -static -nostdlib -nostartfiles -Os -fno-stack-protector \
+		-fno-asynchronous-unwind-tables -fno-builtin -ffreestanding \
+		-Wl,--gc-sections -Wl,--build-id=none -s -o $@ $<

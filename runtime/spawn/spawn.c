@@ -242,14 +242,12 @@ static void do_mount(int rootfd, struct fre_mount *m)
 		char name[256];
 		int dfd = parent_of(rootfd, m->target, name, sizeof(name));
 		if (dfd < 0) fail(errno, "mknod", m->target);
-		unlinkat(dfd, name, 0);
-		if (mknodat(dfd, name, m->mode, m->dev) < 0)
-			fail(errno, "mknod", m->target);
-		if (fchownat(dfd, name, m->uid, m->gid, AT_SYMLINK_NOFOLLOW) < 0)
+		if (mknodat(dfd, name, m->mode, m->dev) < 0) {
+			if (errno != EEXIST || unlinkat(dfd, name, 0) < 0 || mknodat(dfd, name, m->mode, m->dev) < 0)
+				fail(errno, "mknod", m->target);
+		}
+		if ((m->uid || m->gid) && fchownat(dfd, name, m->uid, m->gid, AT_SYMLINK_NOFOLLOW) < 0)
 			fail(errno, "chown device", m->target);
-		/* mknod applies the umask; devices want their exact mode. */
-		if (fchmodat(dfd, name, m->mode & 07777, 0) < 0)
-			fail(errno, "chmod device", m->target);
 		close(dfd);
 		return;
 	}
@@ -520,17 +518,12 @@ static int child(void *arg)
 	pid_t pp = getppid();
 	if (pp != 0 && pp != ppid) /* 0: the parent is outside our new pid namespace */
 		_exit(1);
-	/* Go's handlers must not run here; restore defaults, then unblock. */
-	struct sigaction dfl;
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (int i = 1; i < _NSIG; i++)
-		if (i != SIGKILL && i != SIGSTOP)
-			sigaction(i, &dfl, NULL);
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Every signal stays blocked (fre_spawn_start blocked them): Go's
+	 * handlers must not run here. execve resets the handlers to their
+	 * defaults and fre-dmz unblocks, so nothing is reset one by one. */
 	close(s->parent_sync_fd);
+	/* Device nodes and mount targets get their exact modes. */
+	umask(0);
 
 	for (int i = 0; i < s->njoin; i++)
 		if (setns(s->join[i].fd, s->join[i].type) < 0)
@@ -615,8 +608,7 @@ static int child(void *arg)
 	char cwdbuf[4096];
 	if (s->cwd && (syscall(SYS_getcwd, cwdbuf, sizeof(cwdbuf)) < 0 || cwdbuf[0] != '/'))
 		fail(EPERM, "cwd is outside the container root", s->cwd);
-	if (s->umask >= 0)
-		umask(s->umask);
+	umask(s->umask >= 0 ? s->umask : 022); /* runc's default */
 
 	char pathbuf[4096];
 	const char *prog = lookup(s, pathbuf, sizeof(pathbuf));

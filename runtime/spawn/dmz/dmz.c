@@ -85,6 +85,10 @@ int dmz_main(long argc, char **argv, char **envp)
 	long sfd = atol_(argv[3]), sflags = atol_(argv[4]), slen = atol_(argv[5]);
 	char *prog = argv[6];
 	long r;
+	/* fre-runc's child blocked every signal; our handlers are the
+	 * defaults now, so the program starts with none blocked. */
+	unsigned long none = 0;
+	sys6(__NR_rt_sigprocmask, 2 /* SIG_SETMASK */, (long)&none, 0, sizeof(none), 0, 0);
 
 	if (sfd >= 0) {
 		if (slen <= 0 || slen > 4096)
