@@ -172,11 +172,15 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	// must own the new ones, so those are unshared after joining it.
 	flags := 0
 	for _, t := range cfg.NewNamespaces {
-		if t == specs.CgroupNamespace {
+		switch t {
+		case specs.CgroupNamespace:
 			sc.NewCgroupNS = true // after the cgroup join
-			continue
+		case specs.TimeNamespace:
+			// unshared by the child (TimeNS below): clone(2) reads
+			// CLONE_NEWTIME's bit as part of the exit signal.
+		default:
+			flags |= nsTypes[t]
 		}
-		flags |= nsTypes[t]
 	}
 	if newNet {
 		flags |= unix.CLONE_NEWNET
