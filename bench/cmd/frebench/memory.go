@@ -48,16 +48,6 @@ type memRow struct {
 
 func (r memRow) total() int64 { return r.anon + r.file }
 
-// procSet is what one configuration's programs use.
-type procSet struct {
-	files map[[2]uint64]fileInfo // (dev, ino) of mapped files
-}
-
-type fileInfo struct {
-	resident int64
-	lang     string
-}
-
 func memory(e *env) error {
 	// On disk, not in the bench's temp dir (often tmpfs): tmpfs files are
 	// always resident and cannot be evicted, which would hide the page
@@ -389,11 +379,11 @@ type storeFigures struct {
 func measure(cfg string, langs []*lang, pids map[string][]int, per int) ([]memRow, error) {
 	children := childMap()
 	all := memRow{config: cfg, lang: "all"}
-	allFiles := map[[2]uint64]int64{}
+	allFiles := map[[3]uint64]int64{}
 	var rows []memRow
 	for _, lg := range langs {
 		r := memRow{config: cfg, lang: lg.name, containers: per}
-		files := map[[2]uint64]int64{}
+		files := map[[3]uint64]int64{}
 		for _, root := range pids[lg.name] {
 			for _, pid := range descendants(root, children) {
 				pss, anon, err := smapsRollup(pid)
@@ -487,7 +477,7 @@ func smapsRollup(pid int) (pss, anon int64, err error) {
 
 // mappedFiles adds the page-cache residency of every regular file pid has
 // mapped, keyed by (dev, ino) so a file is counted once.
-func mappedFiles(pid int, files map[[2]uint64]int64) {
+func mappedFiles(pid int, files map[[3]uint64]int64) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
 	if err != nil {
 		return
@@ -513,16 +503,17 @@ func mappedFiles(pid int, files map[[2]uint64]int64) {
 		if err != nil {
 			continue
 		}
-		// Keyed by the maps line's device and inode: they are the real
-		// file's, where fstat through an overlay reports the overlay's
-		// device (one per container).
+		// Keyed by the file's identity on its real filesystem. Through an
+		// overlay, maps and fstat show the overlay's device (one per
+		// container) with the lower file's inode number: such files are
+		// keyed by inode and size, so the containers sharing a store
+		// object count it once.
 		var st unix.Stat_t
 		if unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG {
-			maj, min, _ := strings.Cut(f[3], ":")
-			ma, _ := strconv.ParseUint(maj, 16, 32)
-			mi, _ := strconv.ParseUint(min, 16, 32)
-			ino, _ := strconv.ParseUint(f[4], 10, 64)
-			k := [2]uint64{unix.Mkdev(uint32(ma), uint32(mi)), ino}
+			k := [3]uint64{st.Dev, st.Ino, 0}
+			if unix.Major(st.Dev) == 0 {
+				k = [3]uint64{0, st.Ino, uint64(st.Size)}
+			}
 			if _, ok := files[k]; !ok {
 				files[k] = residentBytes(fd, st.Size)
 			}

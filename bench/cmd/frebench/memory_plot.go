@@ -88,6 +88,7 @@ func barChart(path, title, unit string, labels []string, groups []barGroup) erro
 		}
 	}
 	p.Legend.Top = true
+	p.Legend.Left = true
 	p.NominalX(labels...)
 	return p.Save(vg.Length(120+90*len(labels))*vg.Millimeter/4, 10*vg.Centimeter, path)
 }
