@@ -164,13 +164,11 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt",
   sandbox = %[5]q
 
 # This host withholds CAP_SYS_RESOURCE: no oom_score_adj below containerd's.
-# runtime/ writes sysctls after making /proc/sys read-only (reported);
-# until then CRI must not ask for net.ipv4.ip_unprivileged_port_start and
-# net.ipv4.ping_group_range.
+# enable_unprivileged_ports and enable_unprivileged_icmp keep their
+# defaults (true): CRI asks for net.ipv4.ip_unprivileged_port_start and
+# net.ipv4.ping_group_range, which TestCRIPod checks inside the pod.
 [plugins."io.containerd.cri.v1.runtime"]
   restrict_oom_score_adj = true
-  enable_unprivileged_ports = false
-  enable_unprivileged_icmp = false
 
 [plugins."io.containerd.cri.v1.runtime".containerd]
   default_runtime_name = "fre"

@@ -100,6 +100,17 @@ func TestCRIPod(t *testing.T) {
 		t.Fatalf("ExecSync: stdout %q exit %d, want hello, 4", ex.Stdout, ex.ExitCode)
 	}
 
+	// CRI's defaults (enable_unprivileged_ports/icmp) set two sysctls in
+	// the sandbox, whose netns the container shares.
+	ex, err = rs.ExecSync(ctx, &cri.ExecSyncRequest{ContainerId: id, Timeout: 30,
+		Cmd: []string{"cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start", "/proc/sys/net/ipv4/ping_group_range"}})
+	if err != nil || ex.ExitCode != 0 {
+		t.Fatalf("ExecSync cat sysctls: %v %v", err, ex)
+	}
+	if f := strings.Fields(string(ex.Stdout)); len(f) != 3 || f[0] != "0" || f[1] != "0" || f[2] != "2147483647" {
+		t.Fatalf("pod sysctls: %q, want 0 and 0 2147483647", ex.Stdout)
+	}
+
 	st, err := rs.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: id, Verbose: true})
 	if err != nil {
 		t.Fatalf("ContainerStatus: %v", err)

@@ -16,12 +16,12 @@ type Exec struct {
 	base
 	parent *Init
 	spec   *specs.Process
-	pidfd  int
+	proc   *runtime.Process // nil until started
 }
 
 // NewExec records an exec; nothing runs until Start.
 func (p *Init) NewExec(id string, sio Stdio, spec *specs.Process) *Exec {
-	return &Exec{base: newBase(id, sio), parent: p, spec: spec, pidfd: -1}
+	return &Exec{base: newBase(id, sio), parent: p, spec: spec}
 }
 
 // Start runs the exec in the container's namespaces and cgroup.
@@ -64,10 +64,14 @@ func (e *Exec) Start(ctx context.Context) (retErr error) {
 	if err != nil {
 		return fmt.Errorf("exec %s in %s: %w", e.id, cfg.ID, runtimeErr(err))
 	}
-	e.pid, e.pidfd = proc.Pid, proc.PidFD
+	e.pid, e.proc = proc.Pid, proc
 	defer func() {
 		if retErr != nil {
-			unix.PidfdSendSignal(e.pidfd, unix.SIGKILL, nil, 0)
+			proc.Signal(unix.SIGKILL)
+			waitPidfd(proc.PidFD)
+			proc.Close()
+			Untrack(proc.Pid)
+			e.proc = nil
 		}
 	}()
 	if e.pio != nil {
@@ -90,7 +94,7 @@ func (e *Exec) Start(ctx context.Context) (retErr error) {
 // WaitExit waits for the exec to exit and reaps it.
 func (e *Exec) WaitExit() (int, error) {
 	defer Untrack(e.pid)
-	return waitPidfd(e.pidfd)
+	return waitPidfd(e.proc.PidFD)
 }
 
 // Kill signals the exec.
@@ -98,7 +102,13 @@ func (e *Exec) Kill(ctx context.Context, sig unix.Signal) error {
 	if err := e.State().Check(OpKill, e.id); err != nil {
 		return err
 	}
-	if err := unix.PidfdSendSignal(e.pidfd, sig, nil, 0); err != nil {
+	e.mu.Lock()
+	proc := e.proc
+	e.mu.Unlock()
+	if proc == nil {
+		return fmt.Errorf("kill exec %s: %w", e.id, ErrBadState)
+	}
+	if err := proc.Signal(sig); err != nil {
 		if err == unix.ESRCH {
 			return fmt.Errorf("kill exec %s: %w", e.id, ErrExited)
 		}
@@ -113,9 +123,8 @@ func (e *Exec) Delete(ctx context.Context) error {
 		return err
 	}
 	e.closeIO()
-	if e.pidfd >= 0 {
-		unix.Close(e.pidfd)
-		e.pidfd = -1
+	if e.proc != nil {
+		e.proc.Close()
 	}
 	e.setState(Deleted)
 	return nil

@@ -71,7 +71,10 @@ func NewInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 	p.ctr, p.pid = ctr, ctr.Pid()
 	defer func() {
 		if retErr != nil {
+			// Delete kills and waits but leaves the reaping to us.
 			ctr.Delete(true)
+			waitPidfd(ctr.PidFD())
+			ctr.Close()
 			Untrack(p.pid)
 		}
 	}()
@@ -155,7 +158,10 @@ func (p *Init) Resume(ctx context.Context) error {
 }
 
 // KillForDelete SIGKILLs an init that is still created (containerd deletes
-// a created task without starting it); the exit follows as usual.
+// a created task without starting it); the exit follows as usual. The task
+// service waits for that exit before Delete: runtime's Delete would kill
+// too (and leaves the reaping to the shim), but the exit must be recorded
+// and published (TaskExit, status 137) before the TaskDelete.
 func (p *Init) KillForDelete() error {
 	if err := unix.PidfdSendSignal(p.ctr.PidFD(), unix.SIGKILL, nil, 0); err != nil && err != unix.ESRCH {
 		return fmt.Errorf("kill %s: %w", p.cfg.ID, err)
@@ -174,7 +180,7 @@ func (p *Init) Delete(ctx context.Context) error {
 	if err != nil && !errors.Is(err, runtime.ErrNotExist) {
 		return fmt.Errorf("delete %s: %w", p.cfg.ID, err)
 	}
-	unix.Close(p.ctr.PidFD())
+	p.ctr.Close()
 	p.setState(Deleted)
 	return nil
 }

@@ -3,6 +3,7 @@ package task
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -161,27 +162,41 @@ func (s *service) runtimeFor(ctx context.Context, o Options, ns string) (*frerun
 		return nil, err
 	}
 	s.runtimes[key] = rt
-	s.keepWarm(rt)
+	s.keepWarm(ctx, rt)
 	return rt, nil
 }
 
-// keepWarm fills the runtime's pools in the background. The netns pool is
-// used only by the pool policy; cgroup pools wait for runtime/ to expose
-// one.
-func (s *service) keepWarm(rt *freruntime.Runtime) {
-	if rt.Options.NetnsPolicy != netns.PolicyPool {
-		return
+// poolRefill is how often the background refill tops the pools up (the
+// netns pool also refills after every Take).
+const poolRefill = time.Second
+
+// keepWarm refills the runtime's cgroup pool (and, under the pool policy,
+// its netns pool) in the background until the shim shuts down. The pools
+// are opened here, before any container, so that the refill and Create
+// never open them concurrently. At shutdown the idle cgroups stay for the
+// next shim of the same root; the idle namespaces are destroyed.
+func (s *service) keepWarm(ctx context.Context, rt *freruntime.Runtime) {
+	if _, err := rt.CgroupPool(); err != nil {
+		log.G(ctx).WithError(err).Warn("cgroup pool")
 	}
-	pool := rt.NetnsPool()
-	ctx, cancel := context.WithCancel(context.WithoutCancel(s.ctx))
+	pooled := rt.Options.NetnsPolicy == netns.PolicyPool
+	if pooled {
+		rt.NetnsPool()
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(s.ctx))
+	done := make(chan struct{})
 	go func() {
-		if err := pool.Run(ctx); err != nil && ctx.Err() == nil {
-			log.G(ctx).WithError(err).Warn("netns pool")
-		}
+		defer close(done)
+		rt.KeepPoolsWarm(wctx, poolRefill)
 	}()
 	s.sd.RegisterCallback(func(context.Context) error {
 		cancel()
-		return pool.Close()
+		<-done
+		var err error
+		if pooled {
+			err = rt.NetnsPool().Close()
+		}
+		return errors.Join(err, rt.Close())
 	})
 }
 
@@ -212,6 +227,7 @@ func hasNewPidNS(spec *specs.Spec) bool {
 // Create creates a container: rootfs mounted, init set up and waiting for
 // Start.
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *taskAPI.CreateTaskResponse, retErr error) {
+	defer timed("create", r.ID)()
 	resp, err := s.create(ctx, r)
 	return resp, errgrpc.ToGRPC(err)
 }
@@ -394,6 +410,7 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if r.ExecID == "" {
+		defer timed("start", r.ID)()
 		if err := c.init.Start(ctx); err != nil {
 			return nil, errgrpc.ToGRPC(err)
 		}
