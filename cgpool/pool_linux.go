@@ -2,6 +2,7 @@ package cgpool
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -46,6 +47,8 @@ type Config struct {
 // Pool is a cgroup pool. Its methods are safe for concurrent use, within
 // and across processes sharing StateDir.
 type Pool struct {
+	idle    string // idlePrefix + this pool's tag
+	staging string // newPrefix + this pool's tag
 	cfg     Config
 	enabled bool
 	note    string
@@ -68,7 +71,15 @@ func Open(cfg Config) (*Pool, error) {
 			return nil, fmt.Errorf("cgpool: state dir: %w", err)
 		}
 	}
-	p := &Pool{cfg: cfg, enabled: cfg.Enabled, newManager: cgroup.New}
+	abs, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(abs))
+	tag := hex.EncodeToString(sum[:4])
+	// Names carry the pool's tag: two pools (two --root dirs) over one
+	// parent never take, fill or sweep each other's cgroups.
+	p := &Pool{cfg: cfg, enabled: cfg.Enabled, newManager: cgroup.New, idle: idlePrefix + tag + "-", staging: newPrefix + tag + "-"}
 	switch md := cgroup.Mode(); {
 	case !cfg.Enabled:
 		p.note = "disabled by configuration"
@@ -171,10 +182,17 @@ func (p *Pool) claim(m cgroup.Manager) bool {
 	if slots == 0 {
 		return false // no pool for this parent
 	}
+	// Claims share the parent's lock; Fill and Release take it alone, so
+	// a release never picks a slot a claim is still renaming.
+	unlock, err := p.lockMode(parent, unix.LOCK_SH)
+	if err != nil {
+		return false
+	}
+	defer unlock()
 	off := int(randUint32() % uint32(slots))
 	target := m.Path()
 	for i := 0; i < slots; i++ {
-		idle := slotPath(parent, (off+i)%slots)
+		idle := slotPath(p.idle, parent, (off+i)%slots)
 		err := unix.Rename(l.roots[0]+idle, l.roots[0]+target)
 		if err == unix.ENOENT {
 			continue // taken by another claimer, or not refilled yet
@@ -197,8 +215,8 @@ func (p *Pool) claim(m cgroup.Manager) bool {
 	return false
 }
 
-func slotPath(parent string, slot int) string {
-	return path.Join(parent, idlePrefix+strconv.Itoa(slot))
+func slotPath(prefix, parent string, slot int) string {
+	return path.Join(parent, prefix+strconv.Itoa(slot))
 }
 
 // slots is how many slots parent's pool has (0: no pool), from a small
@@ -235,14 +253,14 @@ func (p *Pool) setSlots(parent string, n int) (int, error) {
 
 // freeSlots are the slots in [0, n) without an idle cgroup, given the
 // idle names present.
-func freeSlots(names []string, n int) []int {
+func freeSlots(prefix string, names []string, n int) []int {
 	used := map[string]bool{}
 	for _, nm := range names {
 		used[nm] = true
 	}
 	var free []int
 	for i := 0; i < n; i++ {
-		if !used[idlePrefix+strconv.Itoa(i)] {
+		if !used[prefix+strconv.Itoa(i)] {
 			free = append(free, i)
 		}
 	}
@@ -250,7 +268,7 @@ func freeSlots(names []string, n int) []int {
 }
 
 // idleNames lists the idle cgroups in dir.
-func idleNames(dir string) ([]string, error) {
+func idleNames(prefix, dir string) ([]string, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return nil, err
@@ -262,7 +280,7 @@ func idleNames(dir string) ([]string, error) {
 	}
 	var names []string
 	for _, n := range all {
-		if strings.HasPrefix(n, idlePrefix) {
+		if strings.HasPrefix(n, prefix) {
 			names = append(names, n)
 		}
 	}
@@ -289,14 +307,14 @@ func (p *Pool) Release(m cgroup.Manager) error {
 		return errors.Join(err, m.Destroy())
 	}
 	defer unlock()
-	names, _ := idleNames(l.roots[0] + parent)
+	names, _ := idleNames(p.idle, l.roots[0]+parent)
 	slots, err := p.setSlots(parent, p.cfg.Size)
-	free := freeSlots(names, slots)
+	free := freeSlots(p.idle, names, slots)
 	if len(names) >= p.cfg.Size || len(free) == 0 || err != nil {
 		p.count(cRemoved)
 		return m.Destroy()
 	}
-	idle := slotPath(parent, free[0])
+	idle := slotPath(p.idle, parent, free[0])
 	if err := l.renameAll(m.Path(), idle, true); err != nil {
 		// Part of it may be renamed already: remove both names.
 		p.count(cRemoved)
@@ -394,7 +412,7 @@ func (p *Pool) fill(parent string, n int) error {
 		return err
 	}
 	// The parent itself must exist for renames below it.
-	pm, err := p.newManager(path.Join(parent, newPrefix+"probe"))
+	pm, err := p.newManager(path.Join(parent, p.staging+"probe"))
 	if err != nil {
 		return err
 	}
@@ -406,7 +424,7 @@ func (p *Pool) fill(parent string, n int) error {
 	defer unlock()
 	p.remember(parent)
 	p.sweep(l, pm, parent)
-	names, err := idleNames(l.roots[0] + parent)
+	names, err := idleNames(p.idle, l.roots[0]+parent)
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("cgpool: list %s: %w", l.roots[0]+parent, err)
 	}
@@ -414,9 +432,9 @@ func (p *Pool) fill(parent string, n int) error {
 	if err != nil {
 		return err
 	}
-	free := freeSlots(names, slots)
+	free := freeSlots(p.idle, names, slots)
 	for have := len(names); have < n && len(free) > 0; have++ {
-		staging := path.Join(parent, newPrefix+randName())
+		staging := path.Join(parent, p.staging+randName())
 		m, err := p.newManager(staging)
 		if err != nil {
 			return err
@@ -425,7 +443,7 @@ func (p *Pool) fill(parent string, n int) error {
 			m.Destroy()
 			return err
 		}
-		if err := l.renameAll(staging, slotPath(parent, free[0]), true); err != nil {
+		if err := l.renameAll(staging, slotPath(p.idle, parent, free[0]), true); err != nil {
 			m.Destroy()
 			return fmt.Errorf("cgpool: fill %s: %w", parent, err)
 		}
@@ -440,7 +458,7 @@ func (p *Pool) fill(parent string, n int) error {
 // loses a name here makes the cgroup instead.
 func (p *Pool) sweep(l layout, pm cgroup.Manager, parent string) {
 	primary := map[string]bool{}
-	if names, err := idleNames(l.roots[0] + parent); err == nil {
+	if names, err := idleNames(p.idle, l.roots[0]+parent); err == nil {
 		for _, n := range names {
 			primary[n] = true
 		}
@@ -452,7 +470,7 @@ func (p *Pool) sweep(l layout, pm cgroup.Manager, parent string) {
 		}
 		for _, e := range ents {
 			n := e.Name()
-			stale := strings.HasPrefix(n, newPrefix) || (i > 0 && strings.HasPrefix(n, idlePrefix) && !primary[n])
+			stale := strings.HasPrefix(n, p.staging) || (i > 0 && strings.HasPrefix(n, p.idle) && !primary[n])
 			if !e.IsDir() || !stale {
 				continue
 			}
@@ -477,7 +495,7 @@ func (p *Pool) Drain(parent string) error {
 			errs = append(errs, err)
 			continue
 		}
-		pm, err := p.newManager(path.Join(pa, newPrefix+"probe"))
+		pm, err := p.newManager(path.Join(pa, p.staging+"probe"))
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -489,11 +507,11 @@ func (p *Pool) Drain(parent string) error {
 			continue
 		}
 		p.sweep(l, pm, pa)
-		names, _ := idleNames(l.roots[0] + pa)
+		names, _ := idleNames(p.idle, l.roots[0]+pa)
 		for _, n := range names {
 			idle := path.Join(pa, n)
 			// Claim it first, so no one else does meanwhile.
-			gone := path.Join(pa, newPrefix+randName())
+			gone := path.Join(pa, p.staging+randName())
 			if l.renameAll(idle, gone, false) != nil {
 				continue
 			}
@@ -541,9 +559,9 @@ func (p *Pool) Status() (Status, error) {
 	}
 	for _, pa := range p.parents() {
 		ps := ParentStatus{Parent: pa}
-		if m, err := p.newManager(path.Join(pa, newPrefix+"probe")); err == nil {
+		if m, err := p.newManager(path.Join(pa, p.staging+"probe")); err == nil {
 			if l := layoutOf(m); len(l.roots) > 0 {
-				names, _ := idleNames(l.roots[0] + pa)
+				names, _ := idleNames(p.idle, l.roots[0]+pa)
 				ps.Idle = len(names)
 			}
 		}
@@ -584,14 +602,16 @@ func (p *Pool) remember(parent string) {
 }
 
 // lock takes parent's lock file.
-func (p *Pool) lock(parent string) (func(), error) {
+func (p *Pool) lock(parent string) (func(), error) { return p.lockMode(parent, unix.LOCK_EX) }
+
+func (p *Pool) lockMode(parent string, how int) (func(), error) {
 	f := filepath.Join(p.cfg.StateDir, "locks", url.PathEscape(parent)+".lock")
 	fd, err := unix.Open(f, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cgpool: lock %s: %w", f, err)
 	}
 	for {
-		err = unix.Flock(fd, unix.LOCK_EX)
+		err = unix.Flock(fd, how)
 		if err != unix.EINTR {
 			break
 		}

@@ -314,7 +314,7 @@ func TestConcurrentClaimsAcrossProcesses(t *testing.T) {
 	// number: a claimed cgroup whose marks differ was assembled from two
 	// idle ones, two with the same mark shared one.
 	pm, _ := cgroup.New(parent)
-	names, err := idleNames(pm.Paths()["blkio"])
+	names, err := idleNames(p.idle, pm.Paths()["blkio"])
 	if err != nil || len(names) != idle {
 		t.Fatalf("idle = %v, %v", names, err)
 	}
@@ -423,11 +423,11 @@ func TestFillSweepsAndDrain(t *testing.T) {
 	p, parent := openTest(t, 3)
 	// A crash left a staging cgroup everywhere and an idle name missing
 	// from the first hierarchy.
-	stale, _ := cgroup.New(path.Join(parent, newPrefix+"dead"))
+	stale, _ := cgroup.New(path.Join(parent, p.staging+"dead"))
 	if err := stale.Create(); err != nil {
 		t.Fatal(err)
 	}
-	orphan, _ := cgroup.New(path.Join(parent, idlePrefix+"orphan"))
+	orphan, _ := cgroup.New(path.Join(parent, p.idle+"orphan"))
 	if err := orphan.Create(); err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +442,7 @@ func TestFillSweepsAndDrain(t *testing.T) {
 			t.Errorf("%s after Fill: %v, want 3 idle", c, names)
 		}
 		for _, n := range names {
-			if n == idlePrefix+"orphan" || n == newPrefix+"dead" {
+			if n == p.idle+"orphan" || n == p.staging+"dead" {
 				t.Errorf("%s: %s not swept", c, n)
 			}
 		}
