@@ -80,7 +80,10 @@ func openStore(root string) (*rootfs.Store, error) {
 	return s, nil
 }
 
-func storeRoot() string {
+func (r *Runtime) storeRoot() string {
+	if r.Options.StoreRoot != "" {
+		return r.Options.StoreRoot
+	}
 	if v := os.Getenv(EnvStoreRoot); v != "" {
 		return v
 	}
@@ -88,8 +91,12 @@ func storeRoot() string {
 }
 
 // rootfsMode reads the annotation.
-func rootfsMode(cfg *Config) (string, error) {
-	switch v := cfg.Annotations[AnnotationRootfs]; v {
+func rootfsMode(cfg *Config, def string) (string, error) {
+	v, ok := cfg.Annotations[AnnotationRootfs]
+	if !ok {
+		v = def
+	}
+	switch v {
 	case "", RootfsShared:
 		return RootfsShared, nil
 	case RootfsPlain:
@@ -119,7 +126,7 @@ func (r *Runtime) storeRef(id string) string {
 // store is an optimisation, never a reason for a container not to start.
 func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st *savedState) (release func() error, err error) {
 	noop := func() error { return nil }
-	mode, err := rootfsMode(cfg)
+	mode, err := rootfsMode(cfg, r.Options.Rootfs)
 	if err != nil || mode == RootfsPlain {
 		return noop, err
 	}
@@ -134,7 +141,7 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 		return noop, nil
 	}
 	dir := r.dir(id)
-	rs := &rootfsState{Store: storeRoot(), Ref: r.storeRef(id)}
+	rs := &rootfsState{Store: r.storeRoot(), Ref: r.storeRef(id)}
 	fallback := func(format string, args ...any) (func() error, error) {
 		// Best effort: only there to say why.
 		b, _ := json.Marshal(&rootfsState{Mode: RootfsPlain, Reason: fmt.Sprintf(format, args...)})

@@ -17,12 +17,16 @@ import (
 
 func TestRootfsMode(t *testing.T) {
 	for v, want := range map[string]string{"": RootfsShared, "shared": RootfsShared, "plain": RootfsPlain} {
-		got, err := rootfsMode(&Config{Annotations: map[string]string{AnnotationRootfs: v}})
+		got, err := rootfsMode(&Config{Annotations: map[string]string{AnnotationRootfs: v}}, "")
 		if err != nil || got != want {
 			t.Errorf("%q: %q, %v; want %q", v, got, err, want)
 		}
 	}
-	if _, err := rootfsMode(&Config{Annotations: map[string]string{AnnotationRootfs: "yes"}}); !errors.Is(err, ErrInvalidConfig) {
+	// Without the annotation the runtime's option decides.
+	if got, _ := rootfsMode(&Config{}, RootfsPlain); got != RootfsPlain {
+		t.Errorf("option plain: %q", got)
+	}
+	if _, err := rootfsMode(&Config{Annotations: map[string]string{AnnotationRootfs: "yes"}}, ""); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("bad value: %v", err)
 	}
 }
@@ -124,7 +128,7 @@ func TestPrepareReleaseRootfs(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(base.Rootfs, "etc", "passwd")); string(b) == "x\n" {
 		t.Fatal("a write through the overlay reached the bundle")
 	}
-	s, err := rootfs.Open(rootfs.Options{Root: storeRoot()})
+	s, err := rootfs.Open(rootfs.Options{Root: (&Runtime{}).storeRoot()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +171,7 @@ func BenchmarkPrepareRootfsCached(b *testing.B) {
 func BenchmarkImportDirCached(b *testing.B) {
 	r, base := rootfsFixture(b)
 	_ = r
-	s, err := rootfs.Open(rootfs.Options{Root: storeRoot()})
+	s, err := rootfs.Open(rootfs.Options{Root: (&Runtime{}).storeRoot()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,6 +25,12 @@ type Options struct {
 	CgroupPool *bool `json:"cgroupPool,omitempty"`
 	// CgroupPoolSize is the number of idle cgroups kept per parent.
 	CgroupPoolSize int `json:"cgroupPoolSize,omitempty"`
+	// Rootfs is "shared" (default: a plain-directory rootfs runs on the
+	// shared-layer store) or "plain"; the annotation run.fre.rootfs wins.
+	Rootfs string `json:"rootfs,omitempty"`
+	// StoreRoot is the store's directory (default $FRE_STORE_ROOT, else
+	// /var/lib/fre/store).
+	StoreRoot string `json:"storeRoot,omitempty"`
 }
 
 // Runtime is a state root: every container under it.

@@ -50,6 +50,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	rootDir = filepath.Join(tmp, "roots")
+	// The shared-layer store of the tests is theirs, not the host's.
+	os.Setenv("FRE_STORE_ROOT", filepath.Join(tmp, "store"))
 	// A container in a user namespace runs as a mapped uid that must be
 	// able to reach its root through the state dir.
 	os.Chmod(tmp, 0o711)
