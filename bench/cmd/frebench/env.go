@@ -104,13 +104,27 @@ func runcDefaultSpec(bundle string) (*specs.Spec, string, error) {
 func (e *env) newBench(name string) (*bench, error) {
 	root := filepath.Join(e.dir, "state", name)
 	switch name {
-	case "fre-runc":
+	case "fre-runc", "fre-runc-plain":
 		path := filepath.Join(e.opts.binDir, "fre-runc")
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("%s missing (make build failed?)", path)
 		}
-		return &bench{name: name, r: &local{path: path, global: []string{"--root", root}},
-			note: "default netns policy (host)"}, nil
+		// FRE's defaults (netns policy host, cgroup pool, shared-layer
+		// store), the store on the same tmpfs as every runtime's bundle
+		// and state; fre-runc-plain runs the bundle's rootfs as it is.
+		cfg := map[string]any{"storeRoot": filepath.Join(e.dir, "store")}
+		note := "defaults: netns host, cgroup pool, shared-layer store"
+		if name == "fre-runc-plain" {
+			cfg = map[string]any{"rootfs": "plain"}
+			note = "defaults but rootfs plain (no store)"
+		}
+		cfgFile := filepath.Join(e.dir, name+".json")
+		data, _ := json.Marshal(cfg)
+		if err := os.WriteFile(cfgFile, data, 0o644); err != nil {
+			return nil, err
+		}
+		return &bench{name: name, r: &local{path: path, global: []string{"--root", root, "--config", cfgFile}},
+			note: note}, nil
 	case "runc":
 		path, err := exec.LookPath("runc")
 		if err != nil {

@@ -12,6 +12,10 @@
 //	                              (PSS + page cache) on the host, under runc
 //	                              and under fre-runc's shared store; store
 //	                              size and import time (memory*.go)
+//	frebench [flags] shim         containerd-shim-fre-v1 vs containerd's runc
+//	                              shim on a private containerd: ctr run --rm
+//	                              latency, shim PSS per container, Create+Start
+//	                              inside the shim (shim.go)
 //	frebench [flags] all          every scenario above
 //
 // crun refuses this machine's hybrid cgroup layout, so its runs happen in a
@@ -54,14 +58,14 @@ func main() {
 	flag.IntVar(&o.n, "n", 100, "sequential runs per runtime")
 	flag.IntVar(&o.warmup, "warmup", 3, "untimed runs per runtime before timing")
 	flag.IntVar(&o.concurrency, "concurrency", 256, "containers started at once (concurrent)")
-	flag.StringVar(&runtimes, "runtimes", "fre-runc,runc,crun", "runtimes to compare, comma-separated")
+	flag.StringVar(&runtimes, "runtimes", "fre-runc,fre-runc-plain,runc,crun", "runtimes to compare, comma-separated")
 	flag.Int64Var(&o.memLimit, "memory-limit", 64<<20, "memory limit in bytes per container (concurrent)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary bundles and state dirs")
 	flag.IntVar(&o.memPer, "mem-per", 5, "containers per image (memory)")
 	flag.StringVar(&o.memDir, "mem-dir", "/var/tmp", "directory for the memory scenario's images and bundles (a disk, not tmpfs)")
 	flag.StringVar(&o.store, "store", "", "fre-runc store directory for memory (default: a temporary one)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: frebench [flags] sequential|concurrent|memory|all\n")
+		fmt.Fprintf(os.Stderr, "usage: frebench [flags] sequential|concurrent|memory|shim|all\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -78,7 +82,8 @@ func main() {
 		"sequential": {sequential},
 		"concurrent": {concurrent},
 		"memory":     {memory},
-		"all":        {sequential, concurrent, memory},
+		"shim":       {shimScenario},
+		"all":        {sequential, concurrent, memory, shimScenario},
 	}
 	run, ok := scenarios[flag.Arg(0)]
 	if !ok {

@@ -77,6 +77,9 @@ func (e *env) poolVariant(path, v, parent string) (concurrentBench, error) {
 		}
 	}
 	cfg["cgroupPool"] = on
+	if _, ok := cfg["storeRoot"]; !ok {
+		cfg["storeRoot"] = filepath.Join(e.dir, "store")
+	}
 	if on {
 		// Released cgroups go back to the pool rather than being removed
 		// (untimed either way: deletes happen after the clock stops).

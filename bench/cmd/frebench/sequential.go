@@ -74,6 +74,7 @@ func sequentialWith(e *env, bundle, title, file string) error {
 	}
 	fmt.Println("targets (mean):")
 	printTargets(e, "sequential run", value, []target{{"crun", 0.5}, {"runc", 0.1}})
+	printTargetsFor(e, "fre-runc-plain", "sequential run", value, []target{{"crun", 0.5}, {"runc", 0.1}})
 
 	if err := writeCSV(e.opts.results, file+".csv", []string{"runtime", "round", "ms", "status"}, rows); err != nil {
 		return err
