@@ -840,7 +840,6 @@ func TestLogJSON(t *testing.T) {
 	}
 }
 
-var _ = syscall.SIGKILL
 
 func TestSeccomp(t *testing.T) {
 	e := newEnv(t)
@@ -1119,5 +1118,56 @@ func TestSysctl(t *testing.T) {
 	host := newEnv(t, "--netns-policy", "host")
 	if _, errOut, code := host.run(nil, "run", "--bundle", b, newID()); code == 0 || !strings.Contains(errOut, "net.ipv4.ip_unprivileged_port_start") {
 		t.Fatalf("net sysctl under host policy: exit %d %q", code, errOut)
+	}
+}
+
+// A capability the spec leaves out is really gone.
+func TestDroppedCapability(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		caps []string
+		want string
+	}{
+		{[]string{"CAP_KILL"}, "denied"},
+		{[]string{"CAP_KILL", "CAP_SYS_ADMIN"}, "mounted"},
+	} {
+		b := bundle(t, "sh", "-c", "mount -t tmpfs none /mnt 2>/dev/null && echo mounted || echo denied")
+		testutil.MutateSpec(t, b, func(s *specs.Spec) {
+			s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: tc.caps, Effective: tc.caps, Permitted: tc.caps}
+			s.Root.Readonly = false
+		})
+		os.MkdirAll(filepath.Join(b, "rootfs", "mnt"), 0o755)
+		if out := strings.TrimSpace(e.must("run", "--bundle", b, newID())); out != tc.want {
+			t.Errorf("caps %v: %s, want %s", tc.caps, out, tc.want)
+		}
+	}
+}
+
+// no_new_privs: a setuid-root program run by uid 1000 keeps euid 1000.
+func TestNoNewPrivsBlocksSetuid(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "euid.c")
+	os.WriteFile(src, []byte("#include <stdio.h>\n#include <unistd.h>\nint main(void){printf(\"%d\\n\", (int)geteuid());return 0;}\n"), 0o644)
+	bin := filepath.Join(dir, "euid")
+	if out, err := exec.Command("gcc", "-static", "-O2", "-o", bin, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc: %v %s", err, out)
+	}
+	for _, tc := range []struct {
+		nnp  bool
+		want string
+	}{{false, "0"}, {true, "1000"}} {
+		b := bundle(t, "/euid")
+		copyFileT(t, bin, filepath.Join(b, "rootfs", "euid"), 0o755)
+		if err := syscall.Chmod(filepath.Join(b, "rootfs", "euid"), 0o4755); err != nil {
+			t.Fatal(err)
+		}
+		testutil.MutateSpec(t, b, func(s *specs.Spec) {
+			s.Process.User = specs.User{UID: 1000, GID: 1000}
+			s.Process.NoNewPrivileges = tc.nnp
+		})
+		if out := strings.TrimSpace(e.must("run", "--bundle", b, newID())); out != tc.want {
+			t.Errorf("noNewPrivileges %v: euid %s, want %s", tc.nnp, out, tc.want)
+		}
 	}
 }
