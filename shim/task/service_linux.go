@@ -162,6 +162,9 @@ func (s *service) runtimeFor(ctx context.Context, o Options, ns string) (*frerun
 		return nil, err
 	}
 	s.runtimes[key] = rt
+	if timingLog() != nil {
+		rt.Trace = func(phase string, d time.Duration) { record("runtime."+phase, "-", d) }
+	}
 	s.keepWarm(ctx, rt)
 	return rt, nil
 }
@@ -264,7 +267,9 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
+	doneRootfs := timed("create.rootfs", r.ID)
 	rfs, err := s.mountRootfs(ctx, r.ID, r.Bundle, r.Rootfs, opts)
+	doneRootfs()
 	if err != nil {
 		return nil, err
 	}
@@ -273,10 +278,12 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			rfs.unmount()
 		}
 	}()
+	doneInit := timed("create.init", r.ID)
 	init, err := process.NewInit(ctx, process.InitConfig{
 		ID: r.ID, Bundle: r.Bundle, Namespace: ns, Spec: spec, Runtime: rt, Epoller: s.epoller,
 		Stdio: process.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
 	})
+	doneInit()
 	if err != nil {
 		return nil, err
 	}

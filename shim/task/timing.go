@@ -3,6 +3,7 @@ package task
 import (
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -37,10 +38,16 @@ func timed(op, id string) func() {
 		return func() {}
 	}
 	start := time.Now()
-	return func() {
-		d := time.Since(start)
-		timing.mu.Lock()
-		fmt.Fprintf(f, "%s %s %d\n", op, id, d.Nanoseconds())
-		timing.mu.Unlock()
+	return func() { record(op, id, time.Since(start)) }
+}
+
+func record(op, id string, d time.Duration) {
+	f := timingLog()
+	if f == nil {
+		return
 	}
+	op = strings.ReplaceAll(op, " ", "_")
+	timing.mu.Lock()
+	fmt.Fprintf(f, "%s %s %d\n", op, id, d.Nanoseconds())
+	timing.mu.Unlock()
 }

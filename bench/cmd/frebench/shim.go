@@ -188,7 +188,7 @@ func shimScenario(e *env) error {
 
 	// (c) Create and Start as the fre shim timed them (every fre container
 	// above: the ctr run --rm ones and the detached ones).
-	create, start, both, err := readShimTimings(c.timing)
+	create, start, both, phases, err := readShimTimings(c.timing)
 	if err != nil {
 		return err
 	}
@@ -203,6 +203,16 @@ func shimScenario(e *env) error {
 		rows = append(rows, []string{"shim-" + x.name, "fre", strconv.Itoa(s.n), ms(s.mean), ms(s.p50), ms(s.p99), "ms", "inside the shim"})
 	}
 	sb := summarize(both)
+	var names []string
+	for p := range phases {
+		names = append(names, p)
+	}
+	sort.Strings(names)
+	for _, p := range names {
+		s := summarize(phases[p])
+		fmt.Printf("      %-32s %4d %9.3f %9.3f %9.3f\n", p, s.n, s.mean, s.p50, s.p99)
+		rows = append(rows, []string{"shim-create-step " + p, "fre", strconv.Itoa(s.n), ms(s.mean), ms(s.p50), ms(s.p99), "ms", "a step of Create"})
+	}
 
 	fmt.Println("targets:")
 	printShimTarget("ctr run --rm latency (mean)", "fre/runc", ratio, 0.5, "x")
@@ -441,12 +451,13 @@ func shimPssKB(pid int) (uint64, error) {
 
 // readShimTimings reads the shim's timing log: Create, Start, and their
 // sum per container.
-func readShimTimings(path string) (create, start, both []time.Duration, err error) {
+func readShimTimings(path string) (create, start, both []time.Duration, phases map[string][]time.Duration, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("shim: timing log: %w (is the fre shim built from this tree?)", err)
+		return nil, nil, nil, nil, fmt.Errorf("shim: timing log: %w (is the fre shim built from this tree?)", err)
 	}
 	byID := map[string]map[string]time.Duration{}
+	phases = map[string][]time.Duration{}
 	for _, l := range strings.Split(string(b), "\n") {
 		f := strings.Fields(l)
 		if len(f) != 3 {
@@ -454,6 +465,11 @@ func readShimTimings(path string) (create, start, both []time.Duration, err erro
 		}
 		ns, err := strconv.ParseInt(f[2], 10, 64)
 		if err != nil {
+			continue
+		}
+		if f[0] != "create" && f[0] != "start" {
+			// Steps of Create: the shim's own and runtime/'s phases.
+			phases[f[0]] = append(phases[f[0]], time.Duration(ns))
 			continue
 		}
 		if byID[f[1]] == nil {
@@ -481,9 +497,9 @@ func readShimTimings(path string) (create, start, both []time.Duration, err erro
 		}
 	}
 	if len(both) == 0 {
-		return nil, nil, nil, fmt.Errorf("shim: the timing log %s has no Create+Start pair", path)
+		return nil, nil, nil, nil, fmt.Errorf("shim: the timing log %s has no Create+Start pair", path)
 	}
-	return create, start, both, nil
+	return create, start, both, phases, nil
 }
 
 // cleanup removes every trace: tasks and containers, containerd (stopped
