@@ -19,6 +19,9 @@ type runner interface {
 	// run time and the wall time from the first start to the last exit.
 	// errs[i] is nil when container i succeeded.
 	concurrent(bundles, ids []string) (lat []time.Duration, wall time.Duration, errs []string, err error)
+	// execs starts the bundle's container detached, times n `exec ID
+	// /bin/true` into it one after another, and deletes it.
+	execs(bundle, id string, n int) ([]time.Duration, error)
 	close() error
 }
 
@@ -105,3 +108,33 @@ func (l *local) concurrent(bundles, ids []string) ([]time.Duration, time.Duratio
 }
 
 func (l *local) close() error { return nil }
+
+func (l *local) execs(bundle, id string, n int) ([]time.Duration, error) {
+	out, err := os.CreateTemp("", "frebench-out-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(out.Name())
+	defer out.Close()
+	defer l.remove(id)
+	cmd := l.command("run", "--detach", "--bundle", bundle, id)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		msg, _ := os.ReadFile(out.Name())
+		return nil, fmt.Errorf("%s run -d %s: %v: %s", l.path, id, err, strings.TrimSpace(string(msg)))
+	}
+	lat := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		cmd := l.command("exec", id, "/bin/true")
+		cmd.Stdout, cmd.Stderr = out, out
+		t0 := time.Now()
+		err := cmd.Run()
+		d := time.Since(t0)
+		if err != nil {
+			msg, _ := os.ReadFile(out.Name())
+			return lat, fmt.Errorf("%s exec %s: %v: %s", l.path, id, err, strings.TrimSpace(string(msg)))
+		}
+		lat = append(lat, d)
+	}
+	return lat, nil
+}

@@ -17,7 +17,8 @@ const workerArg = "__crun-worker"
 // request and response are the worker protocol: one JSON object per line on
 // the worker's stdin and stdout.
 type request struct {
-	Op      string   // "run" or "concurrent"
+	Op      string   // "run", "concurrent" or "execs"
+	N       int      // execs
 	Bundles []string // one for "run"
 	IDs     []string
 }
@@ -99,6 +100,18 @@ func (w *worker) concurrent(bundles, ids []string) ([]time.Duration, time.Durati
 	return lat, time.Duration(resp.Wall), resp.Errs, nil
 }
 
+func (w *worker) execs(bundle, id string, n int) ([]time.Duration, error) {
+	resp, err := w.call(request{Op: "execs", Bundles: []string{bundle}, IDs: []string{id}, N: n})
+	if resp == nil {
+		return nil, err
+	}
+	lat := make([]time.Duration, len(resp.Nanos))
+	for i, n := range resp.Nanos {
+		lat[i] = time.Duration(n)
+	}
+	return lat, err
+}
+
 func (w *worker) close() error {
 	w.w.Close()
 	return w.cmd.Wait()
@@ -137,6 +150,14 @@ func workerMain(args []string) int {
 				resp.Nanos = append(resp.Nanos, int64(d))
 			}
 			resp.Wall, resp.Errs = int64(wall), errs
+			if err != nil {
+				resp.Failed, resp.Err = true, err.Error()
+			}
+		case "execs":
+			lat, err := l.execs(req.Bundles[0], req.IDs[0], req.N)
+			for _, d := range lat {
+				resp.Nanos = append(resp.Nanos, int64(d))
+			}
 			if err != nil {
 				resp.Failed, resp.Err = true, err.Error()
 			}
