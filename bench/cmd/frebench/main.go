@@ -80,10 +80,11 @@ func main() {
 	}
 	scenarios := map[string][]func(*env) error{
 		"sequential": {sequential},
+		"exec":       {execLatency},
 		"concurrent": {concurrent},
 		"memory":     {memory},
 		"shim":       {shimScenario},
-		"all":        {sequential, concurrent, memory, shimScenario},
+		"all":        {sequential, execLatency, concurrent, memory, shimScenario},
 	}
 	run, ok := scenarios[flag.Arg(0)]
 	if !ok {
