@@ -1,0 +1,213 @@
+package task
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	eventstypes "github.com/containerd/containerd/api/events"
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
+	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/shutdown"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/fre-runtime/fre/internal/testutil"
+	freruntime "github.com/fre-runtime/fre/runtime"
+)
+
+// recorder is a Publisher that keeps the events.
+type recorder struct {
+	mu     sync.Mutex
+	events []any
+}
+
+func (r *recorder) Publish(ctx context.Context, topic string, event events.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, event)
+	return nil
+}
+
+func (r *recorder) Close() error { return nil }
+
+func (r *recorder) has(match func(any) bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.events {
+		if match(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBadRequests sends Create requests the shim must refuse (a missing
+// bundle, a rootfs mount that cannot be mounted): each gets a gRPC error
+// with a clear code and message, nothing is left behind, and the same
+// service then runs a container.
+func TestBadRequests(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "state")
+	cgParent := fmt.Sprintf("/fre-shim-unit-%d", os.Getpid())
+	ctx, sd := shutdown.WithShutdown(namespaces.WithNamespace(context.Background(), "fre-unit"))
+	pub := &recorder{}
+	svc, err := NewTaskService(ctx, pub, sd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := svc.(*service)
+	t.Cleanup(func() {
+		sd.Shutdown()
+		<-sd.Done()
+		for _, rt := range s.runtimes {
+			// The pool kept warm in the background: drain what it made.
+			if p, err := freruntime.New(rt.Root, rt.Options); err == nil {
+				if cp, err := p.CgroupPool(); err == nil {
+					cp.Drain("")
+					cp.Close()
+				}
+			}
+		}
+		removeCgroupTree(cgParent)
+	})
+	opts, err := typeurl.MarshalAnyToProto(&runcoptions.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A bundle that does not exist.
+	missing := filepath.Join(dir, "no-such-bundle")
+	_, err = s.Create(ctx, &taskAPI.CreateTaskRequest{ID: "fre-missing", Bundle: missing, Options: opts})
+	wantGRPC(t, err, codes.InvalidArgument, missing)
+
+	// A bundle whose rootfs mount cannot be mounted (overlay over a lower
+	// directory that is not there).
+	bundle := testutil.BusyboxBundle(t, filepath.Join(dir, "bad"), "true")
+	os.RemoveAll(filepath.Join(bundle, "rootfs"))
+	lower := filepath.Join(dir, "no-such-lower")
+	_, err = s.Create(ctx, &taskAPI.CreateTaskRequest{ID: "fre-badmount", Bundle: bundle, Options: opts,
+		Rootfs: []*types.Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + lower}}}})
+	wantGRPC(t, err, codes.InvalidArgument, "mount rootfs of fre-badmount")
+	if m := mountsBelow(bundle); len(m) > 0 {
+		t.Errorf("mounts left under %s: %v", bundle, m)
+	}
+	for _, id := range []string{"fre-missing", "fre-badmount"} {
+		if _, err := os.Stat(filepath.Join(root, "fre-unit", id)); !os.IsNotExist(err) {
+			t.Errorf("runtime state of %s left: %v", id, err)
+		}
+		if _, err := s.State(ctx, &taskAPI.StateRequest{ID: id}); status.Code(errgrpc.ToGRPC(err)) != codes.NotFound {
+			t.Errorf("State(%s) after a failed Create: %v, want NotFound", id, err)
+		}
+	}
+
+	// The service still serves: a container runs to its exit.
+	good := testutil.BusyboxBundle(t, filepath.Join(dir, "good"), "sh", "-c", "exit 7")
+	testutil.MutateSpec(t, good, func(sp *specs.Spec) {
+		sp.Linux.CgroupsPath = cgParent + "/fre-good"
+		if sp.Annotations == nil {
+			sp.Annotations = map[string]string{}
+		}
+		sp.Annotations[freruntime.AnnotationRootfs] = freruntime.RootfsPlain
+	})
+	const id = "fre-good"
+	if _, err := s.Create(ctx, &taskAPI.CreateTaskRequest{ID: id, Bundle: good, Options: opts}); err != nil {
+		t.Fatalf("Create after the bad requests: %v", err)
+	}
+	deleted := false
+	t.Cleanup(func() {
+		if !deleted {
+			s.Kill(ctx, &taskAPI.KillRequest{ID: id, Signal: 9})
+			s.Delete(ctx, &taskAPI.DeleteRequest{ID: id})
+		}
+	})
+	if _, err := s.Start(ctx, &taskAPI.StartRequest{ID: id}); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	w, err := s.Wait(wctx, &taskAPI.WaitRequest{ID: id})
+	if err != nil || w.ExitStatus != 7 {
+		t.Fatalf("Wait: %v %v, want exit 7", err, w)
+	}
+	if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: id}); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	deleted = true
+	if !pub.has(func(e any) bool {
+		x, ok := e.(*eventstypes.TaskExit)
+		return ok && x.ContainerID == id && x.ExitStatus == 7
+	}) {
+		// The forwarder publishes asynchronously; give it a moment.
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) && !pub.has(func(e any) bool { _, ok := e.(*eventstypes.TaskDelete); return ok }) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if !pub.has(func(e any) bool { x, ok := e.(*eventstypes.TaskExit); return ok && x.ContainerID == id }) {
+			t.Errorf("no TaskExit for %s", id)
+		}
+	}
+}
+
+// wantGRPC checks err is a gRPC status with code and a message naming what.
+func wantGRPC(t *testing.T, err error, code codes.Code, what string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want %s naming %q", code, what)
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		t.Fatalf("%v (%T) is not a gRPC status", err, err)
+	}
+	if st.Code() != code || !strings.Contains(st.Message(), what) {
+		t.Fatalf("error %s %q, want %s naming %q", st.Code(), st.Message(), code, what)
+	}
+	t.Logf("%s: %s", st.Code(), st.Message())
+}
+
+func mountsBelow(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append(out, f[4])
+		}
+	}
+	return out
+}
+
+// removeCgroupTree removes the test's cgroup parent in every hierarchy.
+func removeCgroupTree(parent string) {
+	ents, _ := os.ReadDir("/sys/fs/cgroup")
+	roots := []string{"/sys/fs/cgroup"}
+	for _, e := range ents {
+		roots = append(roots, filepath.Join("/sys/fs/cgroup", e.Name()))
+	}
+	for _, r := range roots {
+		d := filepath.Join(r, parent)
+		subs, _ := os.ReadDir(d)
+		for _, s := range subs {
+			if s.IsDir() {
+				os.Remove(filepath.Join(d, s.Name()))
+			}
+		}
+		os.Remove(d)
+	}
+}
