@@ -128,22 +128,25 @@ func newPipeIO(ctx context.Context, id, ns string, sio Stdio) (_ *pipeIO, retErr
 // fifo at path. A read end of the fifo is held too, so the process does
 // not get EPIPE while containerd (restarting) has it closed.
 func (p *pipeIO) copyToFifo(fd int, path string) error {
+	// The read end we hold is opened first, non-blocking, so that opening
+	// the write end does not wait for containerd's reader (ctr opens its
+	// fifos asynchronously): Create never waits on the client.
+	fr, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("open fifo %s: %w", path, err)
+	}
+	fw, err := fifo.OpenFifo(context.Background(), path, syscall.O_WRONLY, 0)
+	if err != nil {
+		fr.Close()
+		return fmt.Errorf("open fifo %s: %w", path, err)
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
+		fw.Close()
+		fr.Close()
 		return err
 	}
 	p.child[fd] = w
-	fw, err := fifo.OpenFifo(context.Background(), path, syscall.O_WRONLY, 0)
-	if err != nil {
-		r.Close()
-		return fmt.Errorf("open fifo %s: %w", path, err)
-	}
-	fr, err := fifo.OpenFifo(context.Background(), path, syscall.O_RDONLY, 0)
-	if err != nil {
-		r.Close()
-		fw.Close()
-		return fmt.Errorf("open fifo %s: %w", path, err)
-	}
 	p.copies.Add(1)
 	go func() {
 		defer p.copies.Done()
