@@ -26,6 +26,11 @@
 // would: the pool never makes a create fail. The claimed cgroup exists;
 // callers go on with Add and Set.
 //
+// Which parents are pooled: the hierarchy root, the configured Parents,
+// and any parent given to Fill. Another parent (a pod's cgroup, a one-off
+// path) gets no idle cgroups: whoever made it (kubelet) must be able to
+// remove it once its containers are gone, so Release destroys there.
+//
 // Release(m) kills whatever is still inside (cgroup.kill on v2, freeze,
 // kill, thaw on v1), removes child cgroups, resets every limit to a new
 // cgroup's (cgroup.Manager.Reset: memory, swap, cpu, cpuset, pids,

@@ -307,6 +307,12 @@ func (p *Pool) Release(m cgroup.Manager) error {
 		return errors.Join(err, m.Destroy())
 	}
 	defer unlock()
+	// Only pooled parents keep idle cgroups: one merely seen (a pod's
+	// cgroup, a one-off parent) must stay removable by whoever made it.
+	if !p.pooled(parent) {
+		p.count(cRemoved)
+		return m.Destroy()
+	}
 	names, _ := idleNames(p.idle, l.roots[0]+parent)
 	slots, err := p.setSlots(parent, p.cfg.Size)
 	free := freeSlots(p.idle, names, slots)
@@ -571,6 +577,21 @@ func (p *Pool) Status() (Status, error) {
 }
 
 // parents is the configured parents plus the ones seen, sorted.
+// pooled reports whether parent keeps idle cgroups: the hierarchy root,
+// a configured parent, or one given to Fill (it has a slots file).
+func (p *Pool) pooled(parent string) bool {
+	if parent == "/" || p.slots(parent) > 0 {
+		return true
+	}
+	for _, pa := range p.cfg.Parents {
+		if c, err := cleanParent(pa); err == nil && c == parent {
+			return true
+		}
+	}
+	return false
+}
+
+// parents are the pooled parents: configured ones and those with slots.
 func (p *Pool) parents() []string {
 	set := map[string]bool{}
 	for _, pa := range p.cfg.Parents {
@@ -578,8 +599,11 @@ func (p *Pool) parents() []string {
 			set[c] = true
 		}
 	}
-	ents, _ := os.ReadDir(filepath.Join(p.cfg.StateDir, "parents"))
+	ents, _ := os.ReadDir(filepath.Join(p.cfg.StateDir, "slots"))
 	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
 		if pa, err := url.PathUnescape(e.Name()); err == nil {
 			set[pa] = true
 		}

@@ -40,7 +40,7 @@ func openTest(t testing.TB, size int) (*Pool, string) {
 	t.Helper()
 	needV1(t)
 	parent := testParent()
-	p, err := Open(Config{StateDir: t.TempDir(), Size: size, Enabled: true})
+	p, err := Open(Config{StateDir: t.TempDir(), Size: size, Enabled: true, Parents: []string{parent}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,6 +453,34 @@ func TestFillSweepsAndDrain(t *testing.T) {
 	for c, names := range children(t, parent) {
 		if len(names) != 0 {
 			t.Errorf("%s after Drain: %v", c, names)
+		}
+	}
+}
+
+// A parent that is neither configured nor filled keeps no idle cgroups:
+// whoever made it (kubelet, for a pod) must be able to remove it.
+func TestUnpooledParentIsLeftRemovable(t *testing.T) {
+	needV1(t)
+	parent := testParent()
+	p, err := Open(Config{StateDir: t.TempDir(), Size: 4, Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	m, _, err := p.Claim(path.Join(parent, "ctr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Release(m); err != nil {
+		t.Fatal(err)
+	}
+	top, _ := cgroup.New(parent)
+	if err := top.Destroy(); err != nil {
+		t.Fatalf("parent not removable after release: %v", err)
+	}
+	for _, d := range top.Paths() {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Fatalf("%s left: %v", d, err)
 		}
 	}
 }
