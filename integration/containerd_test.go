@@ -343,6 +343,7 @@ func (c *containerd) cleanup() {
 	unmountUnder(c.dir)
 	removeCgroups(namespace)
 	os.RemoveAll(freRoot)
+	os.RemoveAll(filepath.Join("/run/containerd/runc", namespace)) // the drop-in test's runc shim root
 	os.RemoveAll(filepath.Join(filepath.Dir(freRoot), criNamespace))
 	os.RemoveAll(c.dir)
 }

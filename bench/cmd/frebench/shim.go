@@ -211,7 +211,11 @@ func shimScenario(e *env) error {
 	for _, p := range names {
 		s := summarize(phases[p])
 		fmt.Printf("      %-32s %4d %9.3f %9.3f %9.3f\n", p, s.n, s.mean, s.p50, s.p99)
-		rows = append(rows, []string{"shim-create-step " + p, "fre", strconv.Itoa(s.n), ms(s.mean), ms(s.p50), ms(s.p99), "ms", "a step of Create"})
+		step := "shim-create-step "
+		if strings.Contains(p, "delete") {
+			step = "shim-delete-step "
+		}
+		rows = append(rows, []string{step + p, "fre", strconv.Itoa(s.n), ms(s.mean), ms(s.p50), ms(s.p99), "ms", "inside the shim"})
 	}
 
 	fmt.Println("targets:")
