@@ -15,6 +15,8 @@ import (
 // writes them just before exec'ing fre-dmz, whose exec of the program
 // keeps them.
 
+func selinuxEnabled() bool { return selinux.GetEnabled() }
+
 func apparmorEnabled() bool {
 	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
 	return err == nil && strings.HasPrefix(string(b), "Y")

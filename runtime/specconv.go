@@ -124,6 +124,19 @@ func Convert(spec *specs.Spec, bundle string) (*Config, error) {
 			return nil, invalid(fmt.Sprintf("linux.devices[%d].type", i), "unknown device type %q", d.Type)
 		}
 	}
+	if l := spec.Linux.MountLabel; l != "" && selinuxEnabled() {
+		// SELinux: new file systems get the container's mount context;
+		// without SELinux the label is ignored, as runc does.
+		for i := range c.Mounts {
+			m := &c.Mounts[i]
+			if !m.Bind && m.Type != "proc" && m.Type != "sysfs" && m.Type != "cgroup" && m.Type != "cgroup2" && m.Type != "mqueue" {
+				if m.Data != "" {
+					m.Data += ","
+				}
+				m.Data += `context="` + l + `"`
+			}
+		}
+	}
 	c.MaskedPaths = spec.Linux.MaskedPaths
 	c.ReadonlyPaths = spec.Linux.ReadonlyPaths
 	switch spec.Linux.RootfsPropagation {
