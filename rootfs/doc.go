@@ -54,8 +54,10 @@
 // ImportOptions.Immutable (containerd's committed snapshots) keys the cache
 // by the top directories alone and skips the walk.
 // Layer trees are named by the OCI chain ID of their diff IDs; directory
-// trees by the digest of their manifest, so two identical copies of a
-// rootfs share one tree.
+// trees by the digest of their manifest (paths, types, modes, owners,
+// xattrs, object keys, symlink targets; mtimes only with
+// Options.KeyMtime), so two copies of a rootfs share one tree even when
+// the copy did not keep directory mtimes.
 //
 // # Locking
 //

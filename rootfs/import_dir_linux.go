@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -25,8 +27,15 @@ type scanEntry struct {
 // children, and feeds the fingerprint with what identifies each entry's
 // current state: a changed file changes its mtime or ctime (ctime also
 // moves on chmod, chown, xattr and link changes), a replaced one its inode.
-func scan(root string, fp hash.Hash) ([]scanEntry, error) {
-	var out []scanEntry
+//
+// It is the whole cost of a cached import (every container start of an
+// imported image), so it reads directories with raw getdents and fstatat
+// relative to the directory's fd (no path lookups, no poller
+// registration), and, once the tree has shown itself big, lists
+// directories on up to workers goroutines (a small tree is done before a
+// goroutine would be scheduled); the fingerprint is then fed in one fixed
+// order.
+func scan(root string, fp hash.Hash, workers int) ([]scanEntry, error) {
 	var st unix.Stat_t
 	if err := unix.Lstat(root, &st); err != nil {
 		return nil, fmt.Errorf("rootfs: scan %s: %w", root, err)
@@ -34,11 +43,24 @@ func scan(root string, fp hash.Hash) ([]scanEntry, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 		return nil, fmt.Errorf("rootfs: scan %s: not a directory", root)
 	}
+	fd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("rootfs: scan %s: %w", root, err)
+	}
+	sc := &scanner{root: root, sem: make(chan struct{}, max(workers-1, 0))}
+	top := &scanDir{}
+	sc.wg.Add(1)
+	sc.list(fd, ".", top)
+	sc.wg.Wait()
+	if sc.err != nil {
+		return nil, sc.err
+	}
+
 	fmt.Fprintf(fp, "root %x %d\n", root, st.Dev)
-	var rec func(rel string, st *unix.Stat_t) error
-	rec = func(rel string, st *unix.Stat_t) error {
+	var out []scanEntry
+	var b [8 * 9]byte
+	add := func(rel string, st *unix.Stat_t) {
 		out = append(out, scanEntry{rel, *st})
-		var b [8 * 9]byte
 		for i, v := range []uint64{uint64(st.Mode), uint64(st.Size), uint64(st.Mtim.Nano()),
 			uint64(st.Ctim.Nano()), st.Ino, uint64(st.Uid), uint64(st.Gid), st.Rdev, st.Nlink} {
 			binary.LittleEndian.PutUint64(b[i*8:], v)
@@ -46,36 +68,127 @@ func scan(root string, fp hash.Hash) ([]scanEntry, error) {
 		fp.Write([]byte(rel))
 		fp.Write([]byte{0})
 		fp.Write(b[:])
-		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return nil
-		}
-		dir := filepath.Join(root, rel)
-		f, err := os.Open(dir)
-		if err != nil {
-			return fmt.Errorf("rootfs: scan %s: %w", dir, err)
-		}
-		names, err := f.Readdirnames(-1)
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("rootfs: scan %s: %w", dir, err)
-		}
-		sort.Strings(names)
-		sts := make([]unix.Stat_t, len(names))
-		for i, name := range names {
-			if err := unix.Fstatat(int(f.Fd()), name, &sts[i], unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				f.Close()
-				return fmt.Errorf("rootfs: scan %s: %w", filepath.Join(dir, name), err)
-			}
-		}
-		f.Close()
-		for i, name := range names {
-			if err := rec(filepath.Join(rel, name), &sts[i]); err != nil {
-				return err
-			}
-		}
-		return nil
 	}
-	return out, rec(".", &st)
+	var rec func(rel string, d *scanDir)
+	rec = func(rel string, d *scanDir) {
+		for i, name := range d.names {
+			crel := name
+			if rel != "." {
+				crel = rel + "/" + name
+			}
+			add(crel, &d.sts[i])
+			if sub := d.subs[i]; sub != nil {
+				rec(crel, sub)
+			}
+		}
+	}
+	add(".", &st)
+	rec(".", top)
+	return out, nil
+}
+
+// scanParallelAfter is how many entries a scan stats on one goroutine
+// before it spreads over more.
+const scanParallelAfter = 1024
+
+// scanDir is one listed directory: its entries sorted by name, and the
+// listing of each subdirectory.
+type scanDir struct {
+	names []string
+	sts   []unix.Stat_t
+	subs  []*scanDir
+}
+
+type scanner struct {
+	root string
+	sem  chan struct{} // a slot per extra goroutine
+	seen atomic.Int64  // entries stat'd so far
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	err  error
+}
+
+func (sc *scanner) fail(err error) {
+	sc.mu.Lock()
+	if sc.err == nil {
+		sc.err = err
+	}
+	sc.mu.Unlock()
+}
+
+func (sc *scanner) failed() bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.err != nil
+}
+
+// list fills d from the directory open at fd (rel below the root) and
+// closes fd; subdirectories go to a free goroutine or are listed inline.
+func (sc *scanner) list(fd int, rel string, d *scanDir) {
+	defer sc.wg.Done()
+	defer unix.Close(fd)
+	if sc.failed() {
+		return
+	}
+	errAt := func(name string, err error) {
+		sc.fail(fmt.Errorf("rootfs: scan %s: %w", filepath.Join(sc.root, rel, name), err))
+	}
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := unix.ReadDirent(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			errAt("", err)
+			return
+		}
+		if n <= 0 {
+			break
+		}
+		_, _, d.names = unix.ParseDirent(buf[:n], -1, d.names)
+	}
+	sort.Strings(d.names)
+	d.sts = make([]unix.Stat_t, len(d.names))
+	d.subs = make([]*scanDir, len(d.names))
+	for i, name := range d.names {
+		if err := unix.Fstatat(fd, name, &d.sts[i], unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			errAt(name, err)
+			return
+		}
+	}
+	big := sc.seen.Add(int64(len(d.names))) > scanParallelAfter
+	for i, name := range d.names {
+		if d.sts[i].Mode&unix.S_IFMT != unix.S_IFDIR {
+			continue
+		}
+		// O_NOFOLLOW: the entry was a directory a moment ago; if it was
+		// swapped for a symlink, fail rather than leave the tree.
+		cfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			errAt(name, err)
+			return
+		}
+		sub := &scanDir{}
+		d.subs[i] = sub
+		crel := name
+		if rel != "." {
+			crel = rel + "/" + name
+		}
+		sc.wg.Add(1)
+		if big {
+			select {
+			case sc.sem <- struct{}{}:
+				go func() {
+					defer func() { <-sc.sem }()
+					sc.list(cfd, crel, sub)
+				}()
+				continue
+			default:
+			}
+		}
+		sc.list(cfd, crel, sub)
+	}
 }
 
 // ImportDir imports a directory tree (a bundle's rootfs, an unpacked
@@ -103,7 +216,10 @@ func (s *Store) importDirs(ctx context.Context, kind string, dirs []string, opts
 		// The directory itself may be reached through a symlink (a bundle's
 		// rootfs often is); nothing below it is followed.
 		a, err := filepath.Abs(d)
-		if err == nil {
+		var st unix.Stat_t
+		if err == nil && (unix.Lstat(a, &st) != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK) {
+			// Only a symlink is resolved (a stat per component);
+			// symlinks among the parents are the kernel's to follow.
 			a, err = filepath.EvalSymlinks(a)
 		}
 		if err != nil {
@@ -146,7 +262,7 @@ func (s *Store) importDirs(ctx context.Context, kind string, dirs []string, opts
 	fmt.Fprintf(fph, "fre-fingerprint-v1 %s %t %t\n", kind, s.opts.StripSetuid, s.opts.KeyMtime)
 	layers := make([][]scanEntry, len(abs))
 	for i, d := range abs {
-		if layers[i], err = scan(d, fph); err != nil {
+		if layers[i], err = scan(d, fph, s.opts.Workers); err != nil {
 			return nil, &ImportError{Op: op, Source: d, Err: err}
 		}
 	}
@@ -202,7 +318,7 @@ func (s *Store) importDirs(ctx context.Context, kind string, dirs []string, opts
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	t := &Tree{ID: manifestID(mt.root), Kind: kind, Sources: abs}
+	t := &Tree{ID: manifestID(mt.root, s.opts.KeyMtime), Kind: kind, Sources: abs}
 	return s.finish(ctx, imp, t, mt.root, fps, opts.Ref)
 }
 

@@ -83,6 +83,13 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rootfs: open store %s: %w", opts.Root, err)
 	}
+	s := &Store{root: root, opts: opts, uid: uint32(os.Geteuid()), gid: uint32(os.Getegid())}
+	s.rootless = s.uid != 0
+	// The lock file is made last: when it is there, so is the layout
+	// (one stat instead of eight calls on every container start).
+	if unix.Access(filepath.Join(root, lockFile), unix.R_OK|unix.W_OK) == nil {
+		return s, nil
+	}
 	if err := os.MkdirAll(root, 0o700); err != nil {
 		return nil, fmt.Errorf("rootfs: open store %s: %w", root, err)
 	}
@@ -96,8 +103,6 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("rootfs: open store %s: %w", root, err)
 	}
 	f.Close()
-	s := &Store{root: root, opts: opts, uid: uint32(os.Geteuid()), gid: uint32(os.Getegid())}
-	s.rootless = s.uid != 0
 	return s, nil
 }
 
@@ -113,25 +118,26 @@ func (s *Store) warnf(format string, args ...any) {
 // lock takes the store-wide flock on a fresh open file description, so
 // goroutines of one process exclude each other like processes do.
 func (s *Store) lock(exclusive bool) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(s.root, lockFile), os.O_RDWR, 0)
+	p := filepath.Join(s.root, lockFile)
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("rootfs: lock store %s: %w", s.root, err)
+		return nil, fmt.Errorf("rootfs: lock store %s: %w", s.root, &os.PathError{Op: "open", Path: p, Err: err})
 	}
 	how := unix.LOCK_SH
 	if exclusive {
 		how = unix.LOCK_EX
 	}
 	for {
-		err = unix.Flock(int(f.Fd()), how)
+		err = unix.Flock(fd, how)
 		if err != unix.EINTR {
 			break
 		}
 	}
 	if err != nil {
-		f.Close()
+		unix.Close(fd)
 		return nil, fmt.Errorf("rootfs: lock store %s: %w", s.root, err)
 	}
-	return func() { f.Close() }, nil
+	return func() { unix.Close(fd) }, nil
 }
 
 func (s *Store) objectPath(key string) string {
@@ -201,24 +207,29 @@ func (s *Store) Acquire(treeID, containerID string) error {
 		return err
 	}
 	defer unlock()
-	return s.acquireLocked(treeID, containerID)
-}
-
-func (s *Store) acquireLocked(treeID, containerID string) error {
 	if _, err := os.Stat(filepath.Join(s.treeDir(treeID), metaFile)); err != nil {
 		return fmt.Errorf("rootfs: acquire tree %s for %s: %w", treeID, containerID, ErrNotFound)
 	}
+	return s.acquireLocked(treeID, containerID)
+}
+
+// acquireLocked writes the ref of a tree known to exist (GC cannot remove
+// it while the shared lock is held).
+func (s *Store) acquireLocked(treeID, containerID string) error {
 	dir := filepath.Join(s.root, refsDir, treeID)
+	ref := filepath.Join(dir, containerID)
 	for try := 0; ; try++ {
-		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		// Raw open: an *os.File would register with the poller.
+		fd, err := unix.Open(ref, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+		if err == nil {
+			return unix.Close(fd)
+		}
+		// No dir yet, or a concurrent Release removed the (then empty)
+		// one: make it and try again.
+		if err != unix.ENOENT || try >= 8 {
 			return fmt.Errorf("rootfs: acquire tree %s for %s: %w", treeID, containerID, err)
 		}
-		f, err := os.OpenFile(filepath.Join(dir, containerID), os.O_CREATE|os.O_WRONLY, 0o600)
-		if err == nil {
-			return f.Close()
-		}
-		// A concurrent Release removed the (then empty) dir: make it again.
-		if !errors.Is(err, os.ErrNotExist) || try >= 8 {
+		if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("rootfs: acquire tree %s for %s: %w", treeID, containerID, err)
 		}
 	}
@@ -231,11 +242,11 @@ func (s *Store) Release(treeID, containerID string) error {
 		return fmt.Errorf("rootfs: release tree %q for %q: %w", treeID, containerID, ErrInvalidID)
 	}
 	dir := filepath.Join(s.root, refsDir, treeID)
-	if err := os.Remove(filepath.Join(dir, containerID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := unix.Unlink(filepath.Join(dir, containerID)); err != nil && err != unix.ENOENT {
 		return fmt.Errorf("rootfs: release tree %s for %s: %w", treeID, containerID, err)
 	}
 	// The dir stays when another ref (or a racing Acquire) is in it.
-	_ = os.Remove(dir)
+	_ = unix.Rmdir(dir)
 	return nil
 }
 

@@ -418,3 +418,77 @@ func TestImmutableLowerDirsSkipWalk(t *testing.T) {
 		t.Fatalf("full re-import: %v cached=%v", err, t3 != nil && t3.Cached)
 	}
 }
+
+// Copies that differ only in directory mtimes (cp -r, another unpacker)
+// are one image: one tree. With KeyMtime the mtimes are the image's own.
+func TestCopiesWithOtherDirMtimesShareTree(t *testing.T) {
+	for _, keyMtime := range []bool{false, true} {
+		s := newStore(t, func(o *Options) { o.KeyMtime = keyMtime })
+		a, b := t.TempDir(), t.TempDir()
+		for i, d := range []string{a, b} {
+			writeFiles(t, d, map[string]string{"x": "1", "y/z": "2"})
+			os.Chtimes(filepath.Join(d, "x"), time.Unix(5, 0), time.Unix(5, 0))
+			os.Chtimes(filepath.Join(d, "y/z"), time.Unix(5, 0), time.Unix(5, 0))
+			for _, p := range []string{d, filepath.Join(d, "y")} {
+				os.Chtimes(p, time.Unix(int64(7+i), 0), time.Unix(int64(7+i), 0))
+			}
+		}
+		ta, err := s.ImportDir(ctx, a, ImportOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb, err := s.ImportDir(ctx, b, ImportOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if same := ta.ID == tb.ID; same == keyMtime {
+			t.Errorf("KeyMtime %v: copies with other dir mtimes: same tree %v", keyMtime, same)
+		}
+	}
+}
+
+// A change that keeps size and mtime (a rewrite in place, then touch -r;
+// a chmod) deep in a cached tree is still seen: ctime is fingerprinted.
+func TestCachedImportSeesInPlaceChange(t *testing.T) {
+	s := newStore(t)
+	d := t.TempDir()
+	files := map[string]string{"top": "0"}
+	for i := 0; i < 40; i++ {
+		files[filepath.Join("d", strings.Repeat("s/", i%7), "f"+string(rune('a'+i%26))+strings.Repeat("x", i))] = "content"
+	}
+	writeFiles(t, d, files)
+	t1, err := s.ImportDir(ctx, d, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(d, "d/s/s/fe"+strings.Repeat("x", 30))
+	if _, err := os.Stat(victim); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(victim)
+	if err := os.WriteFile(victim, []byte("CONTENT"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(victim, fi.ModTime(), fi.ModTime())
+	t2, err := s.ImportDir(ctx, d, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if t2.Cached || t2.ID == t1.ID {
+		t.Fatal("same-size same-mtime rewrite served from the cache")
+	}
+	b, _ := os.ReadFile(filepath.Join(t2.Path(), "d/s/s/fe"+strings.Repeat("x", 30)))
+	if string(b) != "CONTENT" {
+		t.Fatalf("tree has %q", b)
+	}
+	if err := os.Chmod(filepath.Join(d, "top"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t3, err := s.ImportDir(ctx, d, ImportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if t3.Cached || t3.ID == t2.ID {
+		t.Fatal("chmod served from the cache")
+	}
+}
