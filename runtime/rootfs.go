@@ -40,14 +40,17 @@ const (
 	// unset).
 	EnvStoreRoot = "FRE_STORE_ROOT"
 
+	// rootfsStateFile is where containers created before savedState had
+	// RootfsStore kept their hold; still read at delete.
 	rootfsStateFile = "rootfs.json"
 	rootfsMountDir  = "rootfs" // the container's root, in its state dir
 	rootfsUpperDir  = "upper"
 	rootfsWorkDir   = "work"
 )
 
-// rootfsState is what prepareRootfs leaves in <state dir>/rootfs.json for
-// releaseRootfs (savedState has no field for it yet).
+// rootfsState is what prepareRootfs leaves in savedState.RootfsStore for
+// releaseRootfs: saved with the rest of the state at the end of create, so
+// the store costs the start path no file of its own.
 type rootfsState struct {
 	Mode  string `json:"mode"` // "overlay", "readonly" or "plain"
 	Store string `json:"store,omitempty"`
@@ -140,12 +143,12 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 	if isMountPoint(cfg.Rootfs) {
 		return noop, nil
 	}
+	ph := r.phases()
 	dir := r.dir(id)
 	rs := &rootfsState{Store: r.storeRoot(), Ref: r.storeRef(id)}
 	fallback := func(format string, args ...any) (func() error, error) {
-		// Best effort: only there to say why.
-		b, _ := json.Marshal(&rootfsState{Mode: RootfsPlain, Reason: fmt.Sprintf(format, args...)})
-		os.WriteFile(filepath.Join(dir, rootfsStateFile), b, 0o600)
+		// Only there to say why (in state.json).
+		st.RootfsStore = &rootfsState{Mode: RootfsPlain, Reason: fmt.Sprintf(format, args...)}
 		return noop, nil
 	}
 	s, err := openStore(rs.Store)
@@ -159,6 +162,7 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 		}
 		return fallback("%v", err)
 	}
+	ph.done("rootfs: import (fingerprint walk)")
 	rs.Tree = tree.ID
 	releaseRef := func() error { return s.Release(rs.Tree, rs.Ref) }
 
@@ -175,18 +179,11 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 		releaseRef()
 		return fallback("%v", mountErr)
 	}
+	ph.done("rootfs: mount")
 	rs.Mount = mnt
-	release = func() error { return releaseRootfsState(rs) }
-	b, err := json.Marshal(rs)
-	if err == nil {
-		err = os.WriteFile(filepath.Join(dir, rootfsStateFile), b, 0o600)
-	}
-	if err != nil {
-		release()
-		return noop, fmt.Errorf("write %s: %w", filepath.Join(dir, rootfsStateFile), err)
-	}
+	st.RootfsStore = rs
 	cfg.Rootfs = mnt
-	return release, nil
+	return func() error { return releaseRootfsState(rs) }, nil
 }
 
 // mountOverlay mounts tree as the lowerdir of an overlay at mnt, with the
@@ -323,6 +320,10 @@ func isMountPoint(p string) bool {
 
 // releaseRootfs undoes prepareRootfs for a container being deleted.
 func (r *Runtime) releaseRootfs(st *savedState) error {
+	if st.RootfsStore != nil {
+		return releaseRootfsState(st.RootfsStore)
+	}
+	// A container created by an older fre-runc kept it in a file.
 	b, err := os.ReadFile(filepath.Join(r.dir(st.ID), rootfsStateFile))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

@@ -96,16 +96,17 @@ func rootfsFixture(tb testing.TB) (*Runtime, *Config) {
 }
 
 // prepare runs prepareRootfs for id as Create does.
-func prepare(tb testing.TB, r *Runtime, base *Config, id string) (*Config, func() error) {
+func prepare(tb testing.TB, r *Runtime, base *Config, id string) (*Config, *savedState, func() error) {
 	cfg := *base
 	if err := os.Mkdir(r.dir(id), 0o711); err != nil {
 		tb.Fatal(err)
 	}
-	release, err := r.prepareRootfs(context.Background(), &cfg, id, &savedState{ID: id})
+	st := &savedState{ID: id}
+	release, err := r.prepareRootfs(context.Background(), &cfg, id, st)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &cfg, release
+	return &cfg, st, release
 }
 
 // TestPrepareReleaseRootfs: the overlay is mounted, its root carries the
@@ -113,7 +114,7 @@ func prepare(tb testing.TB, r *Runtime, base *Config, id string) (*Config, func(
 // is harmless, and the bundle is untouched by a write.
 func TestPrepareReleaseRootfs(t *testing.T) {
 	r, base := rootfsFixture(t)
-	cfg, release := prepare(t, r, base, "c1")
+	cfg, st, release := prepare(t, r, base, "c1")
 	defer release()
 	if cfg.Rootfs != filepath.Join(r.dir("c1"), rootfsMountDir) {
 		t.Fatalf("rootfs %s, want the overlay in the state dir", cfg.Rootfs)
@@ -136,7 +137,19 @@ func TestPrepareReleaseRootfs(t *testing.T) {
 	if err != nil || len(trees) != 1 || len(trees[0].Refs) != 1 {
 		t.Fatalf("store trees %+v, %v; want one with one ref", trees, err)
 	}
-	st := &savedState{ID: "c1"}
+	if st.RootfsStore == nil || st.RootfsStore.Mode != "overlay" || st.RootfsStore.Tree != trees[0].ID {
+		t.Fatalf("saved state's rootfs_store %+v, want the overlay of tree %s", st.RootfsStore, trees[0].ID)
+	}
+	if _, err := os.Stat(filepath.Join(r.dir("c1"), rootfsStateFile)); err == nil {
+		t.Fatalf("%s written: the hold belongs in state.json", rootfsStateFile)
+	}
+	// What delete sees: the state as saved and loaded.
+	if err := st.save(r.dir("c1")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = loadSavedState(r.dir("c1")); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 2; i++ {
 		if err := r.releaseRootfs(st); err != nil {
 			t.Fatalf("release %d: %v", i, err)
@@ -155,12 +168,12 @@ func TestPrepareReleaseRootfs(t *testing.T) {
 // overlay mount; and the unmount at delete.
 func BenchmarkPrepareRootfsCached(b *testing.B) {
 	r, base := rootfsFixture(b)
-	_, release := prepare(b, r, base, "warm")
+	_, _, release := prepare(b, r, base, "warm")
 	release()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		id := fmt.Sprintf("c%d", i)
-		_, release := prepare(b, r, base, id)
+		_, _, release := prepare(b, r, base, id)
 		if err := release(); err != nil {
 			b.Fatal(err)
 		}

@@ -73,6 +73,9 @@ type savedState struct {
 	Process *specs.Process `json:"process,omitempty"`
 	// Seccomp applies to exec'd processes too.
 	Seccomp *specs.LinuxSeccomp `json:"seccomp,omitempty"`
+	// RootfsStore is the container's hold on the shared-layer store (its
+	// tree, ref and mount), for delete; nil for a plain rootfs.
+	RootfsStore *rootfsState `json:"rootfs_store,omitempty"`
 }
 
 const stateFile = "state.json"

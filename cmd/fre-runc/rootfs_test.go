@@ -41,18 +41,21 @@ func storeEnv(t *testing.T) (*env, string) {
 	return e, store
 }
 
-// rootfsJSON reads what prepareRootfs left in the container's state dir.
+// rootfsJSON reads what prepareRootfs left in the container's saved state
+// (state.json's rootfs_store), nil when nothing.
 func rootfsJSON(t *testing.T, e *env, id string) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(e.root, id, "rootfs.json"))
+	b, err := os.ReadFile(filepath.Join(e.root, id, "state.json"))
 	if err != nil {
-		t.Fatalf("rootfs.json of %s: %v", id, err)
+		t.Fatalf("state.json of %s: %v", id, err)
 	}
-	m := map[string]string{}
-	if err := json.Unmarshal(b, &m); err != nil {
+	var st struct {
+		RootfsStore map[string]string `json:"rootfs_store"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}
-	return m
+	return st.RootfsStore
 }
 
 // waitFile polls for path until the deadline and returns its content.
@@ -359,11 +362,11 @@ func TestStoreModes(t *testing.T) {
 			e.must("run", "--detach", "--bundle", b, id)
 			t.Cleanup(func() { e.run(nil, "delete", "--force", id) })
 			waitFile(t, filepath.Join(out, "done"))
-			mode := ""
+			m := rootfsJSON(t, e, id)
+			mode := m["mode"]
+			t.Logf("rootfs_store: %v", m)
 			if _, err := os.Stat(filepath.Join(e.root, id, "rootfs.json")); err == nil {
-				m := rootfsJSON(t, e, id)
-				mode = m["mode"]
-				t.Logf("rootfs.json: %v", m)
+				t.Errorf("rootfs.json written: the hold belongs in state.json")
 			}
 			if mode != tc.want {
 				t.Fatalf("mode %q, want %q", mode, tc.want)
