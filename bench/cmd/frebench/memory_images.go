@@ -10,10 +10,93 @@ import (
 	"strings"
 )
 
-// The memory scenario's images: five language runtimes copied from this
-// machine, each with a tiny HTTP app. Every image is its own directory
-// tree (no shared layer), yet they carry identical files (libc, libm,
-// libz...), as unrelated images built from different bases do.
+// The memory scenario's images, built as real function images are: a
+// Debian userland (python:3, node, openjdk... are all built FROM a Debian
+// base), a language runtime, a tiny HTTP app. Each image is its own
+// directory tree built on its own (no shared layer), and each differs in
+// a few files as images built from different base versions and
+// Dockerfiles do (/etc/os-release, /etc/hostname, /etc/passwd, dpkg's
+// status), so no two are homologous; most of their files are still
+// identical, which is what the store shares.
+//
+// The userland is the package set of the debian:bookworm image
+// (basePackages), copied with dpkg -L from this machine (Debian 12):
+// binaries, libraries, /etc defaults, zoneinfo, CA certificates, docs and
+// dpkg's records of those packages (about 120 MiB, as debian:bookworm).
+
+// basePackages is debian:bookworm's package set (plus ca-certificates,
+// netbase, libsqlite3, libssl3, libffi8, readline: what the language
+// images add first on every Debian base).
+var basePackages = strings.Fields(`adduser apt base-files base-passwd bash bsdutils ca-certificates
+coreutils dash debconf debian-archive-keyring debianutils diffutils dpkg findutils gcc-12-base
+gpgv grep gzip hostname init-system-helpers libacl1 libapt-pkg6.0 libattr1 libaudit-common
+libaudit1 libblkid1 libbz2-1.0 libc-bin libc6 libcap-ng0 libcap2 libcom-err2 libcrypt1 libdb5.3
+libdebconfclient0 libext2fs2 libffi8 libgcc-s1 libgcrypt20 libgmp10 libgnutls30 libgpg-error0
+libgssapi-krb5-2 libhogweed6 libidn2-0 libk5crypto3 libkeyutils1 libkrb5-3 libkrb5support0
+liblz4-1 liblzma5 libmd0 libmount1 libncursesw6 libnettle8 libnsl2 libp11-kit0 libpam-modules
+libpam-modules-bin libpam-runtime libpam0g libpcre2-8-0 libreadline8 libseccomp2 libselinux1
+libsemanage-common libsemanage2 libsepol2 libsmartcols1 libsqlite3-0 libss2 libssl3 libstdc++6
+libsystemd0 libtasn1-6 libtinfo6 libtirpc-common libtirpc3 libudev1 libunistring2 libuuid1
+libxxhash0 libzstd1 login logsave mawk mount ncurses-base ncurses-bin netbase openssl passwd
+perl-base readline-common sed sysvinit-utils tar tzdata usr-is-merged util-linux util-linux-extra
+zlib1g`)
+
+// baseFiles lists the userland's paths (dpkg -L of every base package,
+// and dpkg's own records of them) and its status file.
+func baseFiles() (paths []string, status []byte, err error) {
+	out, err := exec.Command("dpkg", append([]string{"-L"}, basePackages...)...).Output()
+	if err != nil {
+		return nil, nil, fmt.Errorf("dpkg -L (the base userland is Debian's): %v", err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "/") && l != "/." {
+			paths = append(paths, l)
+		}
+	}
+	for _, p := range basePackages {
+		for _, pat := range []string{p + ".*", p + ":amd64.*"} {
+			m, _ := filepath.Glob("/var/lib/dpkg/info/" + pat)
+			paths = append(paths, m...)
+		}
+	}
+	status, err = exec.Command("dpkg-query", append([]string{"-s"}, basePackages...)...).Output()
+	if err != nil {
+		return nil, nil, fmt.Errorf("dpkg-query -s: %v", err)
+	}
+	return paths, status, nil
+}
+
+// imageVariant writes the few files that differ between images built
+// from different bases and Dockerfiles.
+func imageVariant(l *lang, root string, status []byte, n int) error {
+	files := map[string]string{
+		"/etc/os-release": fmt.Sprintf(`PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION="12 (bookworm)"
+VERSION_CODENAME=bookworm
+ID=debian
+HOME_URL="https://www.debian.org/"
+BUILD_ID="fre-%s-12.%d"
+IMAGE_ID="fre-%s"
+`, l.name, n+1, l.name),
+		"/etc/hostname": "fre-" + l.name + "\n",
+		"/etc/passwd": "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n" +
+			"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n" + l.name + ":x:1000:1000::/app:/bin/sh\n",
+		"/var/lib/dpkg/status": string(status) + fmt.Sprintf("\nPackage: fre-%s-runtime\nStatus: install ok installed\nVersion: 1.%d\nArchitecture: amd64\nDescription: %s runtime of the FRE memory bench\n", l.name, n, l.name),
+	}
+	for p, content := range files {
+		dst := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		os.Remove(dst) // /etc/os-release is a symlink in base-files
+		if err := os.WriteFile(dst, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // lang is one image: its files and how to start its app on a port.
 type lang struct {
@@ -145,8 +228,10 @@ type imageBuilder struct {
 	regular []string
 }
 
-// buildImage writes l's image into root and returns its unpacked size.
-func buildImage(l *lang, root string) error {
+// buildImage writes l's image into root: the base userland (base, from
+// baseFiles; its directories are made, not copied whole), the runtime,
+// the app, and the image's own variant files (n numbers the image).
+func buildImage(l *lang, root string, base []string, status []byte, n int) error {
 	b := &imageBuilder{root: root, done: map[string]bool{}, chain: map[string]bool{}, skip: l.skip}
 	if b.skip == nil {
 		b.skip = func(string) bool { return false }
@@ -157,7 +242,22 @@ func buildImage(l *lang, root string) error {
 		}
 	}
 	os.Chmod(root+"/tmp", 0o1777)
-	os.WriteFile(root+"/etc/passwd", []byte("root:x:0:0:root:/root:/bin/sh\n"), 0o644)
+	for _, p := range base {
+		// A directory (or a symlink to one: /lib -> usr/lib) is made,
+		// never copied whole: the package lists name its files.
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			if err := b.ensureDir(p); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := b.add(p); err != nil {
+			return err
+		}
+	}
+	if err := imageVariant(l, root, status, n); err != nil {
+		return err
+	}
 	for _, f := range l.files {
 		if err := b.add(f); err != nil {
 			return err

@@ -52,8 +52,8 @@ func plotMemory(results string, rows []memRow, sf storeFigures, configs []string
 	}
 	sort.Strings(names)
 	if err := barChart(filepath.Join(results, "memory-store.png"), "Store size vs unpacked images", "MiB",
-		[]string{fmt.Sprintf("bundles (%dx%d)", len(names), sf.copies), "distinct images", "store"},
-		[]barGroup{{name: "size", values: []float64{mib(sf.unpacked), mib(distinct), mib(sf.df.StoredSize)}}}); err != nil {
+		[]string{fmt.Sprintf("%d images", len(names)), "store", fmt.Sprintf("bundles (%dx%d)", len(names), sf.copies)},
+		[]barGroup{{name: "size", values: []float64{mib(distinct), mib(sf.df.StoredSize), mib(sf.unpacked)}}}); err != nil {
 		return err
 	}
 	first, cp := barGroup{name: "first import"}, barGroup{name: "further copy (cached objects)"}
