@@ -1171,3 +1171,15 @@ func TestNoNewPrivsBlocksSetuid(t *testing.T) {
 		}
 	}
 }
+
+func TestRootfsPropagation(t *testing.T) {
+	e := newEnv(t)
+	for _, prop := range []string{"shared", "rprivate", "rslave"} {
+		b := bundle(t, "sh", "-c", "head -1 /proc/self/mountinfo")
+		testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Linux.RootfsPropagation = prop })
+		out := e.must("run", "--bundle", b, newID())
+		if shared := strings.Contains(out, " shared:"); shared != (prop == "shared") {
+			t.Errorf("rootfsPropagation %s: root mount %q", prop, out)
+		}
+	}
+}

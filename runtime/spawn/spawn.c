@@ -343,7 +343,12 @@ static void do_mount(int rootfd, struct fre_mount *m)
 
 static void setup_root(struct fre_spawn *s)
 {
-	if (mount(NULL, "/", NULL, s->root_propagation, NULL) < 0)
+	/* Shared or unbindable propagation is applied to the new root after
+	 * pivot_root: a shared parent makes pivot_root fail, an unbindable one
+	 * the bind below. Until then the tree is a slave of the host's. */
+	unsigned long late = s->root_propagation & (MS_SHARED | MS_UNBINDABLE);
+	unsigned long early = late ? (MS_SLAVE | MS_REC) : s->root_propagation;
+	if (mount(NULL, "/", NULL, early, NULL) < 0)
 		fail(errno, "make / ", "slave");
 	if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
 		fail(errno, "bind rootfs", s->rootfs);
@@ -385,6 +390,8 @@ static void setup_root(struct fre_spawn *s)
 		close(oldroot);
 		close(newroot);
 	}
+	if (late && mount(NULL, "/", NULL, s->root_propagation, NULL) < 0)
+		fail(errno, "root propagation", NULL);
 
 }
 
