@@ -138,6 +138,12 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 	if os.Geteuid() != 0 || !cfg.hasNS(specs.MountNamespace) {
 		return noop, nil
 	}
+	// In a user namespace the mapped root must reach its root through the
+	// state dir, and the store's files (owned by host ids) would show as
+	// nobody's anyway: such a container keeps its bundle's rootfs.
+	if cfg.hasNS(specs.UserNamespace) {
+		return noop, nil
+	}
 	// Only a plain directory: a mount point is somebody else's rootfs (the
 	// shim's overlay of containerd's snapshots, a bind mount).
 	if isMountPoint(cfg.Rootfs) {
