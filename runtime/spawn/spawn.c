@@ -590,9 +590,16 @@ static int child(void *arg)
 	 * sync and fifo fds are CLOEXEC and so are marked here too. */
 	syscall(SYS_close_range, 3 + s->preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
 
+	/* The cwd must be inside the container's root (CVE-2024-21626): it is
+	 * checked right after each chdir, before a seccomp filter that might
+	 * refuse getcwd. */
+	char cwdbuf[4096];
 	int chdir_done = 0;
-	if (s->cwd && chdir(s->cwd) == 0)
+	if (s->cwd && chdir(s->cwd) == 0) {
 		chdir_done = 1;
+		if (syscall(SYS_getcwd, cwdbuf, sizeof(cwdbuf)) < 0 || cwdbuf[0] != '/')
+			fail(EPERM, "cwd is outside the container root", s->cwd);
+	}
 	/* Without no_new_privs only a privileged process may install a filter,
 	 * so it goes in before the credentials drop (as runc does); the filter
 	 * must then allow what follows. Otherwise fre-dmz installs it last. */
@@ -609,12 +616,13 @@ static int child(void *arg)
 		s->dmz_argv[3] = "-1";
 	}
 	set_creds(s);
-	if (s->cwd && !chdir_done && chdir(s->cwd) < 0)
-		fail(errno, "chdir to cwd", s->cwd);
-	/* The cwd must be inside the container's root (CVE-2024-21626). */
-	char cwdbuf[4096];
-	if (s->cwd && (syscall(SYS_getcwd, cwdbuf, sizeof(cwdbuf)) < 0 || cwdbuf[0] != '/'))
-		fail(EPERM, "cwd is outside the container root", s->cwd);
+	if (s->cwd && !chdir_done) {
+		/* Only the user may enter it (root could not: root-squashed NFS). */
+		if (chdir(s->cwd) < 0)
+			fail(errno, "chdir to cwd", s->cwd);
+		if (syscall(SYS_getcwd, cwdbuf, sizeof(cwdbuf)) < 0 || cwdbuf[0] != '/')
+			fail(EPERM, "cwd is outside the container root", s->cwd);
+	}
 	umask(s->umask >= 0 ? s->umask : 022); /* runc's default */
 
 	char pathbuf[4096];
