@@ -348,6 +348,16 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	if err := child.Wait(); err != nil {
 		return nil, fmt.Errorf("container init: %w", err)
 	}
+	if fd := child.SeccompListener; fd >= 0 {
+		status := specs.StateCreating
+		if opts.Started {
+			status = specs.StateRunning
+		}
+		state := specs.State{Version: specs.Version, ID: opts.ID, Status: status, Pid: child.Pid, Bundle: bundle, Annotations: cfg.Annotations}
+		if err := sendSeccompListener(cfg.Seccomp, fd, child.Pid, state); err != nil {
+			return nil, err
+		}
+	}
 	ph.done("child set-up")
 	if err := st.save(dir); err != nil {
 		return nil, err

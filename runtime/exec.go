@@ -119,6 +119,13 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 		child.Kill()
 		return nil, fmt.Errorf("exec: %w", err)
 	}
+	if fd := child.SeccompListener; fd >= 0 {
+		state := specs.State{Version: specs.Version, ID: c.id, Status: specs.StateRunning, Pid: c.state.Pid, Bundle: c.state.Bundle, Annotations: c.state.Annotations}
+		if err := sendSeccompListener(c.state.Seccomp, fd, child.Pid, state); err != nil {
+			child.Kill()
+			return nil, err
+		}
+	}
 	if opts.PidFile != "" {
 		if err := writePidFile(opts.PidFile, child.Pid); err != nil {
 			return nil, err

@@ -65,11 +65,38 @@ func compile(s *specs.LinuxSeccomp, goarch string) ([]unix.SockFilter, uint, err
 	if err != nil {
 		return nil, 0, err
 	}
+	// SCMP_ACT_NOTIFY: the filter is installed with a new listener, whose
+	// fd the runtime hands to the agent at listenerPath.
+	if UsesNotify(s) {
+		if s.ListenerPath == "" {
+			return nil, 0, invalid("linux.seccomp.listenerPath", "SCMP_ACT_NOTIFY needs a listenerPath")
+		}
+		if s.DefaultAction == specs.ActNotify {
+			return nil, 0, invalid("linux.seccomp.defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
+		}
+		p.flags |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
+	}
 	prog := generate(p)
 	if len(prog) > maxInsns {
 		return nil, 0, fmt.Errorf("%w: %d instructions, the kernel takes at most %d", ErrTooLarge, len(prog), maxInsns)
 	}
 	return prog, p.flags, nil
+}
+
+// UsesNotify reports whether any rule of the profile notifies a listener.
+func UsesNotify(s *specs.LinuxSeccomp) bool {
+	if s == nil {
+		return false
+	}
+	if s.DefaultAction == specs.ActNotify {
+		return true
+	}
+	for _, sc := range s.Syscalls {
+		if sc.Action == specs.ActNotify {
+			return true
+		}
+	}
+	return false
 }
 
 func invalid(field, format string, a ...any) error {
@@ -104,7 +131,7 @@ func action(field string, act specs.LinuxSeccompAction, errnoRet *uint, errnoFie
 	case specs.ActLog:
 		return unix.SECCOMP_RET_LOG, nil
 	case specs.ActNotify:
-		return 0, &FieldError{Field: field, Msg: "SCMP_ACT_NOTIFY needs a seccomp listener, which fre does not implement", Err: ErrNotSupported}
+		return unix.SECCOMP_RET_USER_NOTIF, nil
 	}
 	return 0, invalid(field, "unknown action %q", string(act))
 }

@@ -55,6 +55,7 @@
 //     syscalls numbered above every syscall the profile names for an ABI
 //     return ENOSYS, and so does clone3 when the profile does not name it,
 //     so that libc falls back to older syscalls instead of failing.
-//   - SCMP_ACT_NOTIFY is not supported (no listener fd plumbing):
-//     ErrNotSupported.
+//   - SCMP_ACT_NOTIFY returns SECCOMP_RET_USER_NOTIF and adds
+//     SECCOMP_FILTER_FLAG_NEW_LISTENER; it needs listenerPath (the runtime
+//     sends the listener fd there) and cannot be the default action.
 package seccomp

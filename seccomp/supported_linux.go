@@ -13,7 +13,7 @@ import (
 func Supported() (actions []string, archs []string, flags []string) {
 	for _, a := range []specs.LinuxSeccompAction{
 		specs.ActKill, specs.ActKillProcess, specs.ActKillThread, specs.ActTrap,
-		specs.ActErrno, specs.ActTrace, specs.ActAllow, specs.ActLog,
+		specs.ActErrno, specs.ActTrace, specs.ActAllow, specs.ActLog, specs.ActNotify,
 	} {
 		actions = append(actions, string(a))
 	}

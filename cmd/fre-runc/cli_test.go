@@ -8,6 +8,7 @@ package main
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -840,7 +842,6 @@ func TestLogJSON(t *testing.T) {
 	}
 }
 
-
 func TestSeccomp(t *testing.T) {
 	e := newEnv(t)
 	profile := func(action specs.LinuxSeccompAction, errno *uint) *specs.LinuxSeccomp {
@@ -1181,5 +1182,81 @@ func TestRootfsPropagation(t *testing.T) {
 		if shared := strings.Contains(out, " shared:"); shared != (prop == "shared") {
 			t.Errorf("rootfsPropagation %s: root mount %q", prop, out)
 		}
+	}
+}
+
+// SCMP_ACT_NOTIFY: the listener fd reaches the agent at listenerPath with
+// the container's state, and the agent's answer is what the syscall gets.
+func TestSeccompNotify(t *testing.T) {
+	e := newEnv(t)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	type result struct {
+		state specs.ContainerProcessState
+		err   error
+	}
+	got := make(chan result, 1)
+	go func() {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		oob := make([]byte, unix.CmsgSpace(4))
+		n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		var st specs.ContainerProcessState
+		if err := json.Unmarshal(buf[:n], &st); err != nil {
+			got <- result{err: err}
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		fds, _ := unix.ParseUnixRights(&msgs[0])
+		got <- result{state: st}
+		// Answer every notification: mkdir "fails" with ENOSPC.
+		fd := fds[0]
+		defer unix.Close(fd)
+		for {
+			var req [80]byte // struct seccomp_notif
+			if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(&req[0]))); errno != 0 {
+				return // the container is gone
+			}
+			var resp [24]byte // struct seccomp_notif_resp: id, val, error, flags
+			copy(resp[0:8], req[0:8])
+			errNo := -int32(unix.ENOSPC)
+			binary.NativeEndian.PutUint32(resp[16:20], uint32(errNo))
+			unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&resp[0])))
+		}
+	}()
+	b := bundle(t, "sh", "-c", "mkdir /tmp/x 2>&1; echo after-$?")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"})
+		s.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction:    specs.ActAllow,
+			ListenerPath:     sock,
+			ListenerMetadata: "fre-test",
+			Syscalls:         []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActNotify}},
+		}
+	})
+	id := newID()
+	out, errOut, code := e.run(nil, "run", "--bundle", b, id)
+	r := <-got
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.state.Metadata != "fre-test" || r.state.State.ID != id || len(r.state.Fds) != 1 || r.state.Fds[0] != "seccompFd" || r.state.Pid <= 0 {
+		t.Errorf("process state sent to the agent: %+v", r.state)
+	}
+	if code != 0 || !strings.Contains(out, "No space left on device") || !strings.Contains(out, "after-1") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

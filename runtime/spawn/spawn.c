@@ -34,6 +34,9 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
+#ifndef SECCOMP_FILTER_FLAG_NEW_LISTENER
+#define SECCOMP_FILTER_FLAG_NEW_LISTENER (1UL << 3)
+#endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -603,14 +606,36 @@ static int child(void *arg)
 	/* Without no_new_privs only a privileged process may install a filter,
 	 * so it goes in before the credentials drop (as runc does); the filter
 	 * must then allow what follows. Otherwise fre-dmz installs it last. */
-	if (s->seccomp_fd >= 0 && !s->no_new_privs) {
+	/* A filter with a listener (SCMP_ACT_NOTIFY) goes in here too: its fd
+	 * goes to the parent ("S" + SCM_RIGHTS), which hands it to the agent. */
+	int notify = (s->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) != 0;
+	if (s->seccomp_fd >= 0 && (!s->no_new_privs || notify)) {
 		static __thread struct sock_filter filter[4096];
 		ssize_t want = (ssize_t)s->seccomp_len * (ssize_t)sizeof(struct sock_filter);
 		if (s->seccomp_len <= 0 || s->seccomp_len > 4096 || pread(s->seccomp_fd, filter, want, 0) != want)
 			fail(EINVAL, "read seccomp filter", NULL);
+		if (s->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			fail(errno, "no_new_privs", NULL);
 		struct sock_fprog prog = { .len = (unsigned short)s->seccomp_len, .filter = filter };
-		if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, s->seccomp_flags, &prog) < 0)
+		long lfd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, s->seccomp_flags, &prog);
+		if (lfd < 0)
 			fail(errno, "seccomp", NULL);
+		if (notify) {
+			char tag = 'S';
+			struct iovec iov = { .iov_base = &tag, .iov_len = 1 };
+			union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+			memset(&u, 0, sizeof(u));
+			struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+			struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			int fd = (int)lfd;
+			memcpy(CMSG_DATA(c), &fd, sizeof(int));
+			if (sendmsg(sync_fd, &msg, MSG_NOSIGNAL) != 1)
+				fail(errno, "send seccomp listener", NULL);
+			close(fd);
+		}
 		close(s->seccomp_fd);
 		s->seccomp_fd = -1;
 		s->dmz_argv[3] = "-1";

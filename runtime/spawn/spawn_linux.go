@@ -137,6 +137,9 @@ type Sched struct {
 type Process struct {
 	Pid   int
 	PidFD int
+	// SeccompListener is the seccomp notify fd the child sent (-1: none);
+	// the caller hands it on and closes it.
+	SeccompListener int
 
 	sync    *os.File
 	release chan struct{}
@@ -435,7 +438,7 @@ func Start(cfg *Config) (*Process, error) {
 		return nil, fmt.Errorf("clone: %w", syscall.Errno(-r.pid))
 	}
 	started = true
-	return &Process{Pid: r.pid, PidFD: r.pidfd, sync: parentSync, release: release, plan: s, mem: a}, nil
+	return &Process{Pid: r.pid, PidFD: r.pidfd, SeccompListener: -1, sync: parentSync, release: release, plan: s, mem: a}, nil
 }
 
 // Release lets the child go on with its set-up.
@@ -473,12 +476,17 @@ func childError(msg []byte) error {
 
 // Wait waits until the child is set up: created and waiting for start
 // (with an exec fifo) or exec'd (without). It returns the child's error.
+// A seccomp listener fd the child sent is left in SeccompListener.
 func (p *Process) Wait() error {
 	defer p.finish()
 	buf := make([]byte, 8192)
+	oob := make([]byte, unix.CmsgSpace(4))
 	execing := false
 	for {
-		n, err := p.sync.Read(buf)
+		n, oobn, _, _, err := unix.Recvmsg(int(p.sync.Fd()), buf, oob, 0)
+		if err == unix.EINTR {
+			continue
+		}
 		if err != nil || n == 0 {
 			if execing {
 				return nil
@@ -490,6 +498,13 @@ func (p *Process) Wait() error {
 			return nil
 		case 'X':
 			execing = true
+			continue
+		case 'S':
+			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) > 0 {
+				if fds, err := unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) > 0 {
+					p.SeccompListener = fds[0]
+				}
+			}
 			continue
 		case 'E':
 			return childError(buf[:n])
