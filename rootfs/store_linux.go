@@ -65,6 +65,31 @@ const (
 	metaFile   = "meta.json"
 )
 
+// OpenShared opens the store at root (DefaultRoot when "") once per
+// process and returns the same *Store to every caller: a shim or runtime
+// serving many containers keeps one.
+func OpenShared(root string) (*Store, error) {
+	if root == "" {
+		root = DefaultRoot
+	}
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if s := shared[root]; s != nil {
+		return s, nil
+	}
+	s, err := Open(Options{Root: root})
+	if err != nil {
+		return nil, err
+	}
+	shared[root] = s
+	return s, nil
+}
+
+var (
+	sharedMu sync.Mutex
+	shared   = map[string]*Store{}
+)
+
 // Open creates or opens the store at opts.Root.
 func Open(opts Options) (*Store, error) {
 	if opts.Root == "" {

@@ -11,7 +11,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -60,27 +59,6 @@ type rootfsState struct {
 	// Reason says why a container asking for the store got its plain
 	// rootfs (an import refused, overlay unavailable...).
 	Reason string `json:"reason,omitempty"`
-}
-
-var (
-	storesMu sync.Mutex
-	stores   = map[string]*rootfs.Store{}
-)
-
-// openStore opens a store once per process (the shim creates many
-// containers).
-func openStore(root string) (*rootfs.Store, error) {
-	storesMu.Lock()
-	defer storesMu.Unlock()
-	if s := stores[root]; s != nil {
-		return s, nil
-	}
-	s, err := rootfs.Open(rootfs.Options{Root: root})
-	if err != nil {
-		return nil, err
-	}
-	stores[root] = s
-	return s, nil
 }
 
 func (r *Runtime) storeRoot() string {
@@ -157,7 +135,7 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 		st.RootfsStore = &rootfsState{Mode: RootfsPlain, Reason: fmt.Sprintf(format, args...)}
 		return noop, nil
 	}
-	s, err := openStore(rs.Store)
+	s, err := rootfs.OpenShared(rs.Store)
 	if err != nil {
 		return fallback("%v", err)
 	}
@@ -362,7 +340,7 @@ func releaseRootfsState(rs *rootfsState) error {
 	if rs.Tree == "" {
 		return nil
 	}
-	s, err := openStore(rs.Store)
+	s, err := rootfs.OpenShared(rs.Store)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"golang.org/x/sys/unix"
@@ -27,29 +26,6 @@ import (
 // work. Identical files of different images are then one inode and one
 // copy in the page cache. Writes still go to containerd's upperdir, so
 // snapshots, diffs and commits keep working.
-
-var (
-	storesMu sync.Mutex
-	stores   = map[string]*rootfs.Store{}
-)
-
-// openStore opens a store once per shim: a shim serves many containers.
-func openStore(root string) (*rootfs.Store, error) {
-	if root == "" {
-		root = rootfs.DefaultRoot
-	}
-	storesMu.Lock()
-	defer storesMu.Unlock()
-	if s := stores[root]; s != nil {
-		return s, nil
-	}
-	s, err := rootfs.Open(rootfs.Options{Root: root})
-	if err != nil {
-		return nil, err
-	}
-	stores[root] = s
-	return s, nil
-}
 
 // storeRecord is kept in the bundle so that the delete command can release
 // the tree after the shim is gone.
@@ -101,7 +77,7 @@ func (s *service) mountFromStore(ctx context.Context, id, target string, ms []mo
 			return nil, fmt.Errorf("overlay option %q", o)
 		}
 	}
-	st, err := openStore(opts.StoreRoot)
+	st, err := rootfs.OpenShared(opts.StoreRoot)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +141,7 @@ func ReleaseStoreRef(bundle string) error {
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return err
 	}
-	st, err := openStore(rec.Store)
+	st, err := rootfs.OpenShared(rec.Store)
 	if err != nil {
 		return err
 	}
