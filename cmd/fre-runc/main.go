@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	goruntime "runtime"
 	"sort"
 	"strings"
 	"time"
@@ -50,6 +51,9 @@ type exitError struct{ code int }
 func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func main() {
+	// A short-lived process: one P keeps the runtime from starting threads
+	// it has no use for (hundreds of fre-runc start at once on a busy host).
+	goruntime.GOMAXPROCS(1)
 	t0 := time.Now()
 	code := run(os.Args[1:], os.Stdout, os.Stderr)
 	if os.Getenv("FRE_TRACE") != "" {
