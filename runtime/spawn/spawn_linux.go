@@ -184,6 +184,19 @@ func (a *arena) strs(ss []string) **C.char {
 	return &arr[0]
 }
 
+// pairs lays (path, value) pairs out as two C string arrays.
+func (a *arena) pairs(kvs [][2]string) (**C.char, **C.char, C.int) {
+	if len(kvs) == 0 {
+		return nil, nil, 0
+	}
+	paths := make([]string, len(kvs))
+	vals := make([]string, len(kvs))
+	for i, kv := range kvs {
+		paths[i], vals[i] = kv[0], kv[1]
+	}
+	return a.strs(paths), a.strs(vals), C.int(len(kvs))
+}
+
 func (a *arena) free() {
 	for _, p := range a.ptrs {
 		C.free(p)
@@ -306,26 +319,8 @@ func Start(cfg *Config) (*Process, error) {
 	s.hook_pause = cbool(cfg.HookPause)
 	s.mounts, s.nmounts = a.mounts(cfg.Mounts)
 	s.post_mounts, s.npost_mounts = a.mounts(cfg.PostMounts)
-	if n := len(cfg.Sysctl); n > 0 {
-		paths := make([]string, n)
-		vals := make([]string, n)
-		for i, kv := range cfg.Sysctl {
-			paths[i], vals[i] = kv[0], kv[1]
-		}
-		s.sysctl_paths = a.strs(paths)
-		s.sysctl_values = a.strs(vals)
-		s.nsysctl = C.int(n)
-	}
-	if n := len(cfg.AttrWrites); n > 0 {
-		paths := make([]string, n)
-		vals := make([]string, n)
-		for i, kv := range cfg.AttrWrites {
-			paths[i], vals[i] = kv[0], kv[1]
-		}
-		s.attr_paths = a.strs(paths)
-		s.attr_values = a.strs(vals)
-		s.nattr = C.int(n)
-	}
+	s.sysctl_paths, s.sysctl_values, s.nsysctl = a.pairs(cfg.Sysctl)
+	s.attr_paths, s.attr_values, s.nattr = a.pairs(cfg.AttrWrites)
 	if cfg.Hostname != nil {
 		s.hostname = a.str(*cfg.Hostname)
 	}
