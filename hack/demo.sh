@@ -23,6 +23,8 @@ fi
 work=$(mktemp -d /tmp/fre-demo.XXXXXX)
 pids=()
 cleanup() {
+	# fre-runc's pool keeps idle cgroups by design; the demo leaves none.
+	[ -d "$work/state" ] && "$FRE" --root "$work/state" pool drain >/dev/null 2>&1 || true
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	# Never let rm walk into a mount something left behind.
@@ -41,12 +43,20 @@ since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", (b-a)*1000}'
 "$work/mkbundle" bundle "$work/bundle" /bin/sh -c 'echo "hello from a FRE container: $(hostname), uid $(id -u), pid $$"'
 
 id=fre-demo-$$
+# The demo's shared-layer store is its own (the default is /var/lib/fre/store).
+export FRE_STORE_ROOT=$work/store
 echo "== fre-runc run (busybox bundle, runc's default spec)"
-t0=$EPOCHREALTIME
-rc=0
-"$FRE" --root "$work/state" run --bundle "$work/bundle" "$id" </dev/null || rc=$?
-echo "== exit $rc, took $(since "$t0") ms"
-"$FRE" --root "$work/state" delete --force "$id" >/dev/null 2>&1 || true
+for pass in first second; do
+	t0=$EPOCHREALTIME
+	rc=0
+	"$FRE" --root "$work/state" run --bundle "$work/bundle" "$id-$pass" </dev/null || rc=$?
+	case $pass in
+	first) note="the image is imported into the shared-layer store" ;;
+	second) note="the image is in the store already" ;;
+	esac
+	echo "== exit $rc, took $(since "$t0") ms ($pass run: $note)"
+	"$FRE" --root "$work/state" delete --force "$id-$pass" >/dev/null 2>&1 || true
+done
 
 if command -v runc >/dev/null; then
 	t0=$EPOCHREALTIME
