@@ -24,7 +24,9 @@ work=$(mktemp -d /tmp/fre-demo.XXXXXX)
 pids=()
 cleanup() {
 	# fre-runc's pool keeps idle cgroups by design; the demo leaves none.
-	[ -d "$work/state" ] && "$FRE" --root "$work/state" pool drain >/dev/null 2>&1 || true
+	for r in "$work/state" "$work"/containerd/fre-state/*; do
+		[ -d "$r" ] && "$FRE" --root "$r" pool drain >/dev/null 2>&1 || true
+	done
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	# Never let rm walk into a mount something left behind.
@@ -91,9 +93,12 @@ TOML
 	"$work/mkbundle" image "$d/busybox.tar" docker.io/library/busybox-fre:latest
 	"${ctr[@]}" images import "$d/busybox.tar" >/dev/null
 	echo "== ctr run --runtime io.containerd.fre.v1 (private containerd)"
+	# The shim's state root is the demo's too (default /run/containerd/fre).
+	printf '{"root": "%s"}\n' "$d/fre-state" >"$d/fre.json"
 	t0=$EPOCHREALTIME
 	rc=0
 	PATH=$BIN:$CTRD_BIN:$PATH "${ctr[@]}" run --rm --runtime io.containerd.fre.v1 \
+		--runtime-config-path "$d/fre.json" \
 		docker.io/library/busybox-fre:latest "fre-demo-$$" \
 		/bin/sh -c 'echo "hello from FRE under containerd: $(hostname)"' </dev/null || rc=$?
 	echo "== exit $rc, took $(since "$t0") ms"
