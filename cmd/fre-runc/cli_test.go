@@ -1260,3 +1260,53 @@ func TestSeccompNotify(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
+
+// exec --tty hands the process a pty through the console socket.
+func TestExecTTY(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sleep", "60")
+	id := newID()
+	e.must("run", "--detach", "--bundle", b, id)
+	sock := filepath.Join(t.TempDir(), "exec-console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	master := make(chan *os.File, 1)
+	go func() {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			master <- nil
+			return
+		}
+		defer c.Close()
+		f, _ := c.File()
+		m, err := recvFd(f)
+		f.Close()
+		if err != nil {
+			m = nil
+		}
+		master <- m
+	}()
+	e.must("exec", "--tty", "--console-socket", sock, "--detach", id, "sh", "-c", "tty; echo exec-tty-ok")
+	m := <-master
+	if m == nil {
+		t.Fatal("no pty master received")
+	}
+	defer m.Close()
+	var out bytes.Buffer
+	buf := make([]byte, 512)
+	m.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !strings.Contains(out.String(), "exec-tty-ok") {
+		n, err := m.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !strings.Contains(out.String(), "/dev/pts/") || !strings.Contains(out.String(), "exec-tty-ok") {
+		t.Fatalf("exec tty output %q", out.String())
+	}
+	e.must("delete", "--force", id)
+}
