@@ -1310,3 +1310,31 @@ func TestExecTTY(t *testing.T) {
 	}
 	e.must("delete", "--force", id)
 }
+
+// events reports an OOM kill inside the container.
+func TestEventsOOM(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", "sleep 1; tail /dev/zero; sleep 60")
+	limit := int64(32 << 20)
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
+	})
+	id := newID()
+	e.must("run", "--detach", "--bundle", b, id)
+	cmd := exec.Command(freBin, "--root", e.root, "events", "--interval", "100ms", id)
+	out := tempFile(t)
+	cmd.Stdout = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(readAll(out), `"type":"oom"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no oom event; events printed %q", readAll(out))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	e.must("delete", "--force", id)
+	cmd.Wait()
+}
