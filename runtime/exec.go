@@ -66,16 +66,7 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 	}
 	pid := c.state.Pid
 	sc := newSpawnConfig()
-	// Join each namespace in which the init differs from us.
-	for _, ns := range nsOrder {
-		p := fmt.Sprintf("/proc/%d/ns/%s", pid, ns.name)
-		if !sameNS(p, "/proc/self/ns/"+ns.name) {
-			sc.Join = append(sc.Join, spawn.Join{Type: ns.flag, Path: p})
-		}
-	}
-	if p := fmt.Sprintf("/proc/%d/ns/pid", pid); !sameNS(p, "/proc/self/ns/pid") {
-		sc.PidNS = p
-	}
+	joinNamespacesOf(sc, pid)
 	setProcess(sc, proc)
 	sc.PreserveFDs = opts.PreserveFDs
 	if err := setSeccomp(sc, c.state.Seccomp); err != nil {
@@ -132,6 +123,20 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 		}
 	}
 	return &Process{Pid: child.Pid, PidFD: child.PidFD}, nil
+}
+
+// joinNamespacesOf makes the plan enter every namespace in which process
+// pid differs from us (exec, createContainer and startContainer hooks).
+func joinNamespacesOf(sc *spawn.Config, pid int) {
+	for _, ns := range nsOrder {
+		p := fmt.Sprintf("/proc/%d/ns/%s", pid, ns.name)
+		if !sameNS(p, "/proc/self/ns/"+ns.name) {
+			sc.Join = append(sc.Join, spawn.Join{Type: ns.flag, Path: p})
+		}
+	}
+	if p := fmt.Sprintf("/proc/%d/ns/pid", pid); !sameNS(p, "/proc/self/ns/pid") {
+		sc.PidNS = p
+	}
 }
 
 func sameNS(a, b string) bool {

@@ -85,15 +85,7 @@ func runHooksIn(kind string, hooks []specs.Hook, pid int, state []byte) error {
 
 func runHookIn(h specs.Hook, pid int, state []byte) error {
 	sc := newSpawnConfig()
-	for _, ns := range nsOrder {
-		p := fmt.Sprintf("/proc/%d/ns/%s", pid, ns.name)
-		if !sameNS(p, "/proc/self/ns/"+ns.name) {
-			sc.Join = append(sc.Join, spawn.Join{Type: ns.flag, Path: p})
-		}
-	}
-	if p := fmt.Sprintf("/proc/%d/ns/pid", pid); !sameNS(p, "/proc/self/ns/pid") {
-		sc.PidNS = p
-	}
+	joinNamespacesOf(sc, pid)
 	sc.Args = h.Args
 	if len(sc.Args) == 0 {
 		sc.Args = []string{h.Path}
