@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/fre-runtime/fre/bench/chart"
 )
 
 // runs plots frebench's summaries: the concurrent start (wall time and the
@@ -38,7 +40,7 @@ func plotConcurrent(dir string) error {
 		return err
 	}
 	var labels []string
-	wall, lat := barGroup{name: "wall time (first start to last exit)"}, barGroup{name: "slowest container"}
+	wall, lat := chart.Group{Name: "wall time (first start to last exit)"}, chart.Group{Name: "slowest container"}
 	n := ""
 	for _, r := range t.rows {
 		label := t.str(r, "runtime")
@@ -46,13 +48,13 @@ func plotConcurrent(dir string) error {
 			label += " (" + f + " failed)"
 		}
 		labels = append(labels, label)
-		wall.values = append(wall.values, t.num(r, "wall_ms"))
-		lat.values = append(lat.values, t.num(r, "max_ms"))
+		wall.Values = append(wall.Values, t.num(r, "wall_ms"))
+		lat.Values = append(lat.Values, t.num(r, "max_ms"))
 		n = t.str(r, "containers")
 	}
-	return barChart(filepath.Join(dir, "run-concurrent.png"),
+	return chart.Bar(filepath.Join(dir, "run-concurrent.png"),
 		fmt.Sprintf("%s containers started at once (busybox /bin/true, cgroupsPath + memory limit)", n),
-		"ms", labels, []barGroup{wall, lat})
+		"ms", labels, []chart.Group{wall, lat})
 }
 
 // specNames describes each sequential run by its file's suffix.
@@ -70,7 +72,7 @@ func plotSequential(dir string) error {
 	sort.SliceStable(files, func(i, j int) bool { return strings.HasSuffix(files[i], "/run-sequential-summary.csv") })
 	var labels []string
 	index := map[string]int{}
-	var groups []barGroup
+	var groups []chart.Group
 	runs := 0
 	for _, path := range files {
 		t, err := readTable(path, "runtime", "mean_ms")
@@ -82,7 +84,7 @@ func plotSequential(dir string) error {
 		if !ok {
 			name = strings.TrimPrefix(suffix, "-")
 		}
-		g := barGroup{name: name}
+		g := chart.Group{Name: name}
 		vals := map[string]float64{}
 		for _, r := range t.rows {
 			rt := t.str(r, "runtime")
@@ -95,18 +97,18 @@ func plotSequential(dir string) error {
 				runs = max(runs, int(t.num(r, "n")))
 			}
 		}
-		g.values = make([]float64, 0, len(labels))
+		g.Values = make([]float64, 0, len(labels))
 		for _, rt := range labels {
-			g.values = append(g.values, vals[rt]) // 0: not measured with this spec
+			g.Values = append(g.Values, vals[rt]) // 0: not measured with this spec
 		}
 		groups = append(groups, g)
 	}
 	for i := range groups {
-		for len(groups[i].values) < len(labels) {
-			groups[i].values = append(groups[i].values, 0)
+		for len(groups[i].Values) < len(labels) {
+			groups[i].Values = append(groups[i].Values, 0)
 		}
 	}
-	return barChart(filepath.Join(dir, "run-sequential.png"),
+	return chart.Bar(filepath.Join(dir, "run-sequential.png"),
 		fmt.Sprintf("Sequential run of busybox /bin/true: mean of %d runs per runtime", runs),
 		"ms per container (run, mean)", labels, groups)
 }

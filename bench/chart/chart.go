@@ -1,0 +1,104 @@
+// Package chart draws the bench's PNG figures (gonum/plot), so every
+// bench program makes its bar charts the same way.
+package chart
+
+import (
+	"fmt"
+	"image/color"
+	"math"
+	"os"
+	"strconv"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// Group is one series: a bar at each label.
+type Group struct {
+	Name   string
+	Values []float64
+}
+
+// Bar draws labels along x with one bar per group at each, and each
+// bar's value written above it.
+func Bar(path, title, unit string, labels []string, groups []Group) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.Y.Label.Text = unit
+	p.Add(plotter.NewGrid())
+	w := vg.Points(math.Min(40, 110/float64(len(groups))))
+	hi := 0.0
+	for i, g := range groups {
+		b, err := plotter.NewBarChart(plotter.Values(g.Values), w)
+		if err != nil {
+			return err
+		}
+		b.LineStyle.Width = 0
+		b.Color = plotutil.Color(i)
+		b.Offset = w * vg.Length(float64(i)-float64(len(groups)-1)/2)
+		p.Add(b)
+		if len(groups) > 1 {
+			p.Legend.Add(g.Name, b)
+		}
+		xyl := plotter.XYLabels{}
+		for x, v := range g.Values {
+			xyl.XYs = append(xyl.XYs, plotter.XY{X: float64(x), Y: v})
+			xyl.Labels = append(xyl.Labels, valueLabel(v))
+			hi = math.Max(hi, v)
+		}
+		lab, err := plotter.NewLabels(xyl)
+		if err != nil {
+			return err
+		}
+		for j := range lab.TextStyle {
+			lab.TextStyle[j].XAlign = draw.XCenter
+			lab.TextStyle[j].Font.Size = vg.Points(8)
+		}
+		lab.Offset = vg.Point{X: b.Offset, Y: vg.Points(2)}
+		p.Add(lab)
+	}
+	p.Y.Min, p.Y.Max = 0, hi*1.35 // room for the labels and the legend
+	p.Legend.Top = true
+	p.NominalX(labels...)
+	// Half a category of room each side, so the outer bars are not cut.
+	p.X.Min, p.X.Max = -0.5, float64(len(labels))-0.5
+	width := vg.Length(4+2.2*float64(len(labels))*math.Max(1, float64(len(groups))/1.5)) * vg.Centimeter
+	width = max(width, 16*vg.Centimeter)
+	img := vgimg.NewWith(vgimg.UseWH(width, 11*vg.Centimeter), vgimg.UseDPI(110), vgimg.UseBackgroundColor(color.White))
+	p.Draw(draw.New(img))
+	return SavePNG(path, img)
+}
+
+func valueLabel(v float64) string {
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+// SavePNG writes img to path (through a temporary file) and says so.
+func SavePNG(path string, img *vgimg.Canvas) error {
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s\n", path)
+	return nil
+}
