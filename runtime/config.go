@@ -52,9 +52,11 @@ type Mount struct {
 	Propagation []uintptr `json:"propagation,omitempty"`
 	Data        string    `json:"data,omitempty"`
 	Bind        bool      `json:"bind,omitempty"`
+	// SourceIsFile: a bind of a file (its target is made as a file).
+	SourceIsFile bool `json:"source_is_file,omitempty"`
 }
 
-// Process is the container's program and its credentials.
+// ProcessConfig is the container's program and its credentials.
 type ProcessConfig struct {
 	Terminal        bool         `json:"terminal,omitempty"`
 	ConsoleRows     uint16       `json:"console_rows,omitempty"`

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -14,8 +13,8 @@ import (
 )
 
 // The root file system plan: the spec's mounts, devices and links as the
-// flat list of operations the child executes. Pure: no system calls
-// except stat of bind sources, so it is unit-tested without root.
+// flat list of operations the child executes. Pure: no system calls, so
+// it is unit-tested without root.
 
 var defaultDevices = []specs.LinuxDevice{
 	{Path: "/dev/null", Type: "c", Major: 1, Minor: 3},
@@ -71,11 +70,7 @@ func mountOps(m Mount, cg *cgroupMount, userns bool) []spawn.MountOp {
 		prop = m.Propagation[n-1]
 	}
 	if m.Bind {
-		op := spawn.MountOp{Kind: spawn.Bind, Source: m.Source, Target: m.Destination, Flags: m.Flags, Propagation: prop}
-		if fi, err := os.Stat(m.Source); err == nil && !fi.IsDir() {
-			op.IsFile = true
-		}
-		return []spawn.MountOp{op}
+		return []spawn.MountOp{{Kind: spawn.Bind, Source: m.Source, Target: m.Destination, Flags: m.Flags, Propagation: prop, IsFile: m.SourceIsFile}}
 	}
 	if m.Type == "cgroup" || m.Type == "cgroup2" {
 		return cgroupOps(m, cg, userns)

@@ -336,9 +336,11 @@ func convertMount(m specs.Mount, bundle string) (Mount, error) {
 		if !filepath.IsAbs(cm.Source) {
 			cm.Source = filepath.Join(bundle, cm.Source)
 		}
-		if _, err := os.Stat(cm.Source); err != nil {
+		fi, err := os.Stat(cm.Source)
+		if err != nil {
 			return Mount{}, fmt.Errorf("bind source: %w", err)
 		}
+		cm.SourceIsFile = !fi.IsDir()
 	} else if m.Type == "" {
 		return Mount{}, errors.New("type is empty")
 	}
