@@ -14,6 +14,11 @@ type Manager interface {
 	Create() error
 	// Add moves pid into the cgroup in every hierarchy.
 	Add(pid int) error
+	// SelfJoinFiles are the files a single-threaded process writes "0" to
+	// (through fds opened by a privileged process) to move itself into
+	// the cgroup without the kernel's global threadgroup lock: v1's
+	// "tasks" in each hierarchy. nil (v2) means use Add.
+	SelfJoinFiles() []string
 	// Set applies OCI linux.resources; nil fields are left alone.
 	Set(r *specs.LinuxResources) error
 	// Reset puts every limit back to what a new cgroup gets and thaws it.

@@ -23,6 +23,10 @@ func (m *v2) Path() string                    { return m.path }
 func (m *v2) dir() string                     { return m.mount + m.path }
 func (m *v2) Paths() map[string]string        { return map[string]string{"": m.dir()} }
 func (m *v2) Add(pid int) error               { return writeFile(m.dir(), "cgroup.procs", strconv.Itoa(pid)) }
+// SelfJoinFiles is nil: on v2 "0" in cgroup.procs moves the whole thread
+// group and takes the global lock anyway.
+func (m *v2) SelfJoinFiles() []string { return nil }
+
 func (m *v2) Pids() ([]int, error)            { return treePids(m.dir()) }
 func (m *v2) WaitEmpty(t time.Duration) error { return waitEmpty(m, t) }
 

@@ -282,6 +282,13 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		sc.FifoFD = fd
 	}
 
+	// The child joins its cgroup itself, first thing (no global lock, see
+	// SelfJoinFiles), unless hooks that may look at it run before it goes.
+	selfJoin := cg != nil && !pauseForHooks && cg.SelfJoinFiles() != nil
+	if selfJoin {
+		sc.CgroupJoin = cg.SelfJoinFiles()
+	}
+
 	ph.done("plan")
 	// Clone. From here the child exists and must not outlive an error.
 	child, err := spawn.Start(sc)
@@ -297,8 +304,10 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		}
 	}
 	if cg != nil {
-		if err := cg.Add(child.Pid); err != nil {
-			return nil, fmt.Errorf("join cgroup: %w", err)
+		if !selfJoin {
+			if err := cg.Add(child.Pid); err != nil {
+				return nil, fmt.Errorf("join cgroup: %w", err)
+			}
 		}
 		if cfg.Resources != nil {
 			if err := cg.Set(withDefaultDevices(cfg.Resources)); err != nil {

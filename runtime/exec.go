@@ -89,11 +89,15 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 			sc.Stdio[i] = int(f.Fd())
 		}
 	}
+	cg := c.cgroup()
+	if cg != nil {
+		sc.CgroupJoin = cg.SelfJoinFiles()
+	}
 	child, err := spawn.Start(sc)
 	if err != nil {
 		return nil, err
 	}
-	if cg := c.cgroup(); cg != nil {
+	if cg != nil && sc.CgroupJoin == nil {
 		if err := cg.Add(child.Pid); err != nil {
 			child.Kill()
 			return nil, fmt.Errorf("exec: join cgroup: %w", err)

@@ -532,6 +532,17 @@ static int child(void *arg)
 	 * handlers must not run here. execve resets the handlers to their
 	 * defaults and fre-dmz unblocks, so nothing is reset one by one. */
 	close(s->parent_sync_fd);
+	/* Join the cgroup ourselves: a single thread writing "0" (itself) to
+	 * a v1 "tasks" file skips the kernel's global threadgroup rwsem,
+	 * whose write side waits for an RCU grace period (milliseconds) when
+	 * it has been idle; the parent writing our pid to cgroup.procs takes
+	 * it. The fds were opened by the parent, whose credentials the kernel
+	 * checks, so this works in any user namespace. */
+	for (int i = 0; i < s->ncgroup_fds; i++) {
+		if (write(s->cgroup_fds[i], "0", 1) != 1)
+			fail(errno, "join cgroup", NULL);
+		close(s->cgroup_fds[i]);
+	}
 	/* Device nodes and mount targets get their exact modes. */
 	umask(0);
 

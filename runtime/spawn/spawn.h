@@ -65,6 +65,7 @@ struct fre_spawn {
 	int unshare_flags;  /* new namespaces created after joins (owned by a joined userns) */
 	int cgroupns_new;   /* unshare(CLONE_NEWCGROUP) after the parent joined the cgroup */
 	struct fre_ns *join; int njoin; /* setns in this order (user first) */
+	int *cgroup_fds; int ncgroup_fds; /* v1 "tasks" files: the child writes "0" to each */
 	int pidns_fd;       /* >= 0: setns(CLONE_NEWPID) in the parent thread before clone */
 
 	int sync_fd;        /* child end of the sync socket */

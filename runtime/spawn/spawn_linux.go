@@ -80,6 +80,9 @@ type Config struct {
 	NewCgroupNS  bool   // unshare the cgroup namespace once in the cgroup
 	Join         []Join // user namespace first
 	PidNS        string // join this pid namespace (setns before clone)
+	// CgroupJoin are cgroup v1 "tasks" files the child writes "0" to
+	// before anything else (see cgroup.Manager.SelfJoinFiles).
+	CgroupJoin []string
 
 	FifoFD      int    // exec fifo (O_RDWR) to wait on, or -1: exec right away
 	ConsoleFD   int    // console socket, or -1
@@ -289,6 +292,20 @@ func Start(cfg *Config) (*Process, error) {
 		}
 		s.join = &arr[0]
 		s.njoin = C.int(len(cfg.Join))
+	}
+	if len(cfg.CgroupJoin) > 0 {
+		arr := unsafe.Slice((*C.int)(a.alloc(uintptr(len(cfg.CgroupJoin))*C.sizeof_int)), len(cfg.CgroupJoin))
+		for i, f := range cfg.CgroupJoin {
+			fd, err := unix.Open(f, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				parentSync.Close()
+				return nil, fmt.Errorf("open cgroup %s: %w", f, err)
+			}
+			closeAfter = append(closeAfter, fd)
+			arr[i] = C.int(fd)
+		}
+		s.cgroup_fds = &arr[0]
+		s.ncgroup_fds = C.int(len(cfg.CgroupJoin))
 	}
 	tainted := false
 	if cfg.PidNS != "" {
