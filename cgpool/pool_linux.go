@@ -289,14 +289,24 @@ func idleNames(prefix, dir string) ([]string, error) {
 
 // Release empties m, resets its limits and puts it back into its parent's
 // pool, or removes it when the pool is full, disabled, or the reset fails.
-func (p *Pool) Release(m cgroup.Manager) error {
+func (p *Pool) Release(m cgroup.Manager) error { return p.release(m, m.Reset) }
+
+// ReleaseOnly is Release for a cgroup whose limits changed only through
+// Set of resources touching ctrls (cgroup.Controllers): only those and
+// the freezer are reset. The caller vouches that nothing else could write
+// the cgroup's files (no writable cgroupfs, no CAP_SYS_ADMIN inside).
+func (p *Pool) ReleaseOnly(m cgroup.Manager, ctrls []string) error {
+	return p.release(m, func() error { return m.ResetOnly(ctrls) })
+}
+
+func (p *Pool) release(m cgroup.Manager, reset func() error) error {
 	if err := empty(m); err != nil {
 		return err
 	}
 	if !p.enabled {
 		return m.Destroy()
 	}
-	if err := removeChildren(m); err != nil || m.Reset() != nil {
+	if err := removeChildren(m); err != nil || reset() != nil {
 		p.count(cRemoved)
 		return m.Destroy()
 	}
@@ -313,14 +323,16 @@ func (p *Pool) Release(m cgroup.Manager) error {
 		p.count(cRemoved)
 		return m.Destroy()
 	}
-	names, _ := idleNames(p.idle, l.roots[0]+parent)
 	slots, err := p.setSlots(parent, p.cfg.Size)
-	free := freeSlots(p.idle, names, slots)
-	if len(names) >= p.cfg.Size || len(free) == 0 || err != nil {
+	free := -1
+	if err == nil {
+		free = p.freeSlot(l, parent, slots)
+	}
+	if free < 0 {
 		p.count(cRemoved)
 		return m.Destroy()
 	}
-	idle := slotPath(p.idle, parent, free[0])
+	idle := slotPath(p.idle, parent, free)
 	if err := l.renameAll(m.Path(), idle, true); err != nil {
 		// Part of it may be renamed already: remove both names.
 		p.count(cRemoved)
@@ -332,6 +344,40 @@ func (p *Pool) Release(m cgroup.Manager) error {
 	}
 	p.count(cReleased)
 	return nil
+}
+
+// freeSlot is a slot of parent with no idle cgroup, or -1 when the pool
+// holds its size already (or more slots than that are in use). Called
+// under parent's exclusive lock: claims only empty slots meanwhile. It
+// probes slots from a random one on with stat (a cgroupfs readdir of a
+// big parent costs more than the whole release).
+func (p *Pool) freeSlot(l layout, parent string, slots int) int {
+	if slots <= 0 {
+		return -1
+	}
+	// With as many slots as the pool's size, a free slot means room.
+	// More slots (a bigger size configured before) need a full count.
+	full := slots > p.cfg.Size
+	free, idle := -1, 0
+	off := int(randUint32() % uint32(slots))
+	for i := 0; i < slots; i++ {
+		k := (off + i) % slots
+		var st unix.Stat_t
+		if err := unix.Lstat(l.roots[0]+slotPath(p.idle, parent, k), &st); err != unix.ENOENT {
+			idle++
+			continue
+		}
+		if free < 0 {
+			free = k
+		}
+		if !full {
+			return free
+		}
+	}
+	if idle >= p.cfg.Size {
+		return -1
+	}
+	return free
 }
 
 // empty kills what is left in m and waits for it to go.
@@ -354,6 +400,12 @@ func removeChildren(m cgroup.Manager) error {
 			continue
 		}
 		seen[d] = true
+		// A kernfs directory's link count is 2 + its subdirectories: one
+		// stat instead of listing every control file.
+		var st unix.Stat_t
+		if err := unix.Stat(d, &st); err == nil && st.Nlink <= 2 {
+			continue
+		}
 		ents, err := os.ReadDir(d)
 		if err != nil {
 			return err

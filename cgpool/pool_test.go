@@ -189,6 +189,47 @@ func TestClaimHasNameAndLimitsReleaseResets(t *testing.T) {
 	}
 }
 
+// ReleaseOnly resets the controllers it is given and the freezer, and
+// leaves the others (the runtime gives it what create set, when nothing
+// else could write the cgroup).
+func TestReleaseOnlyResetsTheNamedControllers(t *testing.T) {
+	p, parent := openTest(t, 1)
+	if err := p.Fill(parent, 0); err != nil {
+		t.Fatal(err)
+	}
+	m, hit, err := p.Claim(path.Join(parent, "ctr"))
+	if err != nil || !hit {
+		t.Fatalf("Claim = %v, hit %v", err, hit)
+	}
+	r := &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(32 << 20)}, Pids: &specs.LinuxPids{Limit: i64(7)}}
+	if err := m.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ReleaseOnly(m, cgroup.Controllers(&specs.LinuxResources{Memory: r.Memory})); err != nil {
+		t.Fatal(err)
+	}
+	m, hit, err = p.Claim(path.Join(parent, "again"))
+	if err != nil || !hit {
+		t.Fatalf("Claim = %v, hit %v", err, hit)
+	}
+	parentM, _ := cgroup.New(parent)
+	if got, want := read(t, m, "memory", "memory.limit_in_bytes"), read(t, parentM, "memory", "memory.limit_in_bytes"); got != want {
+		t.Errorf("memory.limit_in_bytes = %s, want %s (reset)", got, want)
+	}
+	if got := read(t, m, "freezer", "freezer.state"); got != "THAWED" {
+		t.Errorf("freezer.state = %s, want THAWED", got)
+	}
+	if got := read(t, m, "pids", "pids.max"); got != "7" {
+		t.Errorf("pids.max = %s, want 7 (not named, left alone)", got)
+	}
+	if err := p.Release(m); err != nil { // full: back to default for the next test
+		t.Fatal(err)
+	}
+}
+
 func TestReleaseKillsLeftProcess(t *testing.T) {
 	p, parent := openTest(t, 1)
 	m, hit, err := p.Claim(path.Join(parent, "ctr"))

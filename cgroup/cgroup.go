@@ -23,6 +23,9 @@ type Manager interface {
 	Set(r *specs.LinuxResources) error
 	// Reset puts every limit back to what a new cgroup gets and thaws it.
 	Reset() error
+	// ResetOnly is Reset for the named controllers (Controllers of what
+	// was Set) and the freezer; v2 resets everything.
+	ResetOnly(ctrls []string) error
 	// Freeze freezes every process and waits until the kernel says FROZEN.
 	Freeze() error
 	// Thaw undoes Freeze.
@@ -161,4 +164,33 @@ type IOEntry struct {
 // HugetlbStats is one page size's usage.
 type HugetlbStats struct {
 	Usage, Max, Failcnt, Limit uint64
+}
+
+// Controllers are the controllers whose files Set(r) writes, so that a
+// cgroup whose limits came only from Set needs no more than
+// ResetOnly(Controllers(r)) to be like new.
+func Controllers(r *specs.LinuxResources) []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	if r.Memory != nil {
+		out = append(out, "memory")
+	}
+	if r.CPU != nil {
+		out = append(out, "cpu", "cpuset")
+	}
+	if r.Pids != nil {
+		out = append(out, "pids")
+	}
+	if r.BlockIO != nil {
+		out = append(out, "blkio")
+	}
+	if len(r.HugepageLimits) > 0 {
+		out = append(out, "hugetlb")
+	}
+	if len(r.Devices) > 0 {
+		out = append(out, "devices")
+	}
+	return out
 }

@@ -359,7 +359,25 @@ func (m *v1) setBlkio(b *specs.LinuxBlockIO) error {
 // Reset puts every limit back to a new cgroup's: what the kernel gives a
 // new child, or for inherited values (cpuset, devices, swappiness) the
 // parent's. Files the kernel does not have are skipped.
-func (m *v1) Reset() error {
+func (m *v1) Reset() error { return m.reset(nil) }
+
+// ResetOnly resets the freezer and the named controllers.
+func (m *v1) ResetOnly(ctrls []string) error {
+	only := make(map[string]bool, len(ctrls))
+	for _, c := range ctrls {
+		only[c] = true
+	}
+	return m.reset(only)
+}
+
+// reset resets the freezer and the controllers in only (nil: all).
+func (m *v1) reset(only map[string]bool) error {
+	dir := func(ctrl string) string {
+		if only != nil && !only[ctrl] {
+			return ""
+		}
+		return m.dir(ctrl)
+	}
 	var errs []error
 	try := func(err error) {
 		if err != nil {
@@ -374,7 +392,7 @@ func (m *v1) Reset() error {
 	if d := m.dir("freezer"); d != "" {
 		try(writeFile(d, "freezer.state", "THAWED"))
 	}
-	if d := m.dir("memory"); d != "" {
+	if d := dir("memory"); d != "" {
 		opt(d, "memory.memsw.limit_in_bytes", "-1") // first: memsw >= limit
 		try(writeFile(d, "memory.limit_in_bytes", "-1"))
 		opt(d, "memory.memsw.limit_in_bytes", "-1")
@@ -385,7 +403,7 @@ func (m *v1) Reset() error {
 			opt(d, "memory.swappiness", v)
 		}
 	}
-	if d := m.dir("cpu"); d != "" {
+	if d := dir("cpu"); d != "" {
 		try(writeFile(d, "cpu.shares", "1024"))
 		try(writeFile(d, "cpu.cfs_quota_us", "-1"))
 		try(writeFile(d, "cpu.cfs_period_us", "100000"))
@@ -394,16 +412,16 @@ func (m *v1) Reset() error {
 		opt(d, "cpu.rt_runtime_us", "0")
 		opt(d, "cpu.rt_period_us", "1000000")
 	}
-	if d := m.dir("cpuset"); d != "" {
+	if d := dir("cpuset"); d != "" {
 		try(copyCpuset(d))
 	}
-	if d := m.dir("pids"); d != "" {
+	if d := dir("pids"); d != "" {
 		try(writeFile(d, "pids.max", "max"))
 	}
-	if d := m.dir("devices"); d != "" {
+	if d := dir("devices"); d != "" {
 		try(resetDevices(d))
 	}
-	if d := m.dir("blkio"); d != "" {
+	if d := dir("blkio"); d != "" {
 		opt(d, "blkio.weight", "500")
 		opt(d, "blkio.bfq.weight", "100")
 		for _, f := range [...]string{"blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device",
@@ -412,7 +430,7 @@ func (m *v1) Reset() error {
 			try(clearDeviceList(d, f))
 		}
 	}
-	if d := m.dir("hugetlb"); d != "" {
+	if d := dir("hugetlb"); d != "" {
 		ents, err := os.ReadDir(d)
 		try(err)
 		for _, e := range ents {

@@ -18,11 +18,12 @@ type v2 struct {
 
 func newV2(mount, p string) *v2 { return &v2{mount: mount, path: p} }
 
-func (m *v2) Version() int                    { return 2 }
-func (m *v2) Path() string                    { return m.path }
-func (m *v2) dir() string                     { return m.mount + m.path }
-func (m *v2) Paths() map[string]string        { return map[string]string{"": m.dir()} }
-func (m *v2) Add(pid int) error               { return writeFile(m.dir(), "cgroup.procs", strconv.Itoa(pid)) }
+func (m *v2) Version() int             { return 2 }
+func (m *v2) Path() string             { return m.path }
+func (m *v2) dir() string              { return m.mount + m.path }
+func (m *v2) Paths() map[string]string { return map[string]string{"": m.dir()} }
+func (m *v2) Add(pid int) error        { return writeFile(m.dir(), "cgroup.procs", strconv.Itoa(pid)) }
+
 // SelfJoinFiles is nil: on v2 "0" in cgroup.procs moves the whole thread
 // group and takes the global lock anyway.
 func (m *v2) SelfJoinFiles() []string { return nil }

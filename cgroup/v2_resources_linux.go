@@ -223,6 +223,9 @@ func (m *v2) setIO(b *specs.LinuxBlockIO) error {
 
 // Reset writes the kernel's defaults for a new cgroup into every control
 // file this cgroup has (an empty cpuset means "the parent's").
+// ResetOnly resets everything: v2 cgroups are not pooled (no rename).
+func (m *v2) ResetOnly([]string) error { return m.Reset() }
+
 func (m *v2) Reset() error {
 	dir := m.dir()
 	ents, err := os.ReadDir(dir)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -86,8 +87,31 @@ func (c *Container) cgroup() cgroup.Manager {
 	return cg
 }
 
-// Cgroup is the container's cgroup, or nil.
+// Cgroup is the container's cgroup, or nil. Call CgroupChanged before
+// changing its limits.
 func (c *Container) Cgroup() cgroup.Manager { return c.cgroup() }
+
+// cgroupChangedFile in the state dir: the cgroup's limits changed after
+// create, so delete resets all of them.
+const cgroupChangedFile = "cgroup-changed"
+
+// CgroupChanged records that the cgroup's limits are about to change
+// outside create (update), so that delete resets every limit.
+func (c *Container) CgroupChanged() error {
+	if !c.state.CgroupSelective {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(c.dir, cgroupChangedFile), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.id, err)
+	}
+	return f.Close()
+}
+
+func fileExists(p string) bool {
+	var st unix.Stat_t
+	return unix.Stat(p, &st) == nil
+}
 
 // State is the container's OCI state.
 func (c *Container) State() *State {

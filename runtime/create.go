@@ -226,6 +226,10 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		}
 		undo = append(undo, func() { pool.Release(cg) })
 		st.CgroupPaths = cg.Paths()
+		st.CgroupSelective = !cgroupWritableInside(cfg)
+		if cfg.Resources != nil {
+			st.CgroupLimits = cgroup.Controllers(withDefaultDevices(cfg.Resources))
+		}
 		cgm = cgroupMountFor(cg, sc.NewCgroupNS)
 	}
 
@@ -545,4 +549,33 @@ func setSeccomp(sc *spawn.Config, profile *specs.LinuxSeccomp) error {
 // newSpawnConfig is a plan that changes nothing yet.
 func newSpawnConfig() *spawn.Config {
 	return &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1, Personality: -1, IOPrio: -1, Stdio: [3]int{-1, -1, -1}}
+}
+
+// cgroupWritableInside: could the container's processes write their own
+// cgroup's files? Yes with a writable cgroupfs (a cgroup mount or a bind
+// of what holds /sys/fs/cgroup, without "ro"), or with CAP_SYS_ADMIN and
+// no user namespace of its own (it could mount one). Then delete resets
+// every limit, not only those create set.
+func cgroupWritableInside(cfg *Config) bool {
+	for _, m := range cfg.Mounts {
+		if m.Flags&unix.MS_RDONLY != 0 {
+			continue
+		}
+		if m.Type == "cgroup" || m.Type == "cgroup2" {
+			return true
+		}
+		if m.Bind {
+			src := filepath.Clean(m.Source)
+			if src == "/" || src == "/sys" || src == "/sys/fs" || strings.HasPrefix(src+"/", "/sys/fs/cgroup/") {
+				return true
+			}
+		}
+	}
+	return mayAdmin(cfg.Process.Caps) && !cfg.hasNew(specs.UserNamespace)
+}
+
+// mayAdmin: a process with these capabilities may hold CAP_SYS_ADMIN.
+func mayAdmin(c *CapSets) bool {
+	const sysAdmin = 21
+	return c == nil || c.Bounding&(1<<sysAdmin) != 0 || c.Permitted&(1<<sysAdmin) != 0
 }

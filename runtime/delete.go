@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/cgroup"
 )
 
 // Delete removes a container: its processes (force, or a created one),
@@ -39,7 +42,11 @@ func (c *Container) Delete(force bool) error {
 		if err != nil {
 			return err
 		}
-		if err := pool.Release(cg); err != nil {
+		release := pool.Release
+		if c.state.CgroupSelective && !fileExists(filepath.Join(c.dir, cgroupChangedFile)) {
+			release = func(m cgroup.Manager) error { return pool.ReleaseOnly(m, c.state.CgroupLimits) }
+		}
+		if err := release(cg); err != nil {
 			return fmt.Errorf("delete %s: cgroup: %w", c.id, err)
 		}
 	}

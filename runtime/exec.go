@@ -92,6 +92,12 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 	cg := c.cgroup()
 	if cg != nil {
 		sc.CgroupJoin = cg.SelfJoinFiles()
+		// A process that may hold CAP_SYS_ADMIN could change its limits.
+		if mayAdmin(proc.Caps) {
+			if err := c.CgroupChanged(); err != nil {
+				return nil, err
+			}
+		}
 	}
 	child, err := spawn.Start(sc)
 	if err != nil {

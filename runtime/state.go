@@ -64,7 +64,13 @@ type savedState struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 	CgroupPool  bool              `json:"cgroup_pool,omitempty"`
-	NetnsPooled string            `json:"netns_pooled,omitempty"` // a pooled netns to destroy at delete
+	// CgroupSelective: nothing but the runtime could write the cgroup's
+	// files, so delete resets only CgroupLimits (the controllers create
+	// set) and the freezer; otherwise, or once cgroupChangedFile exists
+	// (update, a privileged exec), it resets every limit.
+	CgroupSelective bool     `json:"cgroup_selective,omitempty"`
+	CgroupLimits    []string `json:"cgroup_limits,omitempty"`
+	NetnsPooled     string   `json:"netns_pooled,omitempty"` // a pooled netns to destroy at delete
 	// Hooks run after create (poststop at delete). Only what later
 	// operations need is kept: encoding the whole config costs time on
 	// the start path.

@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -936,6 +937,48 @@ func TestExecPsUpdateEvents(t *testing.T) {
 		t.Fatalf("events --stats after update: %+v", ev)
 	}
 	e.must("delete", "--force", id)
+	// update changed limits create had not set: the cgroup went back into
+	// the pool with every limit reset.
+	e.checkIdleCgroups(map[string]string{"pids/pids.max": "max", "memory/memory.limit_in_bytes": ""})
+
+	// Limits set at create only: delete resets them (and only them).
+	b2 := bundle(t, "true")
+	testutil.MutateSpec(t, b2, func(s *specs.Spec) {
+		lim := int64(48 << 20)
+		s.Linux.Resources = &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &lim}}
+	})
+	e.must("run", "--bundle", b2, newID())
+	e.checkIdleCgroups(map[string]string{"memory/memory.limit_in_bytes": ""})
+}
+
+// checkIdleCgroups checks that every idle cgroup in the root's pool under
+// the hierarchy root has files[ctrl/file] = value ("" = the parent's).
+func (e *env) checkIdleCgroups(files map[string]string) {
+	e.t.Helper()
+	sum := sha256.Sum256([]byte(filepath.Join(e.root, "cgpool")))
+	prefix := ".fre-pool-" + hex.EncodeToString(sum[:4]) + "-"
+	for f, want := range files {
+		if want == "" {
+			b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", filepath.Dir(f), filepath.Base(f)))
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			want = strings.TrimSpace(string(b))
+		}
+		idle, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", filepath.Dir(f), prefix+"*", filepath.Base(f)))
+		if len(idle) == 0 {
+			e.t.Fatalf("no idle cgroup %s%s* in the pool", filepath.Dir(f)+"/", prefix)
+		}
+		for _, p := range idle {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			if got := strings.TrimSpace(string(b)); got != want {
+				e.t.Errorf("idle %s = %q, want %q", p, got, want)
+			}
+		}
+	}
 }
 
 func TestHooks(t *testing.T) {

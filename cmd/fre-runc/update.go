@@ -109,6 +109,9 @@ func init() {
 					w := uint16(v)
 					r.BlockIO = &specs.LinuxBlockIO{Weight: &w}
 				}
+				if err := c.CgroupChanged(); err != nil {
+					return err
+				}
 				return cg.Set(r)
 			}
 		}})

@@ -707,6 +707,9 @@ func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*pt
 	if cg == nil {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "update %s: no cgroup", r.ID)
 	}
+	if err := c.init.Container().CgroupChanged(); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
 	if err := cg.Set(&res); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
