@@ -24,6 +24,26 @@ func TestCtrRunEcho(t *testing.T) {
 	}
 }
 
+// stdin reaches the container and its end of file too (cat exits); its
+// output reaches ctr through the fifos the container writes itself.
+func TestCtrRunStdin(t *testing.T) {
+	c := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	args := []string{"--address", c.sock, "--namespace", namespace, "run", "--rm", "--runtime", runtimeName, imageRef, "fre-stdin", "sh", "-c", "cat; echo done >&2"}
+	cmd := exec.CommandContext(ctx, filepath.Join(c.binDir, "ctr"), args...)
+	cmd.Env = c.env()
+	cmd.Stdin = strings.NewReader("line one\nline two\n")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("ctr run with stdin: %v: %s\ncontainerd log:\n%s", err, out.String(), c.tail())
+	}
+	if got := dropWarnings(out.String()); got != "line one\nline two\ndone\n" {
+		t.Fatalf("output %q", got)
+	}
+}
+
 func TestCtrRunExitCode(t *testing.T) {
 	c := setup(t)
 	out, err := c.run([]string{"--rm"}, "fre-exit", "sh", "-c", "echo out; echo err >&2; exit 3")

@@ -90,13 +90,15 @@ func newTTYIO(ctx context.Context, ep *console.Epoller, c console.Console, id, n
 		}
 	}()
 	if sio.Stdin != "" {
-		in, err := fifo.OpenFifo(context.Background(), sio.Stdin, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+		in, err := openFifoReader(sio.Stdin)
 		if err != nil {
-			return nil, fmt.Errorf("open stdin %s: %w", sio.Stdin, err)
+			return nil, err
 		}
 		t.in = in
 		go func() {
-			copyBuf(ec, in)
+			if waitForWriter(in) == nil {
+				copyBuf(ec, in)
+			}
 			// stdin closed: hang up the terminal as runc's shim does.
 			ec.Shutdown(ep.CloseConsole)
 		}()

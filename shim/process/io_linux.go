@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/containerd/fifo"
 	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
 )
 
 // Stdio is what containerd asked for: fifo paths, or a binary:// or
@@ -27,17 +27,15 @@ type Stdio struct {
 // IsNull reports whether no stdio at all was asked for.
 func (s Stdio) IsNull() bool { return s.Stdin == "" && s.Stdout == "" && s.Stderr == "" }
 
-// pipeIO connects a process without a terminal to containerd's stdio: the
-// process gets pipe ends (or a file, or /dev/null) and the shim copies to
-// the fifos, so that the process never sees containerd go away.
+// pipeIO connects a process without a terminal to containerd's stdio:
+// the process writes containerd's fifos itself (or a file, a logging
+// binary's pipes, /dev/null); its stdin is a pipe the shim feeds from the
+// stdin fifo, so that CloseIO can close it.
 type pipeIO struct {
 	// child are the process's stdin, stdout, stderr; closed in the shim
-	// once the process has its copies (afterStart).
-	child [3]*os.File
-	stdin io.WriteCloser // our end of the stdin pipe, for CloseIO
-	// copies counts output copies still running: a process's output is
-	// complete once they are done.
-	copies  sync.WaitGroup
+	// once the process has them (afterStart).
+	child   [3]*os.File
+	stdin   io.WriteCloser // our end of the stdin pipe, for CloseIO
 	closers []io.Closer
 	logger  *exec.Cmd
 	mu      sync.Mutex
@@ -70,13 +68,17 @@ func newPipeIO(ctx context.Context, id, ns string, sio Stdio) (_ *pipeIO, retErr
 			return nil, err
 		}
 		p.child[0], p.stdin = r, w
-		in, err := fifo.OpenFifo(context.Background(), sio.Stdin, syscall.O_RDONLY|syscall.O_NONBLOCK, 0)
+		in, err := openFifoReader(sio.Stdin)
 		if err != nil {
-			return nil, fmt.Errorf("open stdin %s: %w", sio.Stdin, err)
+			return nil, err
 		}
 		p.closers = append(p.closers, in)
 		go func() {
-			copyBuf(w, in)
+			// Pipe to pipe: io.Copy splices, no buffer is held while the
+			// client is silent.
+			if waitForWriter(in) == nil {
+				io.Copy(w, in)
+			}
 			p.CloseStdin()
 		}()
 	}
@@ -90,7 +92,7 @@ func newPipeIO(ctx context.Context, id, ns string, sio Stdio) (_ *pipeIO, retErr
 			if path == "" {
 				continue
 			}
-			if err := p.copyToFifo(i+1, path); err != nil {
+			if err := p.fifoOutput(i+1, path); err != nil {
 				return nil, err
 			}
 		}
@@ -124,38 +126,65 @@ func newPipeIO(ctx context.Context, id, ns string, sio Stdio) (_ *pipeIO, retErr
 	return p, nil
 }
 
-// copyToFifo gives the process a pipe for fd 1 or 2 and copies it to the
-// fifo at path. A read end of the fifo is held too, so the process does
-// not get EPIPE while containerd (restarting) has it closed.
-func (p *pipeIO) copyToFifo(fd int, path string) error {
-	// The read end we hold is opened first, non-blocking, so that opening
-	// the write end does not wait for containerd's reader (ctr opens its
-	// fifos asynchronously): Create never waits on the client.
+// fifoOutput gives the process the fifo at path itself as fd 1 or 2: its
+// output goes straight to containerd's reader, with no copy, goroutine or
+// buffer in the shim. The shim holds a read end of its own (never read),
+// so the process never gets EPIPE while containerd, restarting, has the
+// fifo closed; it blocks when the fifo is full, as it would behind a copy.
+func (p *pipeIO) fifoOutput(fd int, path string) error {
+	// Non-blocking, so that it does not wait for containerd's reader (ctr
+	// opens its fifos asynchronously): Create never waits on the client.
 	fr, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("open fifo %s: %w", path, err)
 	}
-	fw, err := fifo.OpenFifo(context.Background(), path, syscall.O_WRONLY, 0)
+	// A reader exists (ours), so this open does not block; the process's
+	// end stays blocking (os.NewFile leaves the flags as they are).
+	wfd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		fr.Close()
 		return fmt.Errorf("open fifo %s: %w", path, err)
 	}
-	r, w, err := os.Pipe()
+	p.child[fd] = os.NewFile(uintptr(wfd), path)
+	p.closers = append(p.closers, fr)
+	return nil
+}
+
+// openFifoReader opens a fifo's read end without waiting for a writer and
+// without a thread blocked in open(2) (what containerd/fifo does for
+// O_NONBLOCK): the fd is non-blocking and in Go's poller.
+func openFifoReader(path string) (*os.File, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		fw.Close()
-		fr.Close()
+		return nil, fmt.Errorf("open fifo %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// waitForWriter waits until a writer has connected to the fifo read end f
+// and it is readable (data, or the writer gone). Before that a read would
+// return 0 and look like end of file. poll(2) tells the two apart: a fifo
+// shows POLLHUP only once a writer has come and gone. Returns an error
+// once f is closed.
+func waitForWriter(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
 		return err
 	}
-	p.child[fd] = w
-	p.copies.Add(1)
-	go func() {
-		defer p.copies.Done()
-		copyBuf(fw, r)
-		r.Close()
-		fw.Close()
-		fr.Close()
-	}()
-	return nil
+	var perr error
+	err = rc.Read(func(fd uintptr) bool {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		if err != nil && err != unix.EINTR {
+			perr = err
+			return true
+		}
+		return n > 0 && fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0
+	})
+	if err != nil {
+		return err
+	}
+	return perr
 }
 
 // binaryCmd is the logging binary of a binary:// URI, as containerd's
@@ -247,17 +276,9 @@ func (p *pipeIO) CloseStdin() error {
 	return err
 }
 
-// Wait waits until the output is copied, at most timeout.
-func (p *pipeIO) Wait(timeout time.Duration) bool {
-	done := make(chan struct{})
-	go func() { p.copies.Wait(); close(done) }()
-	select {
-	case <-done:
-		return true
-	case <-time.After(timeout):
-		return false
-	}
-}
+// Wait: the process writes its output fifos itself, so once it has
+// exited its output is complete.
+func (p *pipeIO) Wait(time.Duration) bool { return true }
 
 // Close releases everything; a logging binary gets SIGTERM and time to
 // flush.
