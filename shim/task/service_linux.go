@@ -232,6 +232,9 @@ func hasNewPidNS(spec *specs.Spec) bool {
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *taskAPI.CreateTaskResponse, retErr error) {
 	defer timed("create", r.ID)()
 	resp, err := s.create(ctx, r)
+	if err == nil {
+		trimStartupText()
+	}
 	return resp, errgrpc.ToGRPC(err)
 }
 
