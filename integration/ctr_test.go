@@ -209,7 +209,7 @@ func TestCtrRestartContainerd(t *testing.T) {
 	}
 	out, err := c.ctr("tasks", "exec", "--exec-id", "after", id, "echo", "still-here")
 	if err != nil || strings.TrimSpace(out) != "still-here" {
-		t.Fatalf("exec after restart: %v: %q", err, out)
+		t.Fatalf("exec after restart: %v: %q (shims now %v)\ncontainerd log:\n%s", err, out, c.shimPids(), c.tail())
 	}
 	if out, err := c.ctr("tasks", "kill", "-s", "SIGKILL", id); err != nil {
 		t.Fatalf("kill: %v: %s", err, out)

@@ -27,31 +27,44 @@ func trimText() {
 	if err != nil {
 		return
 	}
-	f, err := os.Open("/proc/self/maps")
+	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return
 	}
 	defer f.Close()
 	type span struct{ start, end uintptr }
 	var spans []span
+	var cur *span
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		// start-end perms offset dev inode path
 		fs := strings.Fields(sc.Text())
-		if len(fs) < 6 || fs[5] != exe || strings.Contains(fs[1], "w") {
+		if len(fs) == 0 {
 			continue
 		}
-		a, b, ok := strings.Cut(fs[0], "-")
-		if !ok {
+		if a, b, ok := strings.Cut(fs[0], "-"); ok && len(fs) >= 5 {
+			// start-end perms offset dev inode [path]: a new mapping.
+			cur = nil
+			if len(fs) < 6 || fs[5] != exe || strings.Contains(fs[1], "w") {
+				continue
+			}
+			start, err1 := strconv.ParseUint(a, 16, 64)
+			end, err2 := strconv.ParseUint(b, 16, 64)
+			if err1 == nil && err2 == nil && end > start {
+				spans = append(spans, span{uintptr(start), uintptr(end)})
+				cur = &spans[len(spans)-1]
+			}
 			continue
 		}
-		start, err1 := strconv.ParseUint(a, 16, 64)
-		end, err2 := strconv.ParseUint(b, 16, 64)
-		if err1 == nil && err2 == nil && end > start {
-			spans = append(spans, span{uintptr(start), uintptr(end)})
+		// A page written once (the dynamic loader's relocations, then
+		// made read-only: RELRO) is anonymous now; dropping it would
+		// bring the file's unrelocated bytes back. Such mappings stay.
+		if cur != nil && fs[0] == "Anonymous:" && fs[1] != "0" {
+			cur.start, cur.end = 0, 0
 		}
 	}
 	for _, s := range spans {
-		unix.Syscall(unix.SYS_MADVISE, s.start, s.end-s.start, unix.MADV_DONTNEED)
+		if s.end > s.start {
+			unix.Syscall(unix.SYS_MADVISE, s.start, s.end-s.start, unix.MADV_DONTNEED)
+		}
 	}
 }
