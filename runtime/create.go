@@ -292,7 +292,11 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	if selfJoin {
 		sc.CgroupJoin = cg.SelfJoinFiles()
 	}
+	// Without id maps to write and a cgroup to join for it, the child
+	// sets itself up while we set the limits, and waits only before exec.
+	sc.LateRelease = !newUser && !pauseForHooks && (cg == nil || selfJoin)
 
+	sc.Trace = r.Trace != nil
 	ph.done("plan")
 	// Clone. From here the child exists and must not outlive an error.
 	child, err := spawn.Start(sc)
@@ -372,6 +376,9 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		}
 	}
 	ph.done("child set-up")
+	for _, st := range child.Steps {
+		r.Trace("child: "+st.Name, st.D)
+	}
 	if err := st.save(dir); err != nil {
 		return nil, err
 	}

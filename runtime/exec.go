@@ -99,6 +99,7 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 			}
 		}
 	}
+	sc.LateRelease = cg == nil || sc.CgroupJoin != nil
 	child, err := spawn.Start(sc)
 	if err != nil {
 		return nil, err

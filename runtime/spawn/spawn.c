@@ -29,6 +29,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef CLONE_PIDFD
@@ -73,6 +74,27 @@ static char *sitoa(char *dst, char *end, long v)
  * thread-local is the child's own and concurrent spawns (the shim) on
  * other threads do not share it. */
 static __thread int sync_fd = -1;
+
+static void ts(struct fre_spawn *s, int i);
+
+static void wait_go(struct fre_spawn *s)
+{
+	char go;
+	ssize_t r;
+	do r = recv(s->sync_fd, &go, 1, 0); while (r < 0 && errno == EINTR);
+	if (r != 1 || go != 'G')
+		_exit(1);
+	ts(s, FRE_TS_GO);
+}
+
+static void ts(struct fre_spawn *s, int i)
+{
+	if (s->trace) {
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		s->ts[i] = (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+	}
+}
 
 /* fail reports "E" + errno (4 bytes) + what, then exits the child. */
 static void __attribute__((noreturn)) fail(int err, const char *what, const char *path)
@@ -355,12 +377,14 @@ static void setup_root(struct fre_spawn *s)
 		fail(errno, "make / ", "slave");
 	if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
 		fail(errno, "bind rootfs", s->rootfs);
+	ts(s, FRE_TS_ROOTBIND);
 	int rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		fail(errno, "open rootfs", s->rootfs);
 	for (int i = 0; i < s->nmounts; i++)
 		do_mount(rootfd, &s->mounts[i]);
 	close(rootfd);
+	ts(s, FRE_TS_MOUNTS);
 
 	/* createContainer hooks run here: mounts done, before pivot_root. */
 	if (s->hook_pause) {
@@ -395,6 +419,7 @@ static void setup_root(struct fre_spawn *s)
 	}
 	if (late && mount(NULL, "/", NULL, s->root_propagation, NULL) < 0)
 		fail(errno, "root propagation", NULL);
+	ts(s, FRE_TS_PIVOT);
 
 }
 
@@ -411,6 +436,7 @@ static void finish_root(struct fre_spawn *s)
 	}
 	if (s->readonly_root && remount_bind("/", MS_RDONLY) < 0)
 		fail(errno, "remount / read-only", NULL);
+	ts(s, FRE_TS_POST);
 }
 
 static void write_file(const char *path, const char *val)
@@ -521,6 +547,7 @@ static const char *lookup(struct fre_spawn *s, char *buf, size_t n)
 static int child(void *arg)
 {
 	struct fre_spawn *s = arg;
+	ts(s, FRE_TS_START);
 	pid_t ppid = s->ppid;
 	sync_fd = s->sync_fd;
 	/* Die with the creating thread until set-up is done. */
@@ -554,12 +581,11 @@ static int child(void *arg)
 	if (s->unshare_flags && unshare(s->unshare_flags) < 0)
 		fail(errno, "unshare", NULL);
 
-	/* Wait for the parent: maps written, cgroup joined, limits set. */
-	char go;
-	ssize_t r;
-	do r = recv(s->sync_fd, &go, 1, 0); while (r < 0 && errno == EINTR);
-	if (r != 1 || go != 'G')
-		_exit(1);
+	/* Wait for the parent: maps written, cgroup joined, limits set. With
+	 * late_go nothing below depends on those, so the set-up runs while the
+	 * parent sets the limits and the wait is just before exec. */
+	if (!s->late_go)
+		wait_go(s);
 	if (s->userns_root) {
 		if (syscall(SYS_setresgid, 0, 0, 0) < 0) fail(errno, "setgid in user namespace", NULL);
 		if (syscall(SYS_setresuid, 0, 0, 0) < 0) fail(errno, "setuid in user namespace", NULL);
@@ -690,7 +716,10 @@ static int child(void *arg)
 			fail(errno, "sched_setattr", NULL);
 	}
 
+	if (s->late_go)
+		wait_go(s);
 	s->dmz_argv[6] = (char *)prog;
+	ts(s, FRE_TS_EXEC);
 	syscall(SYS_execveat, s->dmz_fd, "", s->dmz_argv, (char *const *)s->envp, AT_EMPTY_PATH);
 	fail(errno, "exec fre-dmz", NULL);
 }

@@ -81,6 +81,7 @@ struct fre_spawn {
 	unsigned long root_propagation; /* for "/" before anything, default MS_SLAVE|MS_REC */
 	int readonly_root;
 	int no_pivot;
+	int late_go;        /* set up first, wait for "G" just before exec */
 	int hook_pause;     /* send "H" after the mounts and wait for "G" (createContainer hooks) */
 	struct fre_mount *mounts; int nmounts;           /* before pivot_root, relative to rootfs */
 	struct fre_mount *post_mounts; int npost_mounts; /* after pivot_root (masked/readonly paths) */
@@ -119,11 +120,17 @@ struct fre_spawn {
 
 	/* set by fre_spawn_start */
 	int ppid;
+	/* Child set-up timestamps (CLOCK_MONOTONIC ns), written by the child
+	 * into our shared memory when trace is set; see FRE_TS_*. */
+	int trace;
+	long long ts[8];
 	void *stack; unsigned long stack_size;
 };
 
 /* fre_spawn_start clones the container's init. On success it returns the
  * child's pid and stores a pidfd in *pidfd; on failure -errno. */
+enum { FRE_TS_START, FRE_TS_GO, FRE_TS_ROOTBIND, FRE_TS_MOUNTS, FRE_TS_PIVOT, FRE_TS_POST, FRE_TS_EXEC, FRE_TS_N };
+
 int fre_spawn_start(struct fre_spawn *s, int *pidfd);
 
 /* fre_spawn_free releases the child's stack once it has exec'd or exited. */

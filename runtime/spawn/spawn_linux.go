@@ -20,7 +20,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -95,13 +97,18 @@ type Config struct {
 	RootPropagation uintptr
 	ReadonlyRoot    bool
 	NoPivot         bool
-	HookPause       bool      // stop after the mounts (see WaitHookPoint)
-	Mounts          []MountOp // before pivot_root
-	PostMounts      []MountOp // after pivot_root
-	Sysctl          [][2]string
-	AttrWrites      [][2]string // LSM attributes (path, value) written right before exec
-	Hostname        *string
-	Domainname      *string
+	HookPause       bool // stop after the mounts (see WaitHookPoint)
+	// LateRelease: the child sets itself up without waiting for Release
+	// and waits for it just before exec. Only when its set-up needs
+	// nothing of the parent's (no id maps to write, no hooks, its cgroup
+	// joined by itself).
+	LateRelease bool
+	Mounts      []MountOp // before pivot_root
+	PostMounts  []MountOp // after pivot_root
+	Sysctl      [][2]string
+	AttrWrites  [][2]string // LSM attributes (path, value) written right before exec
+	Hostname    *string
+	Domainname  *string
 
 	Args        []string
 	ExecPath    string // run this file instead of looking up Args[0]
@@ -125,7 +132,19 @@ type Config struct {
 	TimeOffsets string
 	Seccomp     []unix.SockFilter
 	SeccompFlag uint
+
+	// Trace makes the child time its set-up (Process.Steps).
+	Trace bool
 }
+
+// Step is one timed step of the child's set-up.
+type Step struct {
+	Name string
+	D    time.Duration
+}
+
+// stepNames name what ends at each FRE_TS_* point (FRE_TS_START: none).
+var stepNames = [...]string{"", "wait for parent", "root bind", "mounts", "pivot_root", "post mounts, sysctls", "process set-up"}
 
 // Sched is sched_setattr(2)'s attributes.
 type Sched struct {
@@ -143,6 +162,9 @@ type Process struct {
 	// SeccompListener is the seccomp notify fd the child sent (-1: none);
 	// the caller hands it on and closes it.
 	SeccompListener int
+
+	// Steps are the child's set-up steps, timed (Config.Trace), after Wait.
+	Steps []Step
 
 	sync    *os.File
 	release chan struct{}
@@ -274,6 +296,7 @@ func Start(cfg *Config) (*Process, error) {
 			unix.Close(fd)
 		}
 	}()
+	s.trace = cbool(cfg.Trace)
 	s.clone_flags = C.int(cfg.CloneFlags)
 	s.unshare_flags = C.int(cfg.UnshareFlags)
 	s.cgroupns_new = cbool(cfg.NewCgroupNS)
@@ -334,6 +357,7 @@ func Start(cfg *Config) (*Process, error) {
 	s.readonly_root = cbool(cfg.ReadonlyRoot)
 	s.no_pivot = cbool(cfg.NoPivot)
 	s.hook_pause = cbool(cfg.HookPause)
+	s.late_go = cbool(cfg.LateRelease && !cfg.HookPause)
 	s.mounts, s.nmounts = a.mounts(cfg.Mounts)
 	s.post_mounts, s.npost_mounts = a.mounts(cfg.PostMounts)
 	s.sysctl_paths, s.sysctl_values, s.nsysctl = a.pairs(cfg.Sysctl)
@@ -501,12 +525,14 @@ func (p *Process) Wait() error {
 		}
 		if err != nil || n == 0 {
 			if execing {
+				p.steps(monotonicNow())
 				return nil
 			}
 			return errors.New("container init exited during set-up")
 		}
 		switch buf[0] {
 		case 'R':
+			p.steps(monotonicNow())
 			return nil
 		case 'X':
 			execing = true
@@ -537,6 +563,34 @@ func seccompMemfd(prog []unix.SockFilter) (int, error) {
 		return -1, fmt.Errorf("write seccomp filter: %w", err)
 	}
 	return fd, nil
+}
+
+// steps reads the child's timestamps (shared memory) into Steps, in the
+// order they happened; done is when the parent saw it ready.
+func (p *Process) steps(done int64) {
+	if p.plan == nil || p.plan.trace == 0 {
+		return
+	}
+	type point struct {
+		t    int64
+		name string // what ended at t
+	}
+	pts := []point{{done, "exec fre-dmz, ready"}}
+	for i := 0; i < C.FRE_TS_N; i++ {
+		if t := int64(p.plan.ts[i]); t != 0 {
+			pts = append(pts, point{t, stepNames[i]})
+		}
+	}
+	sort.Slice(pts, func(a, b int) bool { return pts[a].t < pts[b].t })
+	for i := 1; i < len(pts); i++ {
+		p.Steps = append(p.Steps, Step{pts[i].name, time.Duration(pts[i].t - pts[i-1].t)})
+	}
+}
+
+func monotonicNow() int64 {
+	var t unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &t)
+	return t.Nano()
 }
 
 func (p *Process) finish() {
