@@ -286,6 +286,13 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		sc.FifoFD = fd
 	}
 
+	// The limits are in place before the child runs (it may make device
+	// nodes while we would still be writing the device rules).
+	if cg != nil && cfg.Resources != nil {
+		if err := cg.Set(withDefaultDevices(cfg.Resources)); err != nil {
+			return nil, fmt.Errorf("set cgroup limits: %w", err)
+		}
+	}
 	// The child joins its cgroup itself, first thing (no global lock, see
 	// SelfJoinFiles), unless hooks that may look at it run before it goes.
 	selfJoin := cg != nil && !pauseForHooks && cg.SelfJoinFiles() != nil
@@ -315,11 +322,6 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		if !selfJoin {
 			if err := cg.Add(child.Pid); err != nil {
 				return nil, fmt.Errorf("join cgroup: %w", err)
-			}
-		}
-		if cfg.Resources != nil {
-			if err := cg.Set(withDefaultDevices(cfg.Resources)); err != nil {
-				return nil, fmt.Errorf("set cgroup limits: %w", err)
 			}
 		}
 	}

@@ -229,6 +229,24 @@ func TestRunExitCodes(t *testing.T) {
 	}
 }
 
+// Runs back to back with a cgroup and device rules (runc's default spec
+// denies all devices, then the defaults are allowed): the child sets up
+// /dev while its parent works, so the rules must be complete before it
+// runs. A race here shows as an occasional "mknod: operation not
+// permitted".
+func TestRunRepeatedlyWithDeviceRules(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "true")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
+	})
+	for i := 0; i < 250; i++ {
+		if _, errOut, code := e.run(nil, "run", "--bundle", b, newID()); code != 0 {
+			t.Fatalf("run %d: exit %d: %s", i, code, errOut)
+		}
+	}
+}
+
 // A container killed from outside: run exits 128+9.
 func TestRunKilled(t *testing.T) {
 	e := newEnv(t)
