@@ -171,16 +171,19 @@ func (r *Runtime) KeepPoolsWarm(ctx context.Context, every time.Duration) {
 	if r.Options.NetnsPolicy == netns.PolicyPool {
 		go r.NetnsPool().Run(ctx)
 	}
+	// The first refill waits a period: a shim starts because a container
+	// is being created, and that create (which releases its cgroup back
+	// at delete anyway) should not share the CPU with a refill.
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if p, err := r.CgroupPool(); err == nil {
-			p.Fill("", 0)
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if p, err := r.CgroupPool(); err == nil {
+			p.Fill("", 0)
 		}
 	}
 }
