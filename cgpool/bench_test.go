@@ -5,7 +5,8 @@ package cgpool
 // hierarchy) against claiming an idle one from the pool (a rename in
 // every hierarchy), with 1 to 1024 made at once. Each round starts `c`
 // goroutines behind a barrier; every operation's latency is recorded and
-// the benchmark reports ms/op (mean), p50-ms and p99-ms over all rounds.
+// the benchmark reports ms/op (mean), p50-ms and p99-ms over all rounds
+// (at least minSamples operations per b.N: 64 rounds at c=1).
 // Clean-up between rounds (destroy, release) is not timed.
 //
 //	go test -run '^$' -bench . -benchtime 5x ./cgpool
@@ -57,10 +58,15 @@ func BenchmarkCgroupPoolClaim(b *testing.B) {
 	}
 }
 
+// minSamples is the fewest operations a benchmark times per b.N: one
+// operation alone (c=1 with -benchtime 1x) is not a measurement.
+const minSamples = 64
+
 func benchRounds(b *testing.B, c int, setup func() error, op, cleanup func(i int) error) {
-	lat := make([]time.Duration, 0, b.N*c)
+	rounds := b.N * max(1, minSamples/c)
+	lat := make([]time.Duration, 0, rounds*c)
 	b.ResetTimer()
-	for r := 0; r < b.N; r++ {
+	for r := 0; r < rounds; r++ {
 		b.StopTimer()
 		if setup != nil {
 			if err := setup(); err != nil {
