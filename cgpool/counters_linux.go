@@ -16,6 +16,7 @@ const (
 	cMisses
 	cReleased // returned to the pool
 	cRemoved  // released but destroyed (pool full, reset failed)
+	cTicket   // claims taken: where the next claim starts looking
 	nCounters
 )
 
@@ -65,6 +66,14 @@ func (c *counters) add(i int) {
 	if c != nil {
 		atomic.AddUint64(c.slot(i), 1)
 	}
+}
+
+// next returns the counter's value before adding 1; false without a map.
+func (c *counters) next(i int) (uint64, bool) {
+	if c == nil {
+		return 0, false
+	}
+	return atomic.AddUint64(c.slot(i), 1) - 1, true
 }
 
 func (c *counters) get(i int) uint64 {

@@ -40,17 +40,20 @@
 // # Concurrency across processes
 //
 // fre-runc runs as many short processes, so nothing is held in memory.
-// Claim takes no lock: it reads the slot count, then tries slots from a
-// random one on. Hierarchies are renamed in one fixed order (sorted
+// Claim takes the parent's lock shared (claims never wait for each
+// other), reads the slot count, then tries slots from the one its ticket
+// names on: a counter in the shared counters file, so claimers that come
+// together start at different slots. Hierarchies are renamed in one fixed order (sorted
 // controller names), and the rename in the first hierarchy is the claim:
 // when two claimers pick the same idle cgroup, the kernel lets one rename
 // succeed and the other gets ENOENT and tries the next slot. Fill and
 // Release make idle cgroups visible in the reverse order (first hierarchy
 // last), so an idle name in the first hierarchy always exists in all.
-// Fill and Release take a per-parent lock file (flock) under StateDir so
-// two fills do not overfill and stale half-made entries can be swept.
+// Fill and Release take the per-parent lock file (flock) under StateDir
+// alone, so two fills do not overfill, a release never picks a slot a
+// claim is still renaming, and stale half-made entries can be swept.
 //
-// Counters (hits, misses, releases, removals) live in a small file under
+// Counters (hits, misses, releases, removals, the claim ticket) live in a small file under
 // StateDir mapped shared into each process and updated with atomic adds:
 // no lock and no read-modify-write on the start path.
 //

@@ -189,7 +189,14 @@ func (p *Pool) claim(m cgroup.Manager) bool {
 		return false
 	}
 	defer unlock()
+	// Concurrent claimers take consecutive tickets, so each starts at a
+	// different slot instead of colliding on random ones (a lost rename
+	// race costs a retry on cgroupfs).
 	off := int(randUint32() % uint32(slots))
+	p.cOnce.Do(func() { p.c, p.cErr = openCounters(p.cfg.StateDir) })
+	if t, ok := p.c.next(cTicket); ok {
+		off = int(t % uint64(slots))
+	}
 	target := m.Path()
 	for i := 0; i < slots; i++ {
 		idle := slotPath(p.idle, parent, (off+i)%slots)
