@@ -37,3 +37,10 @@ func dmzArgs(syncFD, fifoFD, seccompFD int, seccompFlags uint, seccompLen int, a
 }
 
 func itoa(v int) string { return fmt.Sprint(v) }
+
+// Prepare makes, ahead of the first Start, what every Start shares (the
+// fre-dmz memfd).
+func Prepare() error {
+	_, err := dmzFD()
+	return err
+}

@@ -87,6 +87,8 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		containers: map[string]*container{},
 		runtimes:   map[string]*freruntime.Runtime{},
 	}
+	// While containerd connects, build what the first create would.
+	go freruntime.WarmUp()
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go process.RunReaper(rctx)
 	go s.forward(ctx)
@@ -252,6 +254,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if exists {
 		return nil, fmt.Errorf("container %s: %w", r.ID, errdefs.ErrAlreadyExists)
 	}
+	doneSpec := timed("create.spec+options", r.ID)
 	opts, err := parseOptions(r.Options)
 	if err != nil {
 		return nil, err
@@ -270,6 +273,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
+	doneSpec()
 	doneRootfs := timed("create.rootfs", r.ID)
 	rfs, err := s.mountRootfs(ctx, r.ID, r.Bundle, r.Rootfs, opts)
 	doneRootfs()
@@ -290,6 +294,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
+	defer timed("create.oom+event", r.ID)()
 	c := &container{id: r.ID, bundle: r.Bundle, ns: ns, init: init, hasPidNS: hasNewPidNS(spec),
 		rootfs: rfs, execs: map[string]*process.Exec{}}
 	if cg := init.Container().Cgroup(); cg != nil {

@@ -57,6 +57,9 @@ const (
 // ctd is the scenario's private containerd.
 type ctd struct {
 	dir, sock, binDir, path string
+	// run holds containerd's state dir and both runtimes' roots, on a
+	// tmpfs as /run is on a usual host (here /run is on the disk).
+	run, freOptions string
 	timing                  string
 	cmd                     *exec.Cmd
 	exited                  chan struct{}
@@ -98,7 +101,8 @@ func shimScenario(e *env) error {
 		seq++
 		id := fmt.Sprintf("frebench-%s-rm-%d", r.name, seq)
 		start := time.Now()
-		out, err := c.ctr("run", "--rm", "--runtime", r.runtime, shimImage, id, "/bin/true")
+		args := append([]string{"run", "--rm", "--runtime", r.runtime}, c.rootFlags(r.name)...)
+		out, err := c.ctr(append(args, shimImage, id, "/bin/true")...)
 		d := time.Since(start)
 		if err != nil {
 			return 0, fmt.Errorf("shim: ctr run --rm (%s): %v: %s", r.name, err, out)
@@ -155,7 +159,7 @@ func shimScenario(e *env) error {
 		var ids []string
 		for i := 0; i < k; i++ {
 			id := fmt.Sprintf("frebench-%s-mem-%d", m.name, i)
-			args := append([]string{"run", "-d", "--runtime", m.runtime}, m.ann...)
+			args := append(append([]string{"run", "-d", "--runtime", m.runtime}, c.rootFlags(m.name)...), m.ann...)
 			args = append(args, shimImage, id, "sleep", "100000")
 			if out, err := c.ctr(args...); err != nil {
 				return fmt.Errorf("shim: ctr run -d (%s): %v: %s", m.name, err, out)
@@ -291,6 +295,11 @@ func startCtd(ctdBin, binDir string) (*ctd, error) {
 	if err != nil {
 		return nil, err
 	}
+	run, err := os.MkdirTemp("/dev/shm", "frebench-ctd-run-")
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	// Both shims run from copies, as `make install` or a package puts
 	// them: the Go linker writes its output through mmap, which leaves
 	// the fresh binary in 2 MiB page-cache folios, and a process mapping
@@ -302,7 +311,13 @@ func startCtd(ctdBin, binDir string) (*ctd, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	c := &ctd{dir: dir, sock: filepath.Join(dir, "c.sock"), binDir: ctdBin,
+	freOptions := filepath.Join(run, "fre-options.json")
+	if err := os.WriteFile(freOptions, []byte(fmt.Sprintf(`{"root": %q}`, filepath.Join(run, "runtime-fre"))), 0o644); err != nil {
+		os.RemoveAll(dir)
+		os.RemoveAll(run)
+		return nil, err
+	}
+	c := &ctd{dir: dir, run: run, freOptions: freOptions, sock: filepath.Join(dir, "c.sock"), binDir: ctdBin,
 		path:   installed + ":" + binDir + ":" + ctdBin + ":" + os.Getenv("PATH"),
 		timing: filepath.Join(dir, "shim-timing.log")}
 	cfg := fmt.Sprintf(`version = 3
@@ -317,7 +332,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt",
 
 [ttrpc]
   address = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.sock, c.sock+".ttrpc")
+`, filepath.Join(dir, "root"), filepath.Join(run, "state"), c.sock, c.sock+".ttrpc")
 	config := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(config, []byte(cfg), 0o644); err != nil {
 		os.RemoveAll(dir)
@@ -559,7 +574,7 @@ func (c *ctd) cleanup() {
 	if c.log != nil {
 		c.log.Close()
 	}
-	mps := mountsUnder(c.dir)
+	mps := append(mountsUnder(c.dir), mountsUnder(c.run)...)
 	sort.Slice(mps, func(i, j int) bool { return len(mps[i]) > len(mps[j]) })
 	for _, mp := range mps {
 		unix.Unmount(mp, unix.MNT_DETACH)
@@ -567,11 +582,22 @@ func (c *ctd) cleanup() {
 	removeShimCgroups(shimNS)
 	os.RemoveAll(filepath.Join("/run/containerd/fre", shimNS))
 	os.RemoveAll(filepath.Join("/run/containerd/runc", shimNS))
-	if m := mountsUnder(c.dir); len(m) > 0 {
-		fmt.Fprintf(os.Stderr, "frebench: not removing %s: mounts left under it: %v\n", c.dir, m)
+	if m := append(mountsUnder(c.dir), mountsUnder(c.run)...); len(m) > 0 {
+		fmt.Fprintf(os.Stderr, "frebench: not removing %s, %s: mounts left under them: %v\n", c.dir, c.run, m)
 		return
 	}
 	os.RemoveAll(c.dir)
+	os.RemoveAll(c.run)
+}
+
+// rootFlags put the runtime root of the shim called name on the tmpfs:
+// runc's --root for the runc shim (ctr's --runc-root), the fre runtime's
+// root for FRE's (its options file, --runtime-config-path).
+func (c *ctd) rootFlags(name string) []string {
+	if strings.HasPrefix(name, "runc") {
+		return []string{"--runc-root", filepath.Join(c.run, "runtime-runc")}
+	}
+	return []string{"--runtime-config-path", c.freOptions}
 }
 
 // removeShimCgroups removes /<name> (ctr's cgroups are /<namespace>/<id>;
