@@ -60,10 +60,10 @@ type ctd struct {
 	// run holds containerd's state dir and both runtimes' roots, on a
 	// tmpfs as /run is on a usual host (here /run is on the disk).
 	run, freOptions string
-	timing                  string
-	cmd                     *exec.Cmd
-	exited                  chan struct{}
-	log                     *os.File
+	timing          string
+	cmd             *exec.Cmd
+	exited          chan struct{}
+	log             *os.File
 }
 
 func shimScenario(e *env) error {
