@@ -16,6 +16,8 @@
 //	index/<digest>       input fingerprint -> tree ID (the import cache)
 //	refs/<id>/<ctr>      containers using tree <id> (Acquire/Release)
 //	ingest/<import>/     work area of one import; empty when no import runs
+//	scratch/<ctr>/       overlay upper and work dirs of a container whose
+//	                     state dir is on another file system (ScratchDir)
 //
 // # Object keys
 //

@@ -60,6 +60,7 @@ const (
 	indexDir   = "index"
 	refsDir    = "refs"
 	ingestDir  = "ingest"
+	scratchDir = "scratch"
 	lockFile   = "lock"
 	rootfsDir  = "rootfs"
 	metaFile   = "meta.json"
@@ -133,6 +134,27 @@ func Open(opts Options) (*Store, error) {
 
 // Root is the store's directory.
 func (s *Store) Root() string { return s.root }
+
+// ScratchDir makes and returns an empty directory on the store's file
+// system for the container holding ref: where its overlay upper and work
+// dirs go when its state dir is on another file system. An overlay whose
+// layers all share one file system reports one st_dev for every file,
+// the one /proc/<pid>/maps shows; across file systems stat and maps
+// disagree, and programs that check (V8 remapping its builtins from its
+// own binary) fall back to private copies. The caller removes it.
+func (s *Store) ScratchDir(ref string) (string, error) {
+	if !validID(ref) {
+		return "", fmt.Errorf("rootfs: scratch dir for %q: %w", ref, ErrInvalidID)
+	}
+	d := filepath.Join(s.root, scratchDir, ref)
+	if err := os.RemoveAll(d); err != nil {
+		return "", fmt.Errorf("rootfs: scratch dir: %w", err)
+	}
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return "", fmt.Errorf("rootfs: scratch dir: %w", err)
+	}
+	return d, nil
+}
 
 func (s *Store) warnf(format string, args ...any) {
 	if s.opts.Warnf != nil {

@@ -56,6 +56,9 @@ type rootfsState struct {
 	Tree  string `json:"tree,omitempty"`
 	Ref   string `json:"ref,omitempty"`
 	Mount string `json:"mount,omitempty"` // mounted in the host mount namespace
+	// Scratch holds the overlay's upper and work dirs when they are not
+	// in the state dir (rootfs.Store.ScratchDir); removed at delete.
+	Scratch string `json:"scratch,omitempty"`
 	// Reason says why a container asking for the store got its plain
 	// rootfs (an import refused, overlay unavailable...).
 	Reason string `json:"reason,omitempty"`
@@ -157,9 +160,22 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 		mountErr = mountReadonly(tree, mnt)
 	} else {
 		rs.Mode = "overlay"
-		mountErr = mountOverlay(tree, dir, mnt)
+		// Upper and work on the tree's file system: one st_dev for the
+		// whole overlay (see ScratchDir).
+		scratch := dir
+		if !sameFS(dir, tree.Path()) {
+			if scratch, mountErr = s.ScratchDir(rs.Ref); mountErr == nil {
+				rs.Scratch = scratch
+			}
+		}
+		if mountErr == nil {
+			mountErr = mountOverlay(tree, scratch, mnt)
+		}
 	}
 	if mountErr != nil {
+		if rs.Scratch != "" {
+			os.RemoveAll(rs.Scratch)
+		}
 		releaseRef()
 		return fallback("%v", mountErr)
 	}
@@ -170,10 +186,10 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 	return func() error { return releaseRootfsState(rs) }, nil
 }
 
-// mountOverlay mounts tree as the lowerdir of an overlay at mnt, with the
-// upper and work dirs beside mnt in the state dir.
-func mountOverlay(tree *rootfs.Tree, dir, mnt string) error {
-	upper, work := filepath.Join(dir, rootfsUpperDir), filepath.Join(dir, rootfsWorkDir)
+// mountOverlay mounts tree as the lowerdir of an overlay at mnt (in the
+// state dir), with the upper and work dirs in scratch.
+func mountOverlay(tree *rootfs.Tree, scratch, mnt string) error {
+	upper, work := filepath.Join(scratch, rootfsUpperDir), filepath.Join(scratch, rootfsWorkDir)
 	for _, d := range []string{upper, work, mnt} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			return fmt.Errorf("overlay: %w", err)
@@ -337,6 +353,11 @@ func releaseRootfsState(rs *rootfsState) error {
 			return fmt.Errorf("unmount %s: %w", rs.Mount, err)
 		}
 	}
+	if rs.Scratch != "" {
+		if err := os.RemoveAll(rs.Scratch); err != nil {
+			return fmt.Errorf("remove %s: %w", rs.Scratch, err)
+		}
+	}
 	if rs.Tree == "" {
 		return nil
 	}
@@ -345,4 +366,10 @@ func releaseRootfsState(rs *rootfsState) error {
 		return err
 	}
 	return s.Release(rs.Tree, rs.Ref)
+}
+
+// sameFS: a and b are on one file system.
+func sameFS(a, b string) bool {
+	var sa, sb unix.Stat_t
+	return unix.Stat(a, &sa) == nil && unix.Stat(b, &sb) == nil && sa.Dev == sb.Dev
 }

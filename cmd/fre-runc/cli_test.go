@@ -247,6 +247,46 @@ func TestRunRepeatedlyWithDeviceRules(t *testing.T) {
 	}
 }
 
+// With the state root and the store on different file systems (a tmpfs
+// /run, a disk store), the overlay's upper and work dirs still go on the
+// store's: then a mapped file's st_dev is the one /proc/<pid>/maps shows
+// (programs such as V8 compare the two), and nothing is left behind.
+func TestSharedRootfsOneDeviceForMapsAndStat(t *testing.T) {
+	var shm, store unix.Stat_t
+	if unix.Stat("/dev/shm", &shm) != nil || unix.Stat(filepath.Dir(os.Getenv("FRE_STORE_ROOT")), &store) != nil || shm.Dev == store.Dev {
+		t.Skip("needs /dev/shm and the store on different file systems")
+	}
+	root, err := os.MkdirTemp("/dev/shm", "fre-t-root-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	e := newEnv(t)
+	e.root, e.args = root, []string{"--root", root}
+	b := bundle(t, "sh", "-c", "stat -c %d /bin/busybox; grep -m1 /bin/busybox /proc/self/maps")
+	// A writable root: an overlay (a read-only one is a bind of the tree).
+	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Root.Readonly = false })
+	out := e.must("run", "--bundle", b, newID())
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("output %q", out)
+	}
+	fields := strings.Fields(lines[1])
+	var major, minor uint64
+	if len(fields) < 4 {
+		t.Fatalf("maps line %q", lines[1])
+	}
+	if _, err := fmt.Sscanf(fields[3], "%x:%x", &major, &minor); err != nil {
+		t.Fatalf("maps line %q: %v", lines[1], err)
+	}
+	if dev := strings.TrimSpace(lines[0]); dev != strconv.FormatUint(unix.Mkdev(uint32(major), uint32(minor)), 10) {
+		t.Fatalf("stat says st_dev %s, /proc/self/maps says %s", dev, fields[3])
+	}
+	if left, _ := os.ReadDir(filepath.Join(os.Getenv("FRE_STORE_ROOT"), "scratch")); len(left) > 0 {
+		t.Fatalf("scratch dirs left in the store: %v", left)
+	}
+}
+
 // A container killed from outside: run exits 128+9.
 func TestRunKilled(t *testing.T) {
 	e := newEnv(t)
