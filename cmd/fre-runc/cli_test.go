@@ -260,7 +260,9 @@ func TestSharedRootfsOneDeviceForMapsAndStat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(root)
+	// Registered before newEnv's clean-up, so it runs after it (the pool
+	// drain there writes under the root).
+	t.Cleanup(func() { os.RemoveAll(root) })
 	e := newEnv(t)
 	e.root, e.args = root, []string{"--root", root}
 	b := bundle(t, "sh", "-c", "stat -c %d /bin/busybox; grep -m1 /bin/busybox /proc/self/maps")
