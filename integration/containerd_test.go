@@ -50,7 +50,14 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared != nil {
-		shared.cleanup()
+		if leaks := shared.cleanup(); len(leaks) > 0 {
+			// Whatever the tests left had to be killed or removed here:
+			// a leak is a failure.
+			fmt.Printf("integration: left behind: %s\n", strings.Join(leaks, "; "))
+			if code == 0 {
+				code = 1
+			}
+		}
 	}
 	os.Exit(code)
 }
@@ -322,7 +329,9 @@ func (c *containerd) shimPids() []int {
 
 // cleanup removes every trace: tasks, containers, containerd, shims,
 // mounts, cgroups and runtime state.
-func (c *containerd) cleanup() {
+// cleanup stops containerd and removes what it and the tests made; it
+// returns what had to be killed or could not be removed (leaks).
+func (c *containerd) cleanup() (leaks []string) {
 	if c.cmd != nil {
 		if out, err := c.ctr("tasks", "ls", "-q"); err == nil {
 			for _, id := range strings.Fields(out) {
@@ -341,11 +350,12 @@ func (c *containerd) cleanup() {
 		unix.Kill(pid, unix.SIGKILL)
 	}
 	unmountUnder(c.dir)
-	removeCgroups(namespace)
+	leaks = append(leaks, removeCgroups(namespace)...)
 	os.RemoveAll(freRoot)
 	os.RemoveAll(filepath.Join("/run/containerd/runc", namespace)) // the drop-in test's runc shim root
 	os.RemoveAll(filepath.Join(filepath.Dir(freRoot), criNamespace))
 	os.RemoveAll(c.dir)
+	return leaks
 }
 
 // unmountUnder lazily unmounts every mount below dir, deepest first.
@@ -370,31 +380,60 @@ func unmountUnder(dir string) {
 }
 
 // removeCgroups removes /<name> (ctr's cgroupsPath is /<namespace>/<id>)
-// and what is left below it, in every hierarchy.
-func removeCgroups(name string) {
+// in every hierarchy, children first. Processes still in it are killed
+// first; they, and any cgroup that cannot be removed, are returned as
+// leaks.
+func removeCgroups(name string) (leaks []string) {
 	ents, _ := os.ReadDir("/sys/fs/cgroup")
 	roots := []string{"/sys/fs/cgroup"}
 	for _, e := range ents {
 		roots = append(roots, filepath.Join("/sys/fs/cgroup", e.Name()))
 	}
+	killed := map[int]bool{}
+	var dirs []string
 	for _, r := range roots {
 		d := filepath.Join(r, name)
 		if _, err := os.Stat(d); err != nil {
 			continue
 		}
-		// Children first.
-		var dirs []string
 		filepath.WalkDir(d, func(p string, de os.DirEntry, err error) error {
 			if err == nil && de.IsDir() {
 				dirs = append(dirs, p)
 			}
 			return nil
 		})
-		sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	}
+	pidsIn := func() []int {
+		var pids []int
 		for _, p := range dirs {
-			os.Remove(p)
+			b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+			for _, f := range strings.Fields(string(b)) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					pids = append(pids, pid)
+				}
+			}
+		}
+		return pids
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for pids := pidsIn(); len(pids) > 0 && time.Now().Before(deadline); pids = pidsIn() {
+		for _, pid := range pids {
+			if !killed[pid] {
+				killed[pid] = true
+				cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				leaks = append(leaks, fmt.Sprintf("process %d (%s) in %s", pid, strings.ReplaceAll(strings.TrimRight(string(cmd), "\x00"), "\x00", " "), name))
+			}
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	for _, p := range dirs {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			leaks = append(leaks, fmt.Sprintf("cgroup %s: %v", p, err))
 		}
 	}
+	return leaks
 }
 
 // waitFor polls cond until it holds or the deadline passes.

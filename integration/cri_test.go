@@ -35,7 +35,11 @@ func (c *containerd) criImages(t *testing.T) {
 func TestCRIPod(t *testing.T) {
 	c := setup(t)
 	c.criImages(t)
-	t.Cleanup(func() { removeCgroups("fre-k8s") })
+	t.Cleanup(func() {
+		if leaks := removeCgroups("fre-k8s"); len(leaks) > 0 {
+			t.Errorf("left behind: %s", strings.Join(leaks, "; "))
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	conn, err := grpc.NewClient("unix://"+c.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
