@@ -1,0 +1,97 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/fre-runtime/fre/internal/testutil"
+)
+
+// BenchmarkCreateStart is what the shim's Create and Start RPCs cost in
+// the runtime library, in a long-lived process (warm caches, no process
+// start): runc's default spec for busybox /bin/true with a plain rootfs
+// (the shim's rootfs is containerd's mount), state on a tmpfs. ms/op is
+// create+start; each phase of Create is reported as its own metric, and
+// wait+delete, which is not timed, as delete-ms. Each b.N is 50
+// containers (make bench runs -benchtime 1x).
+func BenchmarkCreateStart(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	root, err := os.MkdirTemp("/dev/shm", "fre-bench-root-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	bundle := testutil.BusyboxBundle(b, "", "true")
+	testutil.MutateSpec(b, bundle, func(s *specs.Spec) {
+		if s.Annotations == nil {
+			s.Annotations = map[string]string{}
+		}
+		s.Annotations[AnnotationRootfs] = RootfsPlain
+	})
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := New(root, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	phases := map[string]time.Duration{}
+	r.Trace = func(phase string, d time.Duration) { phases[phase] += d }
+	WarmUp()
+	run := func(id string) (time.Duration, time.Duration) {
+		t0 := time.Now()
+		c, err := r.Create(context.Background(), CreateOpts{ID: id, Bundle: bundle, Spec: spec})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Start(); err != nil {
+			b.Fatal(err)
+		}
+		d := time.Since(t0)
+		t1 := time.Now()
+		if _, err := c.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Delete(false); err != nil {
+			b.Fatal(err)
+		}
+		return d, time.Since(t1)
+	}
+	run("warm") // the cgroup pool learns the parent, the caches fill
+	clear(phases)
+	var total, del time.Duration
+	count := b.N * 50
+	b.ResetTimer()
+	for i := 0; i < count; i++ {
+		d, dd := run(fmt.Sprintf("b%d", i))
+		total += d
+		del += dd
+	}
+	b.StopTimer()
+	n := float64(count)
+	b.ReportMetric(float64(total.Microseconds())/1000/n, "ms/op")
+	b.ReportMetric(float64(del.Microseconds())/1000/n, "delete-ms")
+	names := make([]string, 0, len(phases))
+	for k := range phases {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if strings.HasPrefix(k, "delete") {
+			continue
+		}
+		unit := strings.NewReplacer(" ", "_", ":", "", ",", "", "+", "_").Replace(k) + "-ms"
+		b.ReportMetric(float64(phases[k].Microseconds())/1000/n, unit)
+	}
+}
