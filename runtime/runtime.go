@@ -25,6 +25,9 @@ type Options struct {
 	CgroupPool *bool `json:"cgroupPool,omitempty"`
 	// CgroupPoolSize is the number of idle cgroups kept per parent.
 	CgroupPoolSize int `json:"cgroupPoolSize,omitempty"`
+	// CgroupPoolParents are pooled (kept warm) besides the hierarchy root
+	// and the parents given to `pool fill`.
+	CgroupPoolParents []string `json:"cgroupPoolParents,omitempty"`
 	// Rootfs is "shared" (default: a plain-directory rootfs runs on the
 	// shared-layer store) or "plain"; the annotation run.fre.rootfs wins.
 	Rootfs string `json:"rootfs,omitempty"`
@@ -93,7 +96,7 @@ func New(root string, opts Options) (*Runtime, error) {
 func (r *Runtime) CgroupPool() (*cgpool.Pool, error) {
 	if r.cgPool == nil {
 		on := r.Options.CgroupPool == nil || *r.Options.CgroupPool
-		p, err := cgpool.Open(cgpool.Config{StateDir: filepath.Join(r.Root, "cgpool"), Size: r.Options.CgroupPoolSize, Enabled: on})
+		p, err := cgpool.Open(cgpool.Config{StateDir: filepath.Join(r.Root, "cgpool"), Size: r.Options.CgroupPoolSize, Enabled: on, Parents: r.Options.CgroupPoolParents})
 		if err != nil {
 			return nil, err
 		}

@@ -159,7 +159,11 @@ func (s *service) runtimeFor(ctx context.Context, o Options, ns string) (*frerun
 	if rt := s.runtimes[key]; rt != nil {
 		return rt, nil
 	}
-	rt, err := freruntime.New(root, freruntime.Options{NetnsPolicy: netns.Policy(o.NetnsPolicy), NetnsPoolSize: o.NetnsPoolSize})
+	// containerd (ctr, and clients that take its default spec) puts a
+	// container's cgroup at /<namespace>/<id>: that parent is pooled. A
+	// pod's cgroup (kubelet's) is not: kubelet must be able to remove it.
+	rt, err := freruntime.New(root, freruntime.Options{NetnsPolicy: netns.Policy(o.NetnsPolicy), NetnsPoolSize: o.NetnsPoolSize,
+		CgroupPoolParents: []string{"/" + ns}})
 	if err != nil {
 		return nil, err
 	}
