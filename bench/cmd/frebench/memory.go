@@ -87,13 +87,21 @@ func memory(e *env) error {
 
 	// Images: a template per language, then a plain copy per container.
 	sizes := map[string]int64{}
-	base, status, err := baseFiles()
-	if err != nil {
-		return fmt.Errorf("memory: %w", err)
-	}
+	bases := map[string]*userland{}
 	for n, l := range langs {
+		u := bases[l.base]
+		if u == nil {
+			var err error
+			if u, err = baseFiles(l.base); err != nil {
+				return fmt.Errorf("memory: %w", err)
+			}
+			bases[l.base] = u
+			if len(u.missing) > 0 {
+				fmt.Printf("  base %s: this machine lacks %s (left out)\n", l.base, strings.Join(u.missing, " "))
+			}
+		}
 		tmpl := filepath.Join(dir, "images", l.name)
-		if err := buildImage(l, tmpl, base, status, n); err != nil {
+		if err := buildImage(l, tmpl, u.paths, u.status, n); err != nil {
 			return fmt.Errorf("memory: image %s: %w", l.name, err)
 		}
 		n, err := dirSize(tmpl)
@@ -110,7 +118,7 @@ func memory(e *env) error {
 				return fmt.Errorf("memory: copy image %s: %v: %s", l.name, err, out)
 			}
 		}
-		fmt.Printf("  image %-8s %7.1f MiB unpacked\n", l.name, mib(n))
+		fmt.Printf("  image %-8s %7.1f MiB unpacked (FROM %s)\n", l.name, mib(n), l.base)
 	}
 	unix.Sync()
 

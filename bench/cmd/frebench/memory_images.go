@@ -10,19 +10,24 @@ import (
 	"strings"
 )
 
-// The memory scenario's images, built as real function images are: a
-// Debian userland (python:3, node, openjdk... are all built FROM a Debian
-// base), a language runtime, a tiny HTTP app. Each image is its own
-// directory tree built on its own (no shared layer), and each differs in
-// a few files as images built from different base versions and
-// Dockerfiles do (/etc/os-release, /etc/hostname, /etc/passwd, dpkg's
-// status), so no two are homologous; most of their files are still
-// identical, which is what the store shares.
+// The memory scenario's images, modelled on Docker Hub's default tags (the
+// research compares FRE with "the images DockerHub provides"): python:3,
+// node and perl are built FROM buildpack-deps:bookworm (Debian plus curl,
+// version control and the build tool chain and -dev libraries), the
+// openjdk images FROM buildpack-deps:bookworm-scm (Debian plus curl and
+// version control), busybox FROM scratch. Each image is its own directory
+// tree built on its own (no shared layer), and each differs in a few
+// files as images built from different base versions and Dockerfiles do
+// (/etc/os-release, /etc/hostname, /etc/passwd, dpkg's status), so no two
+// are homologous; most of their files are still identical, which is what
+// the store shares.
 //
-// The userland is the package set of the debian:bookworm image
-// (basePackages), copied with dpkg -L from this machine (Debian 12):
-// binaries, libraries, /etc defaults, zoneinfo, CA certificates, docs and
-// dpkg's records of those packages (about 120 MiB, as debian:bookworm).
+// The userlands are copied with dpkg -L from this machine (Debian 12):
+// debian:bookworm's package set (basePackages, about 120 MiB), and the
+// packages buildpack-deps adds on top (buildpackCurl, buildpackSCM,
+// buildpackFull) as far as this machine has them, with the dependencies
+// it has installed (the full set comes to about 570 MiB here; Docker
+// Hub's buildpack-deps:bookworm is about 830 MiB unpacked).
 
 // basePackages is debian:bookworm's package set (plus ca-certificates,
 // netbase, libsqlite3, libssl3, libffi8, readline: what the language
@@ -41,29 +46,105 @@ libxxhash0 libzstd1 login logsave mawk mount ncurses-base ncurses-bin netbase op
 perl-base readline-common sed sysvinit-utils tar tzdata usr-is-merged util-linux util-linux-extra
 zlib1g`)
 
-// baseFiles lists the userland's paths (dpkg -L of every base package,
-// and dpkg's own records of them) and its status file.
-func baseFiles() (paths []string, status []byte, err error) {
-	out, err := exec.Command("dpkg", append([]string{"-L"}, basePackages...)...).Output()
+// The packages each buildpack-deps:bookworm layer installs (its
+// Dockerfiles: curl, scm, then the full image).
+var (
+	buildpackCurl = strings.Fields(`ca-certificates curl gnupg netbase sq wget`)
+	buildpackSCM  = strings.Fields(`git mercurial openssh-client subversion procps`)
+	buildpackFull = strings.Fields(`autoconf automake bzip2 default-libmysqlclient-dev dpkg-dev file g++ gcc
+imagemagick libbz2-dev libc6-dev libcurl4-openssl-dev libdb-dev libevent-dev libffi-dev libgdbm-dev
+libglib2.0-dev libgmp-dev libjpeg-dev libkrb5-dev liblzma-dev libmagickcore-dev libmagickwand-dev
+libmaxminddb-dev libncurses5-dev libncursesw5-dev libpng-dev libpq-dev libreadline-dev
+libsqlite3-dev libssl-dev libtool libwebp-dev libxml2-dev libxslt-dev libyaml-dev make patch unzip
+xz-utils zlib1g-dev`)
+)
+
+// Base userlands an image is built FROM.
+const (
+	baseNone      = "scratch"                     // busybox
+	baseDebian    = "debian:bookworm"             // basePackages
+	baseSCM       = "buildpack-deps:bookworm-scm" // + curl + scm
+	baseBuildpack = "buildpack-deps:bookworm"     // + curl + scm + full
+)
+
+// userland is a base's files and dpkg status, and what of its package
+// list this machine lacks.
+type userland struct {
+	paths   []string
+	status  []byte
+	missing []string
+}
+
+// installed: dpkg has package p installed (not merely known).
+func installed(p string) bool {
+	out, err := exec.Command("dpkg-query", "-W", "-f=${db:Status-Abbrev}", p).Output()
+	return err == nil && strings.HasPrefix(string(out), "ii")
+}
+
+// baseFiles lists a base userland's paths (dpkg -L of its packages and
+// their installed dependencies, and dpkg's own records of them) and its
+// status file.
+func baseFiles(base string) (*userland, error) {
+	if base == baseNone {
+		return &userland{}, nil
+	}
+	want := append([]string{}, basePackages...)
+	switch base {
+	case baseSCM:
+		want = append(append(want, buildpackCurl...), buildpackSCM...)
+	case baseBuildpack:
+		want = append(append(append(want, buildpackCurl...), buildpackSCM...), buildpackFull...)
+	}
+	u := &userland{}
+	var have []string
+	for _, p := range want {
+		if !installed(p) {
+			u.missing = append(u.missing, p)
+			continue
+		}
+		have = append(have, p)
+	}
+	pkgs := have
+	if base != baseDebian {
+		// What the packages pull in, as apt would install it.
+		out, err := exec.Command("apt-cache", append([]string{"depends", "--recurse", "--no-recommends",
+			"--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances", "--installed"}, have...)...).Output()
+		if err != nil {
+			return nil, fmt.Errorf("apt-cache depends: %v", err)
+		}
+		seen := map[string]bool{}
+		pkgs = nil
+		for _, l := range strings.Split(string(out), "\n") {
+			if l == "" || strings.HasPrefix(l, " ") || strings.HasPrefix(l, "<") || seen[l] {
+				continue
+			}
+			seen[l] = true
+			if installed(l) {
+				pkgs = append(pkgs, l)
+			}
+		}
+	}
+	out, err := exec.Command("dpkg", append([]string{"-L"}, pkgs...)...).Output()
 	if err != nil {
-		return nil, nil, fmt.Errorf("dpkg -L (the base userland is Debian's): %v", err)
+		return nil, fmt.Errorf("dpkg -L (the base userland is Debian's): %v", err)
 	}
 	for _, l := range strings.Split(string(out), "\n") {
 		if strings.HasPrefix(l, "/") && l != "/." {
-			paths = append(paths, l)
+			u.paths = append(u.paths, l)
 		}
 	}
-	for _, p := range basePackages {
-		for _, pat := range []string{p + ".*", p + ":amd64.*"} {
+	for _, p := range pkgs {
+		name := strings.TrimSuffix(p, ":amd64")
+		for _, pat := range []string{name + ".*", name + ":amd64.*"} {
 			m, _ := filepath.Glob("/var/lib/dpkg/info/" + pat)
-			paths = append(paths, m...)
+			u.paths = append(u.paths, m...)
 		}
 	}
-	status, err = exec.Command("dpkg-query", append([]string{"-s"}, basePackages...)...).Output()
+	u.status, err = exec.Command("dpkg-query", append([]string{"-s"}, pkgs...)...).Output()
 	if err != nil {
-		return nil, nil, fmt.Errorf("dpkg-query -s: %v", err)
+		return nil, fmt.Errorf("dpkg-query -s: %v", err)
 	}
-	return paths, status, nil
+	return u, nil
 }
 
 // imageVariant writes the few files that differ between images built
@@ -83,7 +164,9 @@ IMAGE_ID="fre-%s"
 		"/etc/hostname": "fre-" + l.name + "\n",
 		"/etc/passwd": "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n" +
 			"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n" + l.name + ":x:1000:1000::/app:/bin/sh\n",
-		"/var/lib/dpkg/status": string(status) + fmt.Sprintf("\nPackage: fre-%s-runtime\nStatus: install ok installed\nVersion: 1.%d\nArchitecture: amd64\nDescription: %s runtime of the FRE memory bench\n", l.name, n, l.name),
+	}
+	if l.base != baseNone {
+		files["/var/lib/dpkg/status"] = string(status) + fmt.Sprintf("\nPackage: fre-%s-runtime\nStatus: install ok installed\nVersion: 1.%d\nArchitecture: amd64\nDescription: %s runtime of the FRE memory bench\n", l.name, n, l.name)
 	}
 	for p, content := range files {
 		dst := filepath.Join(root, p)
@@ -101,6 +184,7 @@ IMAGE_ID="fre-%s"
 // lang is one image: its files and how to start its app on a port.
 type lang struct {
 	name  string
+	base  string   // the userland it is built FROM (baseNone, baseSCM, ...)
 	files []string // host paths: files, symlinks (followed) or directories (recursive)
 	skip  func(path string) bool
 	// app files written into the image, by path inside it.
@@ -118,6 +202,7 @@ func languages() []*lang {
 	return []*lang{
 		{
 			name:  "busybox",
+			base:  baseNone,
 			files: []string{"/bin/busybox"},
 			app:   map[string]string{"/www/index.html": "hello from busybox\n"},
 			args: func(root string, port int) []string {
@@ -126,6 +211,7 @@ func languages() []*lang {
 		},
 		{
 			name:  "python",
+			base:  baseBuildpack,
 			files: []string{"/usr/bin/python3.11", pyLib},
 			skip: func(p string) bool {
 				rel := strings.TrimPrefix(p, pyLib+"/")
@@ -155,6 +241,7 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 		},
 		{
 			name:  "node",
+			base:  baseBuildpack,
 			files: []string{"/usr/bin/node"},
 			app: map[string]string{"/app/app.js": `const http = require("http");
 http.createServer((req, res) => { res.end("hello from node\n"); })
@@ -166,6 +253,7 @@ http.createServer((req, res) => { res.end("hello from node\n"); })
 		},
 		{
 			name:  "java",
+			base:  baseSCM,
 			files: []string{javaHome + "/bin/java", javaHome + "/lib", javaHome + "/conf", javaHome + "/release"},
 			skip: func(p string) bool {
 				b := filepath.Base(p)
@@ -201,6 +289,7 @@ public class App {
 		},
 		{
 			name:  "perl",
+			base:  baseBuildpack,
 			files: []string{"/usr/bin/perl", "/usr/lib/x86_64-linux-gnu/perl-base"},
 			app: map[string]string{"/app/app.pl": `use strict; use IO::Socket::INET;
 my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ARGV[0], Listen => 16, ReuseAddr => 1) or die "listen: $!";
