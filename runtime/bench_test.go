@@ -46,6 +46,14 @@ func BenchmarkCreateStart(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer r.Close()
+	defer func() {
+		// The pool keeps idle cgroups by design; a benchmark leaves none.
+		if p, err := r.CgroupPool(); err == nil {
+			if err := p.Drain(""); err != nil {
+				b.Error(err)
+			}
+		}
+	}()
 	phases := map[string]time.Duration{}
 	r.Trace = func(phase string, d time.Duration) { phases[phase] += d }
 	WarmUp()
