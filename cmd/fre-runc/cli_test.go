@@ -943,6 +943,20 @@ func TestSeccomp(t *testing.T) {
 			t.Errorf("%s: mkdir did not fail: %q", tc.name, out)
 		}
 	}
+	// Without no_new_privs the filter goes in before the child's last
+	// steps, which must not need what a profile may refuse: here all of
+	// the socket receive calls (the child's sync with fre-runc).
+	nb := bundle(t, "sh", "-c", "echo started")
+	testutil.MutateSpec(t, nb, func(s *specs.Spec) {
+		s.Process.NoNewPrivileges = false
+		s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: []specs.Arch{specs.ArchX86_64},
+			Syscalls: []specs.LinuxSyscall{{Names: []string{"recvfrom", "recvmsg", "recvmmsg", "read"}, Action: specs.ActErrno}}}
+		// read too: sh must not need it for echo, and fre-dmz reads
+		// the exec fifo only on create/start, not on run.
+	})
+	if out, errOut, code := e.run(nil, "run", "--bundle", nb, newID()); code != 0 || out != "started\n" {
+		t.Errorf("profile refusing recv: exit %d, output %q, stderr %q", code, out, errOut)
+	}
 	// A profile FRE cannot compile is a clear error.
 	b := bundle(t, "true")
 	testutil.MutateSpec(t, b, func(s *specs.Spec) {

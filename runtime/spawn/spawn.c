@@ -583,7 +583,7 @@ static int child(void *arg)
 
 	/* Wait for the parent: maps written, cgroup joined, limits set. With
 	 * late_go nothing below depends on those, so the set-up runs while the
-	 * parent sets the limits and the wait is just before exec. */
+	 * parent works and the wait comes after it, before seccomp. */
 	if (!s->late_go)
 		wait_go(s);
 	if (s->userns_root) {
@@ -645,6 +645,9 @@ static int child(void *arg)
 	 * must then allow what follows. Otherwise fre-dmz installs it last. */
 	/* A filter with a listener (SCMP_ACT_NOTIFY) goes in here too: its fd
 	 * goes to the parent ("S" + SCM_RIGHTS), which hands it to the agent. */
+	/* The late wait goes before a filter that might refuse recv. */
+	if (s->late_go)
+		wait_go(s);
 	int notify = (s->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) != 0;
 	if (s->seccomp_fd >= 0 && (!s->no_new_privs || notify)) {
 		static __thread struct sock_filter filter[4096];
@@ -716,8 +719,6 @@ static int child(void *arg)
 			fail(errno, "sched_setattr", NULL);
 	}
 
-	if (s->late_go)
-		wait_go(s);
 	s->dmz_argv[6] = (char *)prog;
 	ts(s, FRE_TS_EXEC);
 	syscall(SYS_execveat, s->dmz_fd, "", s->dmz_argv, (char *const *)s->envp, AT_EMPTY_PATH);

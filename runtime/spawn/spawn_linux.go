@@ -99,9 +99,9 @@ type Config struct {
 	NoPivot         bool
 	HookPause       bool // stop after the mounts (see WaitHookPoint)
 	// LateRelease: the child sets itself up without waiting for Release
-	// and waits for it just before exec. Only when its set-up needs
-	// nothing of the parent's (no id maps to write, no hooks, its cgroup
-	// joined by itself).
+	// and waits for it after its mounts, before seccomp and credentials.
+	// Only when its set-up needs nothing of the parent's (no id maps to
+	// write, no hooks, its cgroup joined by itself).
 	LateRelease bool
 	Mounts      []MountOp // before pivot_root
 	PostMounts  []MountOp // after pivot_root
