@@ -47,10 +47,27 @@ var (
 	sharedErr  error
 )
 
+// shimSocketDir is where shims put their sockets (containerd's default).
+const shimSocketDir = "/run/containerd/s"
+
 func TestMain(m *testing.M) {
+	socketsBefore := map[string]bool{}
+	ents, _ := os.ReadDir(shimSocketDir)
+	for _, e := range ents {
+		socketsBefore[e.Name()] = true
+	}
 	code := m.Run()
 	if shared != nil {
-		if leaks := shared.cleanup(); len(leaks) > 0 {
+		leaks := shared.cleanup()
+		// A shim removes its socket when it ends.
+		ents, _ := os.ReadDir(shimSocketDir)
+		for _, e := range ents {
+			if !socketsBefore[e.Name()] {
+				leaks = append(leaks, "shim socket "+filepath.Join(shimSocketDir, e.Name()))
+				os.Remove(filepath.Join(shimSocketDir, e.Name()))
+			}
+		}
+		if len(leaks) > 0 {
 			// Whatever the tests left had to be killed or removed here:
 			// a leak is a failure.
 			fmt.Printf("integration: left behind: %s\n", strings.Join(leaks, "; "))

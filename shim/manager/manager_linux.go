@@ -174,6 +174,9 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	}
 	sockets = append(sockets, s)
 	cmd.ExtraFiles = append(cmd.ExtraFiles, s.f)
+	// The daemon removes its socket when it ends; containerd writes the
+	// bundle's address file only after start returns, too late for it.
+	cmd.Env = append(cmd.Env, task.SocketEnv+"="+s.addr)
 	if debug {
 		ds, err := newShimSocket(ctx, dir, grpcAddress, group, true)
 		if err != nil {

@@ -72,6 +72,10 @@ type container struct {
 
 // NewTaskService starts the service's event forwarder, stranger reaper
 // and console epoller.
+// SocketEnv names the daemon's own socket address, set by the start
+// command: the daemon removes the socket when it ends.
+const SocketEnv = "FRE_SHIM_SOCKET"
+
 func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service) (taskAPI.TTRPCTaskService, error) {
 	ep, err := console.NewEpoller()
 	if err != nil {
@@ -96,7 +100,11 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		cancel()
 		return ep.Close()
 	})
-	if address, err := shim.ReadAddress("address"); err == nil {
+	address := os.Getenv(SocketEnv)
+	if address == "" {
+		address, _ = shim.ReadAddress("address")
+	}
+	if address != "" {
 		sd.RegisterCallback(func(context.Context) error { return shim.RemoveSocket(address) })
 	}
 	return s, nil
