@@ -227,9 +227,6 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		undo = append(undo, func() { pool.Release(cg) })
 		st.CgroupPaths = cg.Paths()
 		st.CgroupSelective = !cgroupWritableInside(cfg)
-		if cfg.Resources != nil {
-			st.CgroupLimits = cgroup.Controllers(withDefaultDevices(cfg.Resources))
-		}
 		cgm = cgroupMountFor(cg, sc.NewCgroupNS)
 	}
 
@@ -289,18 +286,21 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	// The limits are in place before the child runs (it may make device
 	// nodes while we would still be writing the device rules).
 	if cg != nil && cfg.Resources != nil {
-		if err := cg.Set(withDefaultDevices(cfg.Resources)); err != nil {
+		res := withDefaultDevices(cfg.Resources)
+		if err := cg.Set(res); err != nil {
 			return nil, fmt.Errorf("set cgroup limits: %w", err)
 		}
+		st.CgroupLimits = cgroup.Controllers(res)
 	}
 	// The child joins its cgroup itself, first thing (no global lock, see
 	// SelfJoinFiles), unless hooks that may look at it run before it goes.
-	selfJoin := cg != nil && !pauseForHooks && cg.SelfJoinFiles() != nil
-	if selfJoin {
+	selfJoin := false
+	if cg != nil && !pauseForHooks {
 		sc.CgroupJoin = cg.SelfJoinFiles()
+		selfJoin = sc.CgroupJoin != nil
 	}
 	// Without id maps to write and a cgroup to join for it, the child
-	// sets itself up while we set the limits, and waits only before exec.
+	// sets itself up while we work, and waits for us after its mounts.
 	sc.LateRelease = !newUser && !pauseForHooks && (cg == nil || selfJoin)
 
 	sc.Trace = r.Trace != nil
@@ -585,6 +585,5 @@ func cgroupWritableInside(cfg *Config) bool {
 
 // mayAdmin: a process with these capabilities may hold CAP_SYS_ADMIN.
 func mayAdmin(c *CapSets) bool {
-	const sysAdmin = 21
-	return c == nil || c.Bounding&(1<<sysAdmin) != 0 || c.Permitted&(1<<sysAdmin) != 0
+	return c == nil || c.Bounding&(1<<unix.CAP_SYS_ADMIN) != 0 || c.Permitted&(1<<unix.CAP_SYS_ADMIN) != 0
 }
