@@ -30,7 +30,7 @@ func TestCtrRunStdin(t *testing.T) {
 	c := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	args := []string{"--address", c.sock, "--namespace", namespace, "run", "--rm", "--runtime", runtimeName, imageRef, "fre-stdin", "sh", "-c", "cat; echo done >&2"}
+	args := []string{"--address", c.sock, "--namespace", namespace, "run", "--rm", "--runtime", runtimeName, imageRef, "fre-stdin", "sh", "-c", "cat; echo done"}
 	cmd := exec.CommandContext(ctx, filepath.Join(c.binDir, "ctr"), args...)
 	cmd.Env = c.env()
 	cmd.Stdin = strings.NewReader("line one\nline two\n")
