@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -324,25 +323,7 @@ func (c *containerd) run(flags []string, id string, args ...string) (string, err
 }
 
 // shimPids are the fre shims serving this containerd.
-func (c *containerd) shimPids() []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(b), "\x00")
-		if strings.HasSuffix(args[0], "containerd-shim-fre-v1") && strings.Contains(string(b), c.sock) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+func (c *containerd) shimPids() []int { return testutil.ShimPids("containerd-shim-fre-v1", c.sock) }
 
 // cleanup removes every trace: tasks, containers, containerd, shims,
 // mounts, cgroups and runtime state.
@@ -367,7 +348,7 @@ func (c *containerd) cleanup() (leaks []string) {
 		unix.Kill(pid, unix.SIGKILL)
 	}
 	unmountUnder(c.dir)
-	leaks = append(leaks, removeCgroups(namespace)...)
+	leaks = append(leaks, testutil.RemoveCgroupTree(namespace)...)
 	os.RemoveAll(freRoot)
 	os.RemoveAll(filepath.Join("/run/containerd/runc", namespace)) // the drop-in test's runc shim root
 	os.RemoveAll(filepath.Join(filepath.Dir(freRoot), criNamespace))
@@ -394,63 +375,6 @@ func unmountUnder(dir string) {
 	for _, mp := range mps {
 		unix.Unmount(mp, unix.MNT_DETACH)
 	}
-}
-
-// removeCgroups removes /<name> (ctr's cgroupsPath is /<namespace>/<id>)
-// in every hierarchy, children first. Processes still in it are killed
-// first; they, and any cgroup that cannot be removed, are returned as
-// leaks.
-func removeCgroups(name string) (leaks []string) {
-	ents, _ := os.ReadDir("/sys/fs/cgroup")
-	roots := []string{"/sys/fs/cgroup"}
-	for _, e := range ents {
-		roots = append(roots, filepath.Join("/sys/fs/cgroup", e.Name()))
-	}
-	killed := map[int]bool{}
-	var dirs []string
-	for _, r := range roots {
-		d := filepath.Join(r, name)
-		if _, err := os.Stat(d); err != nil {
-			continue
-		}
-		filepath.WalkDir(d, func(p string, de os.DirEntry, err error) error {
-			if err == nil && de.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-	}
-	pidsIn := func() []int {
-		var pids []int
-		for _, p := range dirs {
-			b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
-			for _, f := range strings.Fields(string(b)) {
-				if pid, err := strconv.Atoi(f); err == nil {
-					pids = append(pids, pid)
-				}
-			}
-		}
-		return pids
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for pids := pidsIn(); len(pids) > 0 && time.Now().Before(deadline); pids = pidsIn() {
-		for _, pid := range pids {
-			if !killed[pid] {
-				killed[pid] = true
-				cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-				leaks = append(leaks, fmt.Sprintf("process %d (%s) in %s", pid, strings.ReplaceAll(strings.TrimRight(string(cmd), "\x00"), "\x00", " "), name))
-			}
-			unix.Kill(pid, unix.SIGKILL)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
-	for _, p := range dirs {
-		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
-			leaks = append(leaks, fmt.Sprintf("cgroup %s: %v", p, err))
-		}
-	}
-	return leaks
 }
 
 // waitFor polls cond until it holds or the deadline passes.

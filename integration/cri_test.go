@@ -36,7 +36,7 @@ func TestCRIPod(t *testing.T) {
 	c := setup(t)
 	c.criImages(t)
 	t.Cleanup(func() {
-		if leaks := removeCgroups("fre-k8s"); len(leaks) > 0 {
+		if leaks := testutil.RemoveCgroupTree("fre-k8s"); len(leaks) > 0 {
 			t.Errorf("left behind: %s", strings.Join(leaks, "; "))
 		}
 	})

@@ -451,27 +451,8 @@ func (c *ctd) removeAll(ids []string, bin string) error {
 	return nil
 }
 
-// shimPids are the shim daemons (binary bin) of this containerd: their
-// command line names its socket.
-func (c *ctd) shimPids(bin string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(b), "\x00")
-		if filepath.Base(args[0]) == bin && strings.Contains(string(b), c.sock) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+// shimPids are the shim daemons (binary bin) of this containerd.
+func (c *ctd) shimPids(bin string) []int { return testutil.ShimPids(bin, c.sock) }
 
 // shimPssKB is the Pss line of /proc/<pid>/smaps_rollup, in kB.
 func shimPssKB(pid int) (uint64, error) {
@@ -591,7 +572,9 @@ func (c *ctd) cleanup() {
 	for _, mp := range mps {
 		unix.Unmount(mp, unix.MNT_DETACH)
 	}
-	removeShimCgroups(shimNS)
+	if leaks := testutil.RemoveCgroupTree(shimNS); len(leaks) > 0 {
+		fmt.Fprintf(os.Stderr, "frebench: left behind: %s\n", strings.Join(leaks, "; "))
+	}
 	os.RemoveAll(filepath.Join("/run/containerd/fre", shimNS))
 	os.RemoveAll(filepath.Join("/run/containerd/runc", shimNS))
 	if m := append(mountsUnder(c.dir), mountsUnder(c.run)...); len(m) > 0 {
@@ -610,32 +593,4 @@ func (c *ctd) rootFlags(name string) []string {
 		return []string{"--runc-root", filepath.Join(c.run, "runtime-runc")}
 	}
 	return []string{"--runtime-config-path", c.freOptions}
-}
-
-// removeShimCgroups removes /<name> (ctr's cgroups are /<namespace>/<id>;
-// the fre cgroup pool keeps idle ones there too) in every hierarchy,
-// children first.
-func removeShimCgroups(name string) {
-	ents, _ := os.ReadDir("/sys/fs/cgroup")
-	roots := []string{"/sys/fs/cgroup"}
-	for _, e := range ents {
-		roots = append(roots, filepath.Join("/sys/fs/cgroup", e.Name()))
-	}
-	for _, r := range roots {
-		d := filepath.Join(r, name)
-		if _, err := os.Stat(d); err != nil {
-			continue
-		}
-		var dirs []string
-		filepath.WalkDir(d, func(p string, de os.DirEntry, err error) error {
-			if err == nil && de.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
-		for _, p := range dirs {
-			os.Remove(p)
-		}
-	}
 }
