@@ -86,10 +86,10 @@
 // # Using a tree
 //
 // Objects are shared by every image that contains them, so a tree must
-// never be writable through a container: mount it read-only (ReadOnlyMount)
-// or as an overlay lowerdir with a per-container upper and work directory
-// (OverlayMount), where a write copies the file up and the object stays
-// intact.
+// never be writable through a container: mount it as an overlay with no
+// upper layer, read-only for good (ReadOnlyMount), or as an overlay
+// lowerdir with a per-container upper and work directory (OverlayMount),
+// where a write copies the file up and the object stays intact.
 //
 // # Other filesystems
 //

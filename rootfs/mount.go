@@ -23,10 +23,18 @@ func OverlayMount(tree *Tree, upper, work string) (source, fstype, data string, 
 }
 
 // ReadOnlyMount returns mount(2) arguments for the read-only alternative
-// (root.readonly): a recursive bind mount of the tree. The kernel ignores
-// MS_RDONLY on the first bind, so mount with flags, then remount the target
-// with flags|MS_REMOUNT. A read-only tree has no room for mountpoints the
-// image lacks (/proc, /dev, /sys): the runtime must not need to create them.
-func ReadOnlyMount(tree *Tree) (source, fstype string, flags uintptr) {
-	return tree.Path(), "bind", unix.MS_BIND | unix.MS_REC | unix.MS_RDONLY
+// (root.readonly): an overlay with no upper layer, tree over the store's
+// empty directory (overlay wants two lowers when it has no upper). Its
+// superblock is read-only for good: a container allowed to remount its
+// root read-write (CAP_SYS_ADMIN) still cannot write the shared files, as
+// it could through a read-only bind of the tree. A read-only tree has no
+// room for mountpoints the image lacks (/proc, /dev, /sys): the runtime
+// must not need to create them.
+func ReadOnlyMount(tree *Tree, empty string) (source, fstype, data string, flags uintptr, err error) {
+	for _, p := range []string{tree.Path(), empty} {
+		if p == "" || strings.ContainsAny(p, ",:") {
+			return "", "", "", 0, fmt.Errorf("rootfs: read-only mount of tree %s: path %q empty or has ',' or ':'", tree.ID, p)
+		}
+	}
+	return "overlay", "overlay", "lowerdir=" + tree.Path() + ":" + empty, unix.MS_RDONLY, nil
 }

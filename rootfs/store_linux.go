@@ -61,6 +61,7 @@ const (
 	refsDir    = "refs"
 	ingestDir  = "ingest"
 	scratchDir = "scratch"
+	emptyDir   = "empty"
 	lockFile   = "lock"
 	rootfsDir  = "rootfs"
 	metaFile   = "meta.json"
@@ -152,6 +153,16 @@ func (s *Store) ScratchDir(ref string) (string, error) {
 	}
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return "", fmt.Errorf("rootfs: scratch dir: %w", err)
+	}
+	return d, nil
+}
+
+// EmptyDir returns an empty directory on the store's file system, made
+// on first use: the bottom layer of ReadOnlyMount's overlay.
+func (s *Store) EmptyDir() (string, error) {
+	d := filepath.Join(s.root, emptyDir)
+	if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("rootfs: empty dir: %w", err)
 	}
 	return d, nil
 }

@@ -26,7 +26,7 @@ import (
 // is shared, so a container never writes it: it gets an overlay with the
 // tree as lowerdir and its own upper and work dirs in its state dir, or,
 // with root.readonly and every mount target already in the image, a
-// read-only bind of the tree. The bundle's files are only read.
+// read-only overlay of the tree with no upper dir at all. The bundle's files are only read.
 
 const (
 	// AnnotationRootfs chooses the container's root: "shared" (the
@@ -157,7 +157,7 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 	var mountErr error
 	if cfg.ReadonlyRoot && readonlyFits(tree.Path(), cfg) {
 		rs.Mode = "readonly"
-		mountErr = mountReadonly(tree, mnt)
+		mountErr = mountReadonly(s, tree, mnt)
 	} else {
 		rs.Mode = "overlay"
 		// Upper and work on the tree's file system: one st_dev for the
@@ -231,19 +231,23 @@ func unixModeBits(m uint32) os.FileMode {
 	return fm
 }
 
-// mountReadonly binds the tree read-only at mnt.
-func mountReadonly(tree *rootfs.Tree, mnt string) error {
+// mountReadonly mounts the tree at mnt as a read-only overlay without an
+// upper layer (rootfs.ReadOnlyMount): nothing in the container can make it
+// writable.
+func mountReadonly(s *rootfs.Store, tree *rootfs.Tree, mnt string) error {
+	empty, err := s.EmptyDir()
+	if err != nil {
+		return err
+	}
 	if err := os.Mkdir(mnt, 0o700); err != nil {
-		return fmt.Errorf("read-only bind: %w", err)
+		return fmt.Errorf("read-only overlay: %w", err)
 	}
-	source, _, flags := rootfs.ReadOnlyMount(tree)
-	if err := unix.Mount(source, mnt, "", flags, ""); err != nil {
-		return fmt.Errorf("bind tree %s on %s: %w", tree.ID, mnt, err)
+	source, fstype, data, flags, err := rootfs.ReadOnlyMount(tree, empty)
+	if err != nil {
+		return err
 	}
-	// A bind ignores MS_RDONLY; the remount applies it.
-	if err := unix.Mount("", mnt, "", flags|unix.MS_REMOUNT, ""); err != nil {
-		unix.Unmount(mnt, unix.MNT_DETACH)
-		return fmt.Errorf("remount tree %s on %s read-only: %w", tree.ID, mnt, err)
+	if err := unix.Mount(source, mnt, fstype, flags, data); err != nil {
+		return fmt.Errorf("mount read-only overlay of tree %s on %s: %w", tree.ID, mnt, err)
 	}
 	return makePrivate(mnt)
 }
@@ -261,7 +265,7 @@ func makePrivate(mnt string) error {
 
 // readonlyFits reports whether the runtime can set the container up on a
 // read-only tree: the child creates missing mount targets (and /dev's
-// nodes) inside the root, which a read-only bind refuses. A target below
+// nodes) inside the root, which a read-only root refuses. A target below
 // another mount of the spec is made in that mount, not in the tree. Any
 // symlink on the way is left to the overlay, which resolves it in place.
 func readonlyFits(tree string, cfg *Config) bool {

@@ -324,7 +324,7 @@ func mountLines(under string) []string {
 }
 
 // A bundle the store refuses runs on its plain rootfs; "plain" skips the
-// store; root.readonly uses a read-only bind when every mount target is in
+// store; root.readonly uses a read-only overlay when every mount target is in
 // the image and an overlay when not.
 func TestStoreModes(t *testing.T) {
 	e, store := storeEnv(t)
@@ -379,5 +379,50 @@ func TestStoreModes(t *testing.T) {
 	}
 	if refs, _ := filepath.Glob(filepath.Join(store, "refs", "*", "*")); len(refs) > 0 {
 		t.Fatalf("refs left: %v", refs)
+	}
+}
+
+// A container allowed to remount (CAP_SYS_ADMIN) on a read-only shared
+// root: remounting / read-write, as a bind or as the file system, must not
+// make the store's tree or its objects writable.
+func TestStoreReadonlyRootStaysReadonly(t *testing.T) {
+	e, store := storeEnv(t)
+	b := bundle(t, "sh", "-c", `
+mount -o remount,rw,bind / ; mount -o remount,rw / ;
+echo x > /pwned && echo WROTE-ROOT
+echo x >> /bin/busybox && echo WROTE-OBJECT
+touch /etc/passwd && echo WROTE-META
+echo done`)
+	for _, d := range []string{"proc", "dev", "sys"} {
+		os.MkdirAll(filepath.Join(b, "rootfs", d), 0o755)
+	}
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		c := s.Process.Capabilities
+		c.Bounding = append(c.Bounding, "CAP_SYS_ADMIN")
+		c.Effective = append(c.Effective, "CAP_SYS_ADMIN")
+		c.Permitted = append(c.Permitted, "CAP_SYS_ADMIN")
+	})
+	var before unix.Stat_t
+	if err := unix.Stat(filepath.Join(b, "rootfs", "bin", "busybox"), &before); err != nil {
+		t.Fatal(err)
+	}
+	id := newID()
+	out, errOut, code := e.run(nil, "run", "--bundle", b, id)
+	if code != 0 || !strings.Contains(out, "done") {
+		t.Fatalf("exit %d, out %q, err %q", code, out, errOut)
+	}
+	if strings.Contains(out, "WROTE") {
+		t.Fatalf("the container wrote its read-only shared root: %q", out)
+	}
+	left, _ := filepath.Glob(filepath.Join(store, "trees", "*", "rootfs", "pwned"))
+	if len(left) > 0 {
+		t.Fatalf("a file appeared in the store's tree: %v", left)
+	}
+	objs, _ := filepath.Glob(filepath.Join(store, "trees", "*", "rootfs", "bin", "busybox"))
+	for _, o := range objs {
+		var st unix.Stat_t
+		if err := unix.Stat(o, &st); err != nil || st.Size != before.Size {
+			t.Fatalf("store object %s: size %d, want %d (%v)", o, st.Size, before.Size, err)
+		}
 	}
 }
