@@ -7,10 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestCtrRunEcho(t *testing.T) {
@@ -232,4 +235,51 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestCtrShimKilled: the shim dies under a running container. containerd
+// runs the shim's delete command, which (with no record of a clean delete
+// in the bundle) kills the container's processes and removes its state,
+// cgroup and rootfs mount and the dead shim's socket; the task goes. The
+// clean-up check after the test catches anything left.
+func TestCtrShimKilled(t *testing.T) {
+	c := setup(t)
+	const id = "fre-shim-killed"
+	t.Cleanup(func() { c.removeTask(id) })
+	if out, err := c.run([]string{"-d"}, id, "sleep", "1000"); err != nil {
+		t.Fatalf("ctr run -d: %v: %s", err, out)
+	}
+	c.waitStatus(t, id, "RUNNING")
+	out, err := c.ctr("tasks", "ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	initPid := 0
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[0] == id {
+			initPid, _ = strconv.Atoi(f[1])
+		}
+	}
+	shims := c.shimPids()
+	if initPid <= 0 || len(shims) != 1 {
+		t.Fatalf("init pid %d, shims %v", initPid, shims)
+	}
+	if err := unix.Kill(shims[0], unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the container's init to go", 20*time.Second, func() (bool, error) {
+		return unix.Kill(initPid, 0) == unix.ESRCH, nil
+	})
+	waitFor(t, "the runtime state to go", 20*time.Second, func() (bool, error) {
+		_, err := os.Stat(filepath.Join(freRoot, id))
+		return os.IsNotExist(err), nil
+	})
+	// containerd drops the task once the delete command has returned.
+	waitFor(t, "containerd to drop the task", 20*time.Second, func() (bool, error) {
+		st, err := c.taskStatus(id)
+		return st == "", err
+	})
+	if !strings.Contains(c.tail(), "cleaning up dead shim") {
+		t.Fatalf("containerd did not run the shim's delete command:\n%s", c.tail())
+	}
 }

@@ -164,6 +164,16 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 			}
 		}
 	}()
+	if debug {
+		// For the delete command, should the shim die (removeDeadSockets).
+		da, err := shim.CreateSocketAddress(ctx, dir, grpcAddress, group, true)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(debugSocketFile, []byte(da), 0o600); err != nil {
+			return nil, err
+		}
+	}
 	s, err := newShimSocket(ctx, dir, grpcAddress, group, false)
 	if err != nil {
 		if errdefs.IsAlreadyExists(err) {
@@ -239,10 +249,43 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	if err := task.ReleaseStoreRef(bundle); err != nil {
 		log.G(ctx).WithError(err).Warn("release store tree")
 	}
+	removeDeadSockets(ctx, bundle)
 	if e, err := task.ReadExit(bundle); err == nil {
 		return shim.StopStatus{Pid: e.Pid, ExitStatus: e.Status, ExitedAt: e.ExitedAt}, nil
 	}
 	return shim.StopStatus{Pid: pid, ExitStatus: 128 + int(unix.SIGKILL), ExitedAt: now}, nil
+}
+
+// debugSocketFile, in the bundle, holds the address of the shim's debug
+// socket (containerd at log level debug asks for one).
+const debugSocketFile = "fre-debug-socket"
+
+// removeDeadSockets removes the sockets of the bundle's shim (containerd
+// keeps its address in bootstrap.json; the debug one is in
+// debugSocketFile) when nothing serves them any more: a shim that was
+// killed could not remove them itself. A live shim of the same group
+// keeps them.
+func removeDeadSockets(ctx context.Context, bundle string) {
+	var addrs []string
+	if b, err := os.ReadFile(filepath.Join(bundle, "bootstrap.json")); err == nil {
+		var p struct {
+			Address string `json:"address"`
+		}
+		if json.Unmarshal(b, &p) == nil && p.Address != "" {
+			addrs = append(addrs, p.Address)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(bundle, debugSocketFile)); err == nil && len(b) > 0 {
+		addrs = append(addrs, string(b))
+	}
+	for _, a := range addrs {
+		if shim.CanConnect(a) {
+			continue
+		}
+		if err := shim.RemoveSocket(a); err != nil {
+			log.G(ctx).WithError(err).WithField("socket", a).Warn("remove the dead shim's socket")
+		}
+	}
 }
 
 // Info describes the runtime to containerd.

@@ -266,6 +266,9 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if exists {
 		return nil, fmt.Errorf("container %s: %w", r.ID, errdefs.ErrAlreadyExists)
 	}
+	if err := removeDeleted(r.Bundle); err != nil {
+		return nil, err
+	}
 	doneSpec := timed("create.spec+options", r.ID)
 	opts, err := parseOptions(r.Options)
 	if err != nil {
@@ -498,13 +501,15 @@ func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		e.Delete(ctx)
 		delete(c.execs, id)
 	}
+	p := c.init
 	if err := c.rootfs.unmount(); err != nil {
 		log.G(ctx).WithError(err).WithField("id", c.id).Warn("unmount rootfs")
+	} else if err := writeDeleted(c.bundle, p.Pid(), p.ExitStatus(), p.ExitedAt()); err != nil {
+		log.G(ctx).WithError(err).WithField("id", c.id).Warn("record delete")
 	}
 	s.mu.Lock()
 	delete(s.containers, c.id)
 	s.mu.Unlock()
-	p := c.init
 	s.send(&eventstypes.TaskDelete{ContainerID: c.id, Pid: uint32(p.Pid()), ExitStatus: uint32(p.ExitStatus()),
 		ExitedAt: protobuf.ToTimestamp(p.ExitedAt()), ID: c.id})
 	return &taskAPI.DeleteResponse{Pid: uint32(p.Pid()), ExitStatus: uint32(p.ExitStatus()),
