@@ -13,6 +13,11 @@ import (
 )
 
 func main() {
+	if fd := startPipe(); fd >= 0 {
+		// Forked by the start command before Go started: do its work
+		// and go on as the daemon.
+		manager.ForkedStart(fd)
+	}
 	// NoReaper: the shim reaps its own processes through their pidfds and
 	// strangers with process.RunReaper; the library's reaper would steal
 	// their exit statuses.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -28,6 +29,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/fre-runtime/fre/runtime"
 	"github.com/fre-runtime/fre/shim/task"
@@ -140,23 +142,10 @@ func newShimSocket(ctx context.Context, dir, grpcAddress, group string, debug bo
 
 // Start is the start command: reuse the group's shim or start one.
 func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *bootapi.BootstrapResult, retErr error) {
-	res := &bootapi.BootstrapResult{Version: 3, Protocol: "ttrpc"}
-	id := params.GetInstanceID()
-	debug := params.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG
-	grpcAddress := params.GetContainerdGrpcAddress()
-	cmd, err := newCommand(ctx, id, grpcAddress, debug)
-	if err != nil {
-		return nil, err
+	res, sockets, err := startSockets(ctx, params)
+	if err != nil || sockets == nil {
+		return res, err
 	}
-	group, err := groupOf(id)
-	if err != nil {
-		return nil, err
-	}
-	dir := params.GetSocketDir()
-	if dir == "" {
-		dir = filepath.Join(defaults.DefaultStateDir, "s")
-	}
-	var sockets []*shimSocket
 	defer func() {
 		if retErr != nil {
 			for _, s := range sockets {
@@ -164,37 +153,17 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 			}
 		}
 	}()
-	if debug {
-		// For the delete command, should the shim die (removeDeadSockets).
-		da, err := shim.CreateSocketAddress(ctx, dir, grpcAddress, group, true)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(debugSocketFile, []byte(da), 0o600); err != nil {
-			return nil, err
-		}
-	}
-	s, err := newShimSocket(ctx, dir, grpcAddress, group, false)
+	debug := params.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG
+	cmd, err := newCommand(ctx, params.GetInstanceID(), params.GetContainerdGrpcAddress(), debug)
 	if err != nil {
-		if errdefs.IsAlreadyExists(err) {
-			res.Address = s.addr
-			return res, nil
-		}
 		return nil, err
 	}
-	sockets = append(sockets, s)
-	cmd.ExtraFiles = append(cmd.ExtraFiles, s.f)
+	for _, s := range sockets {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, s.f)
+	}
 	// The daemon removes its socket when it ends; containerd writes the
 	// bundle's address file only after start returns, too late for it.
-	cmd.Env = append(cmd.Env, task.SocketEnv+"="+s.addr)
-	if debug {
-		ds, err := newShimSocket(ctx, dir, grpcAddress, group, true)
-		if err != nil {
-			return nil, err
-		}
-		sockets = append(sockets, ds)
-		cmd.ExtraFiles = append(cmd.ExtraFiles, ds.f)
-	}
+	cmd.Env = append(cmd.Env, task.SocketEnv+"="+res.Address)
 	goruntime.LockOSThread()
 	err = cmd.Start()
 	goruntime.UnlockOSThread()
@@ -210,8 +179,163 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	if err := shim.AdjustOOMScore(cmd.Process.Pid); err != nil {
 		return nil, fmt.Errorf("adjust shim OOM score: %w", err)
 	}
-	res.Address = s.addr
 	return res, nil
+}
+
+// startSockets is the start command's first half: the group's address, and
+// the daemon's listening sockets (the debug one second) unless a shim of
+// the group serves already (nil sockets).
+func startSockets(ctx context.Context, params *bootapi.BootstrapParams) (_ *bootapi.BootstrapResult, _ []*shimSocket, retErr error) {
+	res := &bootapi.BootstrapResult{Version: 3, Protocol: "ttrpc"}
+	id := params.GetInstanceID()
+	debug := params.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG
+	grpcAddress := params.GetContainerdGrpcAddress()
+	group, err := groupOf(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	dir := params.GetSocketDir()
+	if dir == "" {
+		dir = filepath.Join(defaults.DefaultStateDir, "s")
+	}
+	if debug {
+		// For the delete command, should the shim die (removeDeadSockets).
+		da, err := shim.CreateSocketAddress(ctx, dir, grpcAddress, group, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := os.WriteFile(debugSocketFile, []byte(da), 0o600); err != nil {
+			return nil, nil, err
+		}
+	}
+	var sockets []*shimSocket
+	defer func() {
+		if retErr != nil {
+			for _, s := range sockets {
+				s.Close()
+			}
+		}
+	}()
+	s, err := newShimSocket(ctx, dir, grpcAddress, group, false)
+	if err != nil {
+		if errdefs.IsAlreadyExists(err) {
+			res.Address = s.addr
+			return res, nil, nil
+		}
+		return nil, nil, err
+	}
+	sockets = append(sockets, s)
+	if debug {
+		ds, err := newShimSocket(ctx, dir, grpcAddress, group, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		sockets = append(sockets, ds)
+	}
+	res.Address = s.addr
+	return res, sockets, nil
+}
+
+// ForkedStart is the start command in the child that fastpath.c forked
+// before Go started (cmd/containerd-shim-fre-v1): the work of the shim
+// library's start command and of Start, but this process becomes the
+// daemon instead of executing one. It answers through pipe ("O" and the
+// bootstrap result, or "E" and an error; the parent prints it and exits as
+// the start command) and returns with os.Args made the daemon's, its
+// listening sockets at fds 3 and 4 and its stdio on /dev/null. When a shim
+// of the group serves already, or on error, it exits.
+func ForkedStart(pipe int) {
+	w := os.NewFile(uintptr(pipe), "start pipe")
+	fail := func(err error) {
+		w.Write([]byte("E" + filepath.Base(os.Args[0]) + ": " + err.Error()))
+		os.Exit(1)
+	}
+	fs := flag.NewFlagSet(os.Args[0], flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var debug, version, info bool
+	var ns, id, socket, debugSocket, bundle, address, publish string
+	fs.BoolVar(&debug, "debug", false, "")
+	fs.BoolVar(&version, "v", false, "")
+	fs.BoolVar(&version, "version", false, "")
+	fs.BoolVar(&info, "info", false, "")
+	fs.StringVar(&ns, "namespace", "", "")
+	fs.StringVar(&id, "id", "", "")
+	fs.StringVar(&socket, "socket", "", "")
+	fs.StringVar(&debugSocket, "debug-socket", "", "")
+	fs.StringVar(&bundle, "bundle", "", "")
+	fs.StringVar(&address, "address", "", "")
+	fs.StringVar(&publish, "publish-binary", "", "")
+	if err := fs.Parse(os.Args[1:]); err != nil || fs.NArg() != 1 || fs.Arg(0) != "start" || version || info || ns == "" {
+		fail(fmt.Errorf("forked start: unexpected arguments %q", os.Args[1:]))
+	}
+	// As the shim library's start command does.
+	input, err := io.ReadAll(io.LimitReader(os.Stdin, 10<<20))
+	if err != nil {
+		fail(fmt.Errorf("failed to read stdin: %w", err))
+	}
+	params := &bootapi.BootstrapParams{}
+	if len(input) == 0 {
+		fail(errors.New("no bootstrap parameters on stdin"))
+	}
+	if err := proto.Unmarshal(input, params); err != nil {
+		fail(fmt.Errorf("failed to unmarshal bootstrap parameters: %w", err))
+	}
+	if params.InstanceID != id || params.Namespace != ns {
+		fail(errors.New("bootstrap parameters do not match command-line arguments"))
+	}
+	if dir := params.GetSocketDir(); dir != "" {
+		// The socket-dir link the library's daemon reads for clean-up.
+		if _, err := os.Lstat("s"); err == nil {
+			os.Remove("s")
+		}
+		if err := os.Symlink(dir, "s"); err != nil {
+			fail(fmt.Errorf("failed to write socket-dir: %w", err))
+		}
+	}
+	ctx := namespaces.WithNamespace(context.Background(), ns)
+	res, sockets, err := startSockets(ctx, params)
+	if err != nil {
+		fail(err)
+	}
+	data, err := proto.Marshal(res)
+	if err != nil {
+		fail(err)
+	}
+	if sockets == nil {
+		// A shim of the group serves it: this process is not needed.
+		w.Write(append([]byte("O"), data...))
+		os.Exit(0)
+	}
+	for i, s := range sockets {
+		if err := unix.Dup3(int(s.f.Fd()), 3+i, unix.O_CLOEXEC); err != nil {
+			fail(fmt.Errorf("socket to fd %d: %w", 3+i, err))
+		}
+		s.f.Close()
+		s.l.SetUnlinkOnClose(false) // the daemon serves that path now
+		s.l.Close()
+	}
+	os.Setenv(task.SocketEnv, res.Address)
+	if err := shim.AdjustOOMScore(os.Getpid()); err != nil {
+		fail(fmt.Errorf("adjust shim OOM score: %w", err))
+	}
+	// The daemon's own process group, and no hold on the start command's
+	// stdio: containerd reads its stdout to the end.
+	unix.Setpgid(0, 0)
+	null, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		fail(err)
+	}
+	for fd := 0; fd <= 2; fd++ {
+		if err := unix.Dup3(null, fd, 0); err != nil {
+			fail(err)
+		}
+	}
+	unix.Close(null)
+	if _, err := w.Write(append([]byte("O"), data...)); err != nil {
+		os.Exit(1)
+	}
+	w.Close()
+	os.Args = os.Args[:len(os.Args)-1] // drop "start": the daemon's command line
 }
 
 // Stop is the delete command: containerd runs it when the shim is gone

@@ -9,10 +9,23 @@ import (
 	"testing"
 	"time"
 
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/pkg/protobuf"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/fre-runtime/fre/shim/manager"
 )
+
+// The test binary is forked by fastpath.c for a start command as the shim
+// is: go the same way (ForkedStart returns only to become the daemon).
+func TestMain(m *testing.M) {
+	if fd := startPipe(); fd >= 0 {
+		manager.ForkedStart(fd)
+		os.Exit(3)
+	}
+	os.Exit(m.Run())
+}
 
 // The test binary carries fastdelete.c too: run it with the shim's delete
 // arguments and it answers before Go (and the testing package) start.
@@ -63,8 +76,8 @@ func TestFastDeleteAnswersLikeGo(t *testing.T) {
 	}
 }
 
-// No record, a record that does not parse, or another command: the
-// constructor steps aside (here the test binary's Go main then refuses
+// No record, a record that does not parse, or arguments it does not know:
+// the delete fast path steps aside (here the test binary's Go main then refuses
 // the shim's flags).
 func TestFastDeleteStepsAside(t *testing.T) {
 	bundle := t.TempDir()
@@ -75,7 +88,6 @@ func TestFastDeleteStepsAside(t *testing.T) {
 		{"", []string{"-namespace", "default", "-id", "c1", "delete"}},
 		{"12 x 1 2\n", []string{"-namespace", "default", "-id", "c1", "delete"}},
 		{"12 0 1 2000000000\n", []string{"-namespace", "default", "-id", "c1", "delete"}},
-		{"12 0 1 2\n", []string{"-namespace", "default", "-id", "c1", "start"}},
 		{"12 0 1 2\n", []string{"-id", "c1", "delete"}},
 		{"12 0 1 2\n", []string{"-namespace", "default", "-v", "delete"}},
 		{"12 0 1 2\n", []string{"-namespace", "default", "-bogus", "delete"}},
@@ -94,6 +106,34 @@ func TestFastDeleteStepsAside(t *testing.T) {
 		out, err := cmd.Output()
 		if err == nil || len(out) > 0 || !strings.Contains(stderr.String(), "flag provided but not defined") {
 			t.Fatalf("%q with %q: out %x, err %v, stderr %q: want Go's flag error", tc.record, tc.args, out, err, stderr.String())
+		}
+	}
+}
+
+// A start command with bad bootstrap parameters: the forked child reports
+// the error through the pipe, the start command prints it and exits 1, and
+// no process stays behind.
+func TestForkedStartErrors(t *testing.T) {
+	bad, err := proto.Marshal(&bootapi.BootstrapParams{InstanceID: "other", Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		stdin []byte
+		want  string
+	}{
+		{nil, "no bootstrap parameters"},
+		{[]byte("\xff\xff not protobuf"), "failed to unmarshal bootstrap parameters"},
+		{bad, "do not match"},
+	} {
+		cmd := exec.Command(os.Args[0], "-namespace", "default", "-id", "c1", "-address", "/nonexistent.sock", "start")
+		cmd.Dir = t.TempDir()
+		cmd.Stdin = bytes.NewReader(tc.stdin)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if exitCode := cmd.ProcessState.ExitCode(); err == nil || exitCode != 1 || len(out) > 0 || !strings.Contains(stderr.String(), tc.want) {
+			t.Fatalf("stdin %q: exit %d, out %q, stderr %q; want exit 1 and %q", tc.stdin, exitCode, out, stderr.String(), tc.want)
 		}
 	}
 }
