@@ -224,6 +224,7 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		if cg, _, err = pool.Claim(p); err != nil {
 			return nil, fmt.Errorf("cgroup %s: %w", p, err)
 		}
+		r.tookFromPool()
 		undo = append(undo, func() { pool.Release(cg) })
 		st.CgroupPaths = cg.Paths()
 		st.CgroupSelective = !cgroupWritableInside(cfg)

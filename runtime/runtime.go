@@ -43,6 +43,8 @@ type Runtime struct {
 
 	netPool *netns.Pool
 	cgPool  *cgpool.Pool
+	// taken wakes KeepPoolsWarm when Create took a cgroup of the pool.
+	taken chan struct{}
 	// Warn receives warnings (a failed poststart or poststop hook).
 	Warn func(msg string)
 	// Trace, when set, receives the duration of each phase of Create.
@@ -89,7 +91,7 @@ func New(root string, opts Options) (*Runtime, error) {
 	if opts.NetnsPoolSize == 0 {
 		opts.NetnsPoolSize = 4
 	}
-	return &Runtime{Root: abs, Options: opts}, nil
+	return &Runtime{Root: abs, Options: opts, taken: make(chan struct{}, 1)}, nil
 }
 
 // CgroupPool is the cgroup pool (under <root>/cgpool), opened on first use.
@@ -169,14 +171,16 @@ func lockDir(dir string, exclusive bool) (*os.File, error) {
 
 // KeepPoolsWarm refills the cgroup pool (every parent it has seen or is
 // configured with) and, under the pool policy, the netns pool, until ctx
-// ends. A long-lived process (the shim) runs it in the background.
-func (r *Runtime) KeepPoolsWarm(ctx context.Context, every time.Duration) {
+// ends. A long-lived process (the shim) runs it in the background. The
+// cgroup pool is topped up settle after this runtime's creates took from
+// it (the creates of a burst should not share the CPU with the refill), and
+// every period in case other processes sharing the pool took; between
+// those it does nothing, so an idle shim stays idle. filled, if set, runs
+// after each refill.
+func (r *Runtime) KeepPoolsWarm(ctx context.Context, settle, every time.Duration, filled func()) {
 	if r.Options.NetnsPolicy == netns.PolicyPool {
 		go r.NetnsPool().Run(ctx)
 	}
-	// The first refill waits a period: a shim starts because a container
-	// is being created, and that create (which releases its cgroup back
-	// at delete anyway) should not share the CPU with a refill.
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -184,9 +188,31 @@ func (r *Runtime) KeepPoolsWarm(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-r.taken:
+			// Takes during the wait are served by this refill or,
+			// having set taken again, by the next one.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(settle):
+			}
 		}
 		if p, err := r.CgroupPool(); err == nil {
 			p.Fill("", 0)
 		}
+		if filled != nil {
+			filled()
+		}
+	}
+}
+
+// tookFromPool tells KeepPoolsWarm that a create took a pooled cgroup.
+func (r *Runtime) tookFromPool() {
+	if r.taken == nil {
+		return
+	}
+	select {
+	case r.taken <- struct{}{}:
+	default:
 	}
 }

@@ -180,12 +180,17 @@ func (s *service) runtimeFor(ctx context.Context, o Options, ns string) (*frerun
 		rt.Trace = func(phase string, d time.Duration) { record("runtime."+phase, "-", d) }
 	}
 	s.keepWarm(ctx, rt)
+	trimAfterGC()
 	return rt, nil
 }
 
-// poolRefill is how often the background refill tops the pools up (the
-// netns pool also refills after every Take).
-const poolRefill = time.Second
+// The background refill tops the cgroup pool up poolSettle after creates
+// took from it, and every poolRefill in any case (the netns pool refills
+// after every Take).
+const (
+	poolSettle = 200 * time.Millisecond
+	poolRefill = time.Minute
+)
 
 // keepWarm refills the runtime's cgroup pool (and, under the pool policy,
 // its netns pool) in the background until the shim shuts down. The pools
@@ -204,7 +209,7 @@ func (s *service) keepWarm(ctx context.Context, rt *freruntime.Runtime) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		rt.KeepPoolsWarm(wctx, poolRefill)
+		rt.KeepPoolsWarm(wctx, poolSettle, poolRefill, scheduleTrim)
 	}()
 	s.sd.RegisterCallback(func(context.Context) error {
 		cancel()
@@ -246,9 +251,7 @@ func hasNewPidNS(spec *specs.Spec) bool {
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *taskAPI.CreateTaskResponse, retErr error) {
 	defer timed("create", r.ID)()
 	resp, err := s.create(ctx, r)
-	if err == nil {
-		trimStartupText()
-	}
+	scheduleTrim()
 	return resp, errgrpc.ToGRPC(err)
 }
 
@@ -433,6 +436,7 @@ func (s *service) watchExec(c *container, e *process.Exec) {
 
 // Start starts the init or an exec.
 func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
+	defer scheduleTrim()
 	c, err := s.get(r.ID)
 	if err != nil {
 		return nil, err
@@ -466,6 +470,7 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 // Delete deletes an exec, or the container once its init has stopped (a
 // created container is killed first).
 func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
+	defer scheduleTrim()
 	c, err := s.get(r.ID)
 	if err != nil {
 		return nil, err

@@ -3,24 +3,62 @@ package task
 import (
 	"bufio"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// trimOnce drops, once, this process's mappings of its own executable's
-// read-only segments (code and constants) after the first container is
-// up. Starting a Go program this size runs the init code of some 400
-// packages spread over all of its text, and fault-around maps 64 KiB
+// scheduleTrim drops, once the shim has been idle for trimIdle, this
+// process's mappings of its own executable's read-only segments (code and
+// constants). Starting a Go program this size runs the init code of some
+// 400 packages spread over all of its text, and fault-around maps 64 KiB
 // around each touched page: nearly the whole binary ends up resident in a
-// process that then uses a small part of it. The pages are read-only
-// views of the file, so dropping them loses nothing: what the shim still
-// runs faults back in, the rest stays in the page cache, reclaimable.
-var trimOnce sync.Once
+// process that then uses a small part of it, and each burst of work
+// (creates, deletes, a pool refill) maps more. The pages are read-only
+// views of the file, so dropping them loses nothing: what the shim runs
+// next faults back in (a few hundred microseconds on the first call after
+// an idle spell), the rest stays in the page cache, reclaimable. Called
+// after the work it follows, so the timer only starts when that is done.
+func scheduleTrim() {
+	trimMu.Lock()
+	defer trimMu.Unlock()
+	if trimTimer == nil {
+		trimTimer = time.AfterFunc(trimIdle, trimText)
+		return
+	}
+	trimTimer.Reset(trimIdle)
+}
 
-func trimStartupText() { trimOnce.Do(func() { go trimText() }) }
+const trimIdle = time.Second
+
+// trimAfterGC schedules a trim after every garbage collection: a cycle
+// walks every goroutine's stack through the function tables and runs the
+// collector's code, mapping megabytes of the binary again, also in an idle
+// shim (the shim library forces one every 30 s).
+func trimAfterGC() { gcWatch.Do(watchGC) }
+
+var gcWatch sync.Once
+
+func watchGC() {
+	type sentinel struct{ _ [16]byte }
+	var arm func()
+	arm = func() {
+		runtime.SetFinalizer(new(sentinel), func(*sentinel) {
+			scheduleTrim()
+			arm()
+		})
+	}
+	arm()
+}
+
+var (
+	trimMu    sync.Mutex
+	trimTimer *time.Timer
+)
 
 func trimText() {
 	exe, err := os.Readlink("/proc/self/exe")
