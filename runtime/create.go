@@ -238,6 +238,7 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	sc.RootPropagation = cfg.RootPropagation
 	sc.ReadonlyRoot = cfg.ReadonlyRoot
 	sc.NoPivot = opts.NoPivot
+	sc.RootIsMount = sc.MountNS && isMountPoint(cfg.Rootfs)
 	sc.Mounts, sc.PostMounts = mountPlan(cfg, cgm)
 	sc.Hostname, sc.Domainname = cfg.Hostname, cfg.Domainname
 	sc.Personality = cfg.Personality

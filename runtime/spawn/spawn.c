@@ -375,7 +375,9 @@ static void setup_root(struct fre_spawn *s)
 	unsigned long early = late ? (MS_SLAVE | MS_REC) : s->root_propagation;
 	if (mount(NULL, "/", NULL, early, NULL) < 0)
 		fail(errno, "make / ", "slave");
-	if (mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+	/* pivot_root wants a mount: bind the rootfs onto itself unless it is
+	 * one already (its copy in this namespace, a slave now). */
+	if (!s->root_is_mount && mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
 		fail(errno, "bind rootfs", s->rootfs);
 	ts(s, FRE_TS_ROOTBIND);
 	int rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);

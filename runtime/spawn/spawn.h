@@ -81,6 +81,7 @@ struct fre_spawn {
 	unsigned long root_propagation; /* for "/" before anything, default MS_SLAVE|MS_REC */
 	int readonly_root;
 	int no_pivot;
+	int root_is_mount; /* rootfs is the root of a mount: pivot to it as it is */
 	int late_go;        /* set up first, wait for "G" just before exec */
 	int hook_pause;     /* send "H" after the mounts and wait for "G" (createContainer hooks) */
 	struct fre_mount *mounts; int nmounts;           /* before pivot_root, relative to rootfs */

@@ -97,7 +97,11 @@ type Config struct {
 	RootPropagation uintptr
 	ReadonlyRoot    bool
 	NoPivot         bool
-	HookPause       bool // stop after the mounts (see WaitHookPoint)
+	// RootIsMount: Rootfs is the root of a mount (FRE's overlay of the
+	// shared store, the shim's of containerd's snapshots), so it needs no
+	// bind onto itself before pivot_root.
+	RootIsMount bool
+	HookPause   bool // stop after the mounts (see WaitHookPoint)
 	// LateRelease: the child sets itself up without waiting for Release
 	// and waits for it after its mounts, before seccomp and credentials.
 	// Only when its set-up needs nothing of the parent's (no id maps to
@@ -355,6 +359,7 @@ func Start(cfg *Config) (*Process, error) {
 	s.rootfs = a.str(cfg.Rootfs)
 	s.root_propagation = C.ulong(cfg.RootPropagation)
 	s.readonly_root = cbool(cfg.ReadonlyRoot)
+	s.root_is_mount = cbool(cfg.RootIsMount)
 	s.no_pivot = cbool(cfg.NoPivot)
 	s.hook_pause = cbool(cfg.HookPause)
 	s.late_go = cbool(cfg.LateRelease && !cfg.HookPause)
