@@ -238,7 +238,9 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	sc.RootPropagation = cfg.RootPropagation
 	sc.ReadonlyRoot = cfg.ReadonlyRoot
 	sc.NoPivot = opts.NoPivot
-	sc.RootIsMount = sc.MountNS && isMountPoint(cfg.Rootfs)
+	// Judged here, in our mount namespace: only a new one is a copy of it
+	// (a namespace joined by path may lack the mount).
+	sc.RootIsMount = cfg.hasNew(specs.MountNamespace) && isMountPoint(cfg.Rootfs)
 	sc.Mounts, sc.PostMounts = mountPlan(cfg, cgm)
 	sc.Hostname, sc.Domainname = cfg.Hostname, cfg.Domainname
 	sc.Personality = cfg.Personality

@@ -115,8 +115,9 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 		return noop, err
 	}
 	// Mounting overlay needs root; without a mount namespace of its own
-	// the container would see (and the runtime leak) host mounts.
-	if os.Geteuid() != 0 || !cfg.hasNS(specs.MountNamespace) {
+	// the container would see (and the runtime leak) host mounts, and a
+	// mount namespace joined by path does not see a mount made here now.
+	if os.Geteuid() != 0 || !cfg.hasNew(specs.MountNamespace) {
 		return noop, nil
 	}
 	// In a user namespace the mapped root must reach its root through the

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -424,5 +425,44 @@ echo done`)
 		if err := unix.Stat(o, &st); err != nil || st.Size != before.Size {
 			t.Fatalf("store object %s: size %d, want %d (%v)", o, st.Size, before.Size, err)
 		}
+	}
+}
+
+// A container that joins a mount namespace by path cannot see an overlay
+// the runtime mounts in its own namespace now: it runs on its bundle's
+// rootfs, as with the store off.
+func TestStoreJoinedMountNamespace(t *testing.T) {
+	e, _ := storeEnv(t)
+	holder := exec.Command("unshare", "--mount", "--propagation", "private", "sleep", "1000")
+	if err := holder.Start(); err != nil {
+		t.Skipf("unshare: %v", err)
+	}
+	t.Cleanup(func() { holder.Process.Kill(); holder.Wait() })
+	nsPath := fmt.Sprintf("/proc/%d/ns/mnt", holder.Process.Pid)
+	self, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if ns, err := os.Readlink(nsPath); err == nil && ns != self {
+			break // unshare has made its namespace
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the holder's mount namespace did not appear")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b := bundle(t, "echo", "joined")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		for i, n := range s.Linux.Namespaces {
+			if n.Type == specs.MountNamespace {
+				s.Linux.Namespaces[i].Path = nsPath
+			}
+		}
+	})
+	id := newID()
+	out, errOut, code := e.run(nil, "run", "--bundle", b, id)
+	if code != 0 || strings.TrimSpace(out) != "joined" {
+		t.Fatalf("exit %d, out %q, err %q", code, out, errOut)
 	}
 }
