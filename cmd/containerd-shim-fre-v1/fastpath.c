@@ -26,11 +26,16 @@
 #include <stdint.h>
 #include <string.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The write end of the start pipe in the forked child, for Go; -1 when
  * the process did not fork (read by fastpath.go). */
 int fre_start_pipe = -1;
+
+/* CLOCK_MONOTONIC when this process entered the constructor, in ns: the
+ * base of the timing log's shim.* milestones. */
+long long fre_exec_ns;
 
 static int is(const char *a, const char *name)
 {
@@ -261,6 +266,9 @@ static void fork_start(void)
 
 __attribute__((constructor)) static void fre_fastpath(int argc, char **argv)
 {
+	struct timespec ts;
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+		fre_exec_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 	struct args a;
 	if (parse(argc, argv, &a) != 0 || !a.action || !a.ns || !*a.ns)
 		return;

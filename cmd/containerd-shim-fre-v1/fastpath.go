@@ -6,8 +6,12 @@ package main
 // file's comment).
 
 // extern int fre_start_pipe;
+// extern long long fre_exec_ns;
 import "C"
 
 // startPipe is the pipe to the start command when this process is the
 // child fastpath.c forked for it, or -1.
 func startPipe() int { return int(C.fre_start_pipe) }
+
+// execNanos is CLOCK_MONOTONIC when the process started, in ns.
+func execNanos() int64 { return int64(C.fre_exec_ns) }

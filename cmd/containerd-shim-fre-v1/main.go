@@ -9,14 +9,18 @@ import (
 	"github.com/containerd/containerd/v2/pkg/shim"
 
 	"github.com/fre-runtime/fre/shim/manager"
+	"github.com/fre-runtime/fre/shim/task"
 	_ "github.com/fre-runtime/fre/shim/task/plugin"
 )
 
 func main() {
+	task.SetExecTime(execNanos())
 	if fd := startPipe(); fd >= 0 {
 		// Forked by the start command before Go started: do its work
 		// and go on as the daemon.
+		task.Milestone("shim.main")
 		manager.ForkedStart(fd)
+		task.Milestone("shim.replied")
 	}
 	// NoReaper: the shim reaps its own processes through their pidfds and
 	// strangers with process.RunReaper; the library's reaper would steal

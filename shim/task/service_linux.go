@@ -72,11 +72,15 @@ type container struct {
 
 // NewTaskService starts the service's event forwarder, stranger reaper
 // and console epoller.
+// firstCreate marks the shim's first Create in the timing log.
+var firstCreate sync.Once
+
 // SocketEnv names the daemon's own socket address, set by the start
 // command: the daemon removes the socket when it ends.
 const SocketEnv = "FRE_SHIM_SOCKET"
 
 func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service) (taskAPI.TTRPCTaskService, error) {
+	Milestone("shim.service")
 	ep, err := console.NewEpoller()
 	if err != nil {
 		return nil, fmt.Errorf("console epoller: %w", err)
@@ -111,6 +115,7 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 }
 
 func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
+	Milestone("shim.register")
 	taskAPI.RegisterTTRPCTaskService(server, s)
 	return nil
 }
@@ -249,6 +254,7 @@ func hasNewPidNS(spec *specs.Spec) bool {
 // Create creates a container: rootfs mounted, init set up and waiting for
 // Start.
 func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *taskAPI.CreateTaskResponse, retErr error) {
+	firstCreate.Do(func() { Milestone("shim.create") })
 	defer timed("create", r.ID)()
 	resp, err := s.create(ctx, r)
 	scheduleTrim()

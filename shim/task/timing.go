@@ -6,11 +6,15 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TimingLogEnv names a file to which the shim appends how long its own
 // Create and Start of each container took ("<op> <id> <nanoseconds>", one
-// line per RPC). It is for benchmarks (frebench shim): set it in
+// line per RPC), the runtime's phases, and when after its start the
+// process reached its milestones (shim.main, shim.replied, shim.service,
+// shim.register, shim.create). It is for benchmarks (frebench shim): set it in
 // containerd's environment, which the shim inherits. Unset, nothing is
 // measured or written.
 const TimingLogEnv = "FRE_SHIM_TIMING_LOG"
@@ -50,4 +54,23 @@ func record(op, id string, d time.Duration) {
 	timing.mu.Lock()
 	fmt.Fprintf(f, "%s %s %d\n", op, id, d.Nanoseconds())
 	timing.mu.Unlock()
+}
+
+var execTime int64
+
+// SetExecTime sets the base of Milestone: CLOCK_MONOTONIC in ns when the
+// process started (the shim's C constructor reads it).
+func SetExecTime(ns int64) { execTime = ns }
+
+// Milestone records, in the timing log, how long after the process
+// started it reached name ("shim.*" lines, id "-").
+func Milestone(name string) {
+	if execTime == 0 || timingLog() == nil {
+		return
+	}
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) != nil {
+		return
+	}
+	record(name, "-", time.Duration(ts.Nano()-execTime))
 }
