@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/protobuf"
+	"github.com/containerd/containerd/v2/pkg/shim"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fre-runtime/fre/shim/manager"
@@ -20,8 +23,15 @@ import (
 // The test binary is forked by fastpath.c for a start command as the shim
 // is: go the same way (ForkedStart returns only to become the daemon).
 func TestMain(m *testing.M) {
+	if startAddr() != "" {
+		// The daemon fastpath.c forked after answering itself: say so
+		// in the bundle (its cwd) for TestStartAnswersLikeGo.
+		os.WriteFile("front-child", []byte(startAddr()), 0o644)
+		os.Exit(4)
+	}
 	if fd := startPipe(); fd >= 0 {
-		manager.ForkedStart(fd)
+		stdin, read := startStdin()
+		manager.ForkedStart(fd, stdin, read)
 		os.Exit(3)
 	}
 	os.Exit(m.Run())
@@ -135,5 +145,115 @@ func TestForkedStartErrors(t *testing.T) {
 		if exitCode := cmd.ProcessState.ExitCode(); err == nil || exitCode != 1 || len(out) > 0 || !strings.Contains(stderr.String(), tc.want) {
 			t.Fatalf("stdin %q: exit %d, out %q, stderr %q; want exit 1 and %q", tc.stdin, exitCode, out, stderr.String(), tc.want)
 		}
+	}
+}
+
+// startCmd runs the test binary as containerd runs a shim's start command:
+// in the bundle, with the bootstrap parameters on stdin.
+func startCmd(t *testing.T, bundle string, params *bootapi.BootstrapParams) []byte {
+	t.Helper()
+	in, err := proto.Marshal(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-namespace", params.Namespace, "-address", params.ContainerdGrpcAddress,
+		"-publish-binary", "/usr/bin/containerd", "-id", params.InstanceID, "start")
+	cmd.Dir = bundle
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("start: %v: %s", err, stderr.String())
+	}
+	return out
+}
+
+// The start command answers as the Go one would: the same socket address
+// (shim.CreateSocketAddress of the group, the container's ID when it has
+// none), the socket made 0600, the debug socket's address recorded, the
+// socket-dir link. A container of a group goes the Go way and gets its
+// group's address.
+func TestStartAnswersLikeGo(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		group string
+		level bootapi.LogLevel
+	}{
+		{"own shim", "", bootapi.LogLevel_LOG_LEVEL_INFO},
+		{"own shim, debug", "", bootapi.LogLevel_LOG_LEVEL_DEBUG},
+		{"group", "g1", bootapi.LogLevel_LOG_LEVEL_INFO},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bundle := t.TempDir()
+			// A socket path must fit in 108 bytes: not under TempDir's.
+			sockets, err := os.MkdirTemp("", "fs")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(sockets) })
+			spec := `{"ociVersion": "1.2.0", "annotations": {"x": "y"}}`
+			if tc.group != "" {
+				spec = `{"ociVersion": "1.2.0", "annotations": {"run.fre.group": "` + tc.group + `"}}`
+			}
+			if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(spec), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join(sockets, "s")
+			params := &bootapi.BootstrapParams{InstanceID: "c1", Namespace: "default", LogLevel: tc.level,
+				ContainerdGrpcAddress: "/run/containerd/containerd.sock", SocketDir: &dir}
+			out := startCmd(t, bundle, params)
+			key := "c1"
+			if tc.group != "" {
+				key = tc.group
+			}
+			ctx := namespaces.WithNamespace(context.Background(), "default")
+			var addr string
+			addr, err = shim.CreateSocketAddress(ctx, dir, params.ContainerdGrpcAddress, key, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := proto.Marshal(&bootapi.BootstrapResult{Version: 3, Address: addr, Protocol: "ttrpc"})
+			if !bytes.Equal(out, want) {
+				var got bootapi.BootstrapResult
+				proto.Unmarshal(out, &got)
+				t.Fatalf("answer %x (%v), want %x (%s)", out, &got, want, addr)
+			}
+			// The start command answered before Go (its child says so)
+			// unless the container has a group.
+			front := ""
+			for deadline := time.Now().Add(10 * time.Second); tc.group == ""; {
+				if b, err := os.ReadFile(filepath.Join(bundle, "front-child")); err == nil {
+					front = string(b)
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("no word from the daemon of the C start path")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if tc.group == "" && front != addr {
+				t.Fatalf("the daemon serves %q, the answer says %q", front, addr)
+			}
+			path := strings.TrimPrefix(addr, "unix://")
+			t.Cleanup(func() { os.Remove(path) })
+			fi, err := os.Stat(path)
+			if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("socket %s: %v, %v", path, fi, err)
+			}
+			if l, err := os.Readlink(filepath.Join(bundle, "s")); err != nil || l != dir {
+				t.Fatalf("socket-dir link: %q, %v", l, err)
+			}
+			if tc.level == bootapi.LogLevel_LOG_LEVEL_DEBUG {
+				daddr, _ := shim.CreateSocketAddress(ctx, dir, params.ContainerdGrpcAddress, key, true)
+				t.Cleanup(func() { os.Remove(strings.TrimPrefix(daddr, "unix://")) })
+				if b, err := os.ReadFile(filepath.Join(bundle, "fre-debug-socket")); err != nil || string(b) != daddr {
+					t.Fatalf("fre-debug-socket: %q, %v; want %q", b, err, daddr)
+				}
+				if _, err := os.Stat(strings.TrimPrefix(daddr, "unix://")); err != nil {
+					t.Fatalf("debug socket: %v", err)
+				}
+			}
+		})
 	}
 }

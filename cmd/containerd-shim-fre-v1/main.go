@@ -15,11 +15,18 @@ import (
 
 func main() {
 	task.SetExecTime(execNanos())
-	if fd := startPipe(); fd >= 0 {
+	task.DeferGC()
+	if addr := startAddr(); addr != "" {
+		// The start command answered containerd before Go started and
+		// forked this process to serve addr (fastpath.c).
+		task.Milestone("shim.main")
+		manager.AdoptedStart(addr)
+	} else if fd := startPipe(); fd >= 0 {
 		// Forked by the start command before Go started: do its work
 		// and go on as the daemon.
 		task.Milestone("shim.main")
-		manager.ForkedStart(fd)
+		stdin, read := startStdin()
+		manager.ForkedStart(fd, stdin, read)
 		task.Milestone("shim.replied")
 	}
 	// NoReaper: the shim reaps its own processes through their pidfds and

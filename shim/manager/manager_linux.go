@@ -236,6 +236,17 @@ func startSockets(ctx context.Context, params *bootapi.BootstrapParams) (_ *boot
 	return res, sockets, nil
 }
 
+// AdoptedStart is the daemon that fastpath.c forked after it did the
+// start command's work and answered containerd itself (a container of no
+// group): its sockets are at fds 3 and 4 already. It returns with os.Args
+// made the daemon's.
+func AdoptedStart(addr string) {
+	os.Setenv(task.SocketEnv, addr)
+	if n := len(os.Args); n > 1 && os.Args[n-1] == "start" {
+		os.Args = os.Args[:n-1]
+	}
+}
+
 // ForkedStart is the start command in the child that fastpath.c forked
 // before Go started (cmd/containerd-shim-fre-v1): the work of the shim
 // library's start command and of Start, but this process becomes the
@@ -244,7 +255,7 @@ func startSockets(ctx context.Context, params *bootapi.BootstrapParams) (_ *boot
 // the start command) and returns with os.Args made the daemon's, its
 // listening sockets at fds 3 and 4 and its stdio on /dev/null. When a shim
 // of the group serves already, or on error, it exits.
-func ForkedStart(pipe int) {
+func ForkedStart(pipe int, stdin []byte, stdinRead bool) {
 	w := os.NewFile(uintptr(pipe), "start pipe")
 	fail := func(err error) {
 		w.Write([]byte("E" + filepath.Base(os.Args[0]) + ": " + err.Error()))
@@ -268,12 +279,17 @@ func ForkedStart(pipe int) {
 	if err := fs.Parse(os.Args[1:]); err != nil || fs.NArg() != 1 || fs.Arg(0) != "start" || version || info || ns == "" {
 		fail(fmt.Errorf("forked start: unexpected arguments %q", os.Args[1:]))
 	}
-	// As the shim library's start command does.
-	input, err := io.ReadAll(io.LimitReader(os.Stdin, 10<<20))
-	if err != nil {
-		fail(fmt.Errorf("failed to read stdin: %w", err))
+	// As the shim library's start command does (unless fastpath.c read
+	// stdin already).
+	input := stdin
+	if !stdinRead {
+		var err error
+		if input, err = io.ReadAll(io.LimitReader(os.Stdin, 10<<20)); err != nil {
+			fail(fmt.Errorf("failed to read stdin: %w", err))
+		}
 	}
 	params := &bootapi.BootstrapParams{}
+	var err error
 	if len(input) == 0 {
 		fail(errors.New("no bootstrap parameters on stdin"))
 	}

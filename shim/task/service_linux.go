@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"sync"
 	"time"
@@ -81,6 +82,10 @@ const SocketEnv = "FRE_SHIM_SOCKET"
 
 func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service) (taskAPI.TTRPCTaskService, error) {
 	Milestone("shim.service")
+	// The shim library has just set its GC percent (setRuntime): off
+	// again until the shim is first idle.
+	DeferGC()
+	scheduleTrim()
 	ep, err := console.NewEpoller()
 	if err != nil {
 		return nil, fmt.Errorf("console epoller: %w", err)
@@ -112,6 +117,17 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		sd.RegisterCallback(func(context.Context) error { return shim.RemoveSocket(address) })
 	}
 	return s, nil
+}
+
+// UnaryServerInterceptor marks the shim's first request in the timing
+// log (the shim library chains it before the handlers, so it sees the
+// request before it is decoded).
+func (s *service) UnaryServerInterceptor() ttrpc.UnaryServerInterceptor {
+	var first sync.Once
+	return func(ctx context.Context, un ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
+		first.Do(func() { Milestone("shim.first-request " + path.Base(info.FullMethod)) })
+		return m(ctx, un)
+	}
 }
 
 func (s *service) RegisterTTRPC(server *ttrpc.Server) error {

@@ -2,11 +2,14 @@ package task
 
 import (
 	"bufio"
+	"math"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -27,13 +30,46 @@ func scheduleTrim() {
 	trimMu.Lock()
 	defer trimMu.Unlock()
 	if trimTimer == nil {
-		trimTimer = time.AfterFunc(trimIdle, trimText)
+		trimTimer = time.AfterFunc(trimIdle, onIdle)
 		return
 	}
 	trimTimer.Reset(trimIdle)
 }
 
 const trimIdle = time.Second
+
+func onIdle() {
+	restoreGC()
+	trimText()
+}
+
+// DeferGC turns the garbage collector off while the shim starts: Go's
+// start-up and the shim's own leave enough garbage for a collection
+// right when containerd's first requests arrive, and a request then waits
+// for mark assists and a stop-the-world. A memory limit still bounds the
+// heap. The first idle spell (the trim timer) turns the collector back on
+// at the shim library's setting and returns the start-up's garbage.
+func DeferGC() {
+	gcDeferred.Store(true)
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(startupMemoryLimit)
+}
+
+const (
+	startupMemoryLimit = 64 << 20
+	shimGCPercent      = 40 // the shim library's (pkg/shim setRuntime)
+)
+
+var gcDeferred atomic.Bool
+
+func restoreGC() {
+	if !gcDeferred.CompareAndSwap(true, false) {
+		return
+	}
+	debug.SetGCPercent(shimGCPercent)
+	debug.SetMemoryLimit(math.MaxInt64)
+	debug.FreeOSMemory()
+}
 
 // trimAfterGC schedules a trim after every garbage collection: a cycle
 // walks every goroutine's stack through the function tables and runs the
