@@ -14,11 +14,15 @@
  * delete command (manager.Stop) does the full clean-up.
  *
  * start: instead of a Go start command that execs a Go daemon (two Go
- * starts in a row), this process forks before Go starts. The child goes on
- * into Go, does the start command's work itself and becomes the daemon
+ * starts in a row, the second on the critical path), a container of no
+ * group gets its answer from here (front_start: socket made, answer
+ * printed, the forked child goes on into Go as the daemon while containerd
+ * connects). Otherwise this process forks before Go starts; the child goes
+ * on into Go, does the start command's work itself and becomes the daemon
  * (manager.ForkedStart); it hands the bootstrap result back through a
  * pipe, and this parent, which never starts Go, prints it and exits as the
- * start command. FRE_SHIM_FORK_START=0 turns this off.
+ * start command. FRE_SHIM_FRONT_START=0 and FRE_SHIM_FORK_START=0 turn
+ * these off.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -151,6 +155,20 @@ static int parse(int argc, char **argv, struct args *a)
 	return 0;
 }
 
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
 static void fast_delete(const struct args *a)
 {
 	const char *bundle = a->bundle;
@@ -198,30 +216,8 @@ static void fast_delete(const struct args *a)
 	*o++ = (unsigned char)(t - ts);
 	memcpy(o, ts, (size_t)(t - ts));
 	o += t - ts;
-	for (unsigned char *w = out; w < o;) {
-		ssize_t k = write(1, w, (size_t)(o - w));
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			_exit(1);
-		w += k;
-	}
-	_exit(0);
+	_exit(write_all(1, (const char *)out, (size_t)(o - out)) == 0 ? 0 : 1);
 }
-
-static void write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return;
-		p += k;
-		n -= (size_t)k;
-	}
-}
-
 
 /* ---- start, answered before Go: front_start ----
  *
