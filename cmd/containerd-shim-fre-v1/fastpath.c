@@ -446,16 +446,35 @@ static uint8_t *pb_string(uint8_t *o, unsigned field, const char *s, size_t n)
 /* fds 3 and 4 hold /dev/null placeholders of ours. */
 static int fds_held;
 
+/* hold_fds keeps fds 3 and 4, where the shim library looks for the
+ * daemon's listening sockets, from anything else (Go's own files above
+ * all) until the sockets take their place. -1 when something inherited is
+ * there: not ours to clobber. */
+static int hold_fds(void)
+{
+	if (fds_held)
+		return 0;
+	for (int fd = 3; fd <= 4; fd++)
+		if (fcntl(fd, F_GETFD) >= 0)
+			return -1;
+	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (nul < 0)
+		return -1;
+	if ((nul != 3 && dup3(nul, 3, O_CLOEXEC) < 0) || dup3(3, 4, O_CLOEXEC) < 0)
+		return -1;
+	if (nul > 4)
+		close(nul);
+	fds_held = 1;
+	return 0;
+}
+
 static int front_start(const struct args *a)
 {
 	const char *off = getenv("FRE_SHIM_FRONT_START");
 	if (off && is(off, "0"))
 		return -1;
-	if (!a->id || !a->ns)
+	if (!a->id || !a->ns || hold_fds())
 		return -1;
-	for (int fd = 3; fd <= 4; fd++)
-		if (fcntl(fd, F_GETFD) >= 0)
-			return -1; /* something inherited there: not ours to clobber */
 	/* stdin: read it all (the library caps it at 10 MiB; the parameters
 	 * are a few hundred bytes). Past this point a fallback must hand the
 	 * bytes on: only pure checks come before the first side effect. */
@@ -493,15 +512,6 @@ static int front_start(const struct args *a)
 	char addr[sizeof(fre_start_addr)], daddr[sizeof(fre_start_addr)];
 	if (socket_address(addr, sizeof(addr), dir, dir_len, &pp, 0) || socket_address(daddr, sizeof(daddr), dir, dir_len, &pp, 1))
 		return -1;
-	/* Hold fds 3 and 4 so that the sockets land above them. */
-	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (nul < 0)
-		return -1;
-	if ((nul != 3 && dup3(nul, 3, O_CLOEXEC) < 0) || dup3(3, 4, O_CLOEXEC) < 0)
-		return -1;
-	if (nul > 4)
-		close(nul);
-	fds_held = 1;
 	/* Side effects, as the Go start command has them, in its order. */
 	if (pp.have_socket_dir && pp.socket_dir_len > 0) {
 		char d[4096];
@@ -608,22 +618,8 @@ static void fork_start(void)
 	const char *off = getenv("FRE_SHIM_FORK_START");
 	if (off && is(off, "0"))
 		return;
-	/* The daemon's listening sockets go at fds 3 and 4, where the shim
-	 * library looks for them: hold those two before Go opens anything
-	 * (front_start may hold them already). */
-	for (int fd = 3; fd <= 4 && !fds_held; fd++) {
-		if (fcntl(fd, F_GETFD) >= 0)
-			return; /* something inherited there: not ours to clobber */
-	}
-	int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (nul < 0)
+	if (hold_fds())
 		return;
-	if (nul != 3 && dup3(nul, 3, O_CLOEXEC) < 0)
-		return;
-	if (dup3(3, 4, O_CLOEXEC) < 0)
-		return;
-	if (nul > 4)
-		close(nul);
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return;
