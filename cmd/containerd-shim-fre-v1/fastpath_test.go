@@ -26,7 +26,9 @@ func TestMain(m *testing.M) {
 	if startAddr() != "" {
 		// The daemon fastpath.c forked after answering itself: say so
 		// in the bundle (its cwd) for TestStartAnswersLikeGo.
-		os.WriteFile("front-child", []byte(startAddr()), 0o644)
+		if os.WriteFile("front-child.tmp", []byte(startAddr()), 0o644) == nil {
+			os.Rename("front-child.tmp", "front-child") // whole, or not there
+		}
 		os.Exit(4)
 	}
 	if fd := startPipe(); fd >= 0 {
