@@ -245,7 +245,15 @@ func (s *syncBuffer) String() string {
 func TestCtrShimKilled(t *testing.T) {
 	c := setup(t)
 	const id = "fre-shim-killed"
-	t.Cleanup(func() { c.removeTask(id) })
+	t.Cleanup(func() {
+		c.removeTask(id)
+		// ctr run -d leaves its stdio fifos for the task delete of a
+		// client; containerd removed this task itself.
+		fifos, _ := filepath.Glob(filepath.Join("/run/containerd/fifo", "*", id+"-std*"))
+		for _, f := range fifos {
+			os.RemoveAll(filepath.Dir(f))
+		}
+	})
 	if out, err := c.run([]string{"-d"}, id, "sleep", "1000"); err != nil {
 		t.Fatalf("ctr run -d: %v: %s", err, out)
 	}
