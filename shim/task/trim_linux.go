@@ -47,18 +47,23 @@ func onIdle() {
 // start-up and the shim's own leave enough garbage for a collection
 // right when containerd's first requests arrive, and a request then waits
 // for mark assists and a stop-the-world. A memory limit still bounds the
-// heap. The first idle spell (the trim timer) turns the collector back on
-// at the shim library's setting and returns the start-up's garbage.
+// heap. The first idle spell (the trim timer), or gcDeferMax after the
+// start for a shim that is never idle, turns the collector back on at the
+// shim library's setting and returns the start-up's garbage.
 func DeferGC() {
 	gcDeferred.Store(true)
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(startupMemoryLimit)
+	gcDeferOnce.Do(func() { time.AfterFunc(gcDeferMax, restoreGC) })
 }
 
 const (
 	startupMemoryLimit = 64 << 20
+	gcDeferMax         = 5 * time.Second
 	shimGCPercent      = 40 // the shim library's (pkg/shim setRuntime)
 )
+
+var gcDeferOnce sync.Once
 
 var gcDeferred atomic.Bool
 

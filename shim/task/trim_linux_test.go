@@ -1,9 +1,11 @@
 package task
 
 import (
+	"math"
 	"os"
 	"os/user"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,5 +65,28 @@ func TestTrimTextDropsMappedCode(t *testing.T) {
 	wg.Wait()
 	if _, err := user.LookupId("0"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// DeferGC turns the collector off under a memory limit; restoreGC (the
+// first idle spell) turns it back on at the shim library's percent, once.
+func TestDeferGC(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(prev); debug.SetMemoryLimit(math.MaxInt64) })
+	DeferGC()
+	if p := debug.SetGCPercent(-1); p != -1 {
+		t.Fatalf("GC percent %d after DeferGC, want -1 (off)", p)
+	}
+	if l := debug.SetMemoryLimit(-1); l != startupMemoryLimit {
+		t.Fatalf("memory limit %d after DeferGC, want %d", l, startupMemoryLimit)
+	}
+	restoreGC()
+	if p := debug.SetGCPercent(-1); p != shimGCPercent {
+		t.Fatalf("GC percent %d after restoreGC, want %d", p, shimGCPercent)
+	}
+	debug.SetGCPercent(7)
+	restoreGC() // once only: a later idle spell leaves the setting alone
+	if p := debug.SetGCPercent(-1); p != 7 {
+		t.Fatalf("a second restoreGC changed the GC percent to %d", p)
 	}
 }
