@@ -22,6 +22,9 @@ fi
 
 work=$(mktemp -d /tmp/fre-demo.XXXXXX)
 pids=()
+# containerd's default spec puts a container's cgroup under /<namespace>:
+# the parents the demo makes go with it.
+premade=$(ls -d /sys/fs/cgroup/*/default /sys/fs/cgroup/default 2>/dev/null || true)
 cleanup() {
 	# fre-runc's pool keeps idle cgroups by design; the demo leaves none.
 	for r in "$work/state" "$work"/containerd/fre-state/*; do
@@ -29,6 +32,9 @@ cleanup() {
 	done
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	for d in /sys/fs/cgroup/*/default /sys/fs/cgroup/default; do
+		[ -d "$d" ] && ! grep -qxF "$d" <<<"$premade" && rmdir "$d" 2>/dev/null || true
+	done
 	# Never let rm walk into a mount something left behind.
 	if ! awk -v d="$work" 'index($5, d) == 1 {found=1} END {exit !found}' /proc/self/mountinfo; then
 		rm -rf "$work"
