@@ -3,10 +3,9 @@
 package chart
 
 import (
-	"fmt"
 	"image/color"
+	"io"
 	"math"
-	"os"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -15,6 +14,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/fre-runtime/fre/bench/resultfile"
 )
 
 // Group is one series: a bar at each label.
@@ -85,20 +86,8 @@ func valueLabel(v float64) string {
 
 // SavePNG writes img to path (through a temporary file) and says so.
 func SavePNG(path string, img *vgimg.Canvas) error {
-	f, err := os.Create(path + ".tmp")
-	if err != nil {
+	return resultfile.Write(path, func(w io.Writer) error {
+		_, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(w)
 		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		return err
-	}
-	fmt.Printf("wrote %s\n", path)
-	return nil
+	})
 }

@@ -1,13 +1,14 @@
 package main
 
 import (
-	"encoding/csv"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/fre-runtime/fre/bench/resultfile"
 )
 
 type summary struct {
@@ -83,23 +84,7 @@ func writeCSV(dir, name string, header []string, rows [][]string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	path := filepath.Join(dir, name)
-	f, err := os.Create(path + ".tmp")
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	w.Write(header)
-	w.WriteAll(rows)
-	if err := w.Error(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	fmt.Printf("wrote %s\n", path)
-	return os.Rename(path+".tmp", path)
+	return resultfile.CSV(filepath.Join(dir, name), header, rows)
 }
 
 func ms(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }

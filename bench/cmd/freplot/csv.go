@@ -5,30 +5,14 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+
+	"github.com/fre-runtime/fre/bench/resultfile"
 )
 
 // writeCSV writes through a temporary file, so a reader never sees half a
 // table.
 func writeCSV(path string, header []string, rows [][]string) error {
-	f, err := os.Create(path + ".tmp")
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	w.Write(header)
-	w.WriteAll(rows)
-	if err := w.Error(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(path+".tmp", path); err != nil {
-		return err
-	}
-	fmt.Printf("wrote %s\n", path)
-	return nil
+	return resultfile.CSV(path, header, rows)
 }
 
 // table is a CSV read by column name.
