@@ -135,6 +135,9 @@ func (c *Container) State() *State {
 
 // Start lets a created container's init exec the program.
 func (c *Container) Start() error {
+	if err := c.Ready(); err != nil {
+		return err
+	}
 	lock, err := lockDir(c.dir, true)
 	if err != nil {
 		return err
@@ -228,6 +231,9 @@ func (c *Container) Signal(sig unix.Signal, all bool) error {
 
 // Pause freezes every process of the container.
 func (c *Container) Pause() error {
+	if err := c.Ready(); err != nil {
+		return err
+	}
 	if !c.Status().CanPause() {
 		return fmt.Errorf("%w: %s", ErrNotRunning, c.id)
 	}

@@ -40,6 +40,14 @@ type CreateOpts struct {
 	// Started makes the program exec as soon as it is set up (run):
 	// no exec fifo, no created state.
 	Started bool
+	// Async returns once the init is cloned, in its cgroup and recorded
+	// in the state dir: its set-up in the new namespaces (mounts,
+	// pivot_root, credentials) goes on while the caller works. Start,
+	// Exec and Ready wait for it and return its error; an init whose
+	// set-up failed has exited, and Delete removes the container as any
+	// stopped one. For a caller with a round trip between create and
+	// start (the shim); ignored with hooks of create or Started.
+	Async bool
 }
 
 // Container is a loaded container.
@@ -50,6 +58,23 @@ type Container struct {
 	state *savedState
 	// pidfd is valid in the process that created the container.
 	pidfd int
+	// setup, for an Async create, is closed when the init is set up
+	// (setupErr nil) or has failed.
+	setup    chan struct{}
+	setupErr error
+}
+
+// Ready waits until the init is set up and returns the error of its
+// set-up: nil at once unless the container was created with Async.
+func (c *Container) Ready() error {
+	if c.setup == nil {
+		return nil
+	}
+	<-c.setup
+	if c.setupErr != nil {
+		return fmt.Errorf("container init: %w", c.setupErr)
+	}
+	return nil
 }
 
 // ID is the container's ID.
@@ -187,6 +212,12 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	}
 	if p, ok := cfg.Join[specs.UserNamespace]; ok {
 		sc.Join = append(sc.Join, spawn.Join{Type: unix.CLONE_NEWUSER, Path: p})
+		sc.UnshareFlags = flags &^ unix.CLONE_NEWPID
+		flags &= unix.CLONE_NEWPID
+	} else if flags&unix.CLONE_NEWUSER == 0 {
+		// The child makes its namespaces but the pid one (only clone
+		// puts a process in a new one): copying our mount table is the
+		// costliest part of clone, and the child does it while we work.
 		sc.UnshareFlags = flags &^ unix.CLONE_NEWPID
 		flags &= unix.CLONE_NEWPID
 	}
@@ -357,6 +388,9 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	if err := child.Release(); err != nil {
 		return nil, err
 	}
+	if opts.Async && !pauseForHooks && !opts.Started && !startAfter {
+		return r.createdAsync(opts, dir, st, child, cfg.Seccomp, ph)
+	}
 	if sc.HookPause {
 		if err := child.WaitHookPoint(); err != nil {
 			return nil, fmt.Errorf("container init: %w", err)
@@ -405,6 +439,40 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 }
 
 const execFifo = "exec.fifo"
+
+// createdAsync records a released init and returns; a goroutine waits
+// for the init's set-up (and hands on its seccomp listener).
+func (r *Runtime) createdAsync(opts CreateOpts, dir string, st *savedState, child *spawn.Process, profile *specs.LinuxSeccomp, ph *phases) (*Container, error) {
+	if err := st.save(dir); err != nil {
+		return nil, err
+	}
+	if opts.PidFile != "" {
+		if err := writePidFile(opts.PidFile, child.Pid); err != nil {
+			return nil, err
+		}
+	}
+	ph.done("save state")
+	c := &Container{rt: r, id: opts.ID, dir: dir, state: st, pidfd: child.PidFD, setup: make(chan struct{})}
+	go func() {
+		err := child.Wait()
+		if err == nil && child.SeccompListener >= 0 {
+			state := specs.State{Version: specs.Version, ID: opts.ID, Status: specs.StateCreating, Pid: child.Pid, Bundle: st.Bundle, Annotations: st.Annotations}
+			err = sendSeccompListener(profile, child.SeccompListener, child.Pid, state)
+		}
+		if err != nil {
+			// Not reaped here: the caller waits for the init's exit.
+			unix.PidfdSendSignal(child.PidFD, unix.SIGKILL, nil, 0)
+		} else {
+			ph.done("child set-up")
+			for _, s := range child.Steps {
+				r.Trace("child: "+s.Name, s.D)
+			}
+		}
+		c.setupErr = err
+		close(c.setup)
+	}()
+	return c, nil
+}
 
 func cgroupMountFor(cg cgroup.Manager, newNS bool) *cgroupMount {
 	paths := cg.Paths()

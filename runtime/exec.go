@@ -57,6 +57,9 @@ var nsOrder = []struct {
 // Exec starts a process in every namespace and the cgroup of the
 // container's init, with the same security set-up as the init.
 func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
+	if err := c.Ready(); err != nil {
+		return nil, err
+	}
 	if s := c.Status(); s != Running && s != Created {
 		return nil, fmt.Errorf("exec in %s: %w (%s)", c.id, ErrNotRunning, s)
 	}

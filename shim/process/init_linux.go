@@ -23,6 +23,9 @@ type InitConfig struct {
 	Runtime *runtime.Runtime
 	// Epoller serves every terminal of the shim from one goroutine.
 	Epoller *console.Epoller
+	// Async: NewInit returns once the init is cloned; its set-up goes on
+	// until Start, which returns its error (runtime.CreateOpts.Async).
+	Async bool
 }
 
 // Init is a container's init process.
@@ -33,10 +36,11 @@ type Init struct {
 }
 
 // NewInit creates the container (runtime.Create, in-process): on return
-// the init is set up and waits for Start.
+// the init is set up (or, with cfg.Async, setting itself up) and waits for
+// Start.
 func NewInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 	p := &Init{base: newBase("", cfg.Stdio), cfg: cfg}
-	opts := runtime.CreateOpts{ID: cfg.ID, Bundle: cfg.Bundle, Spec: cfg.Spec}
+	opts := runtime.CreateOpts{ID: cfg.ID, Bundle: cfg.Bundle, Spec: cfg.Spec, Async: cfg.Async}
 	var sock *consoleSocket
 	if cfg.Stdio.Terminal {
 		var err error

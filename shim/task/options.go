@@ -45,6 +45,12 @@ type Options struct {
 	Store bool `json:"store,omitempty"`
 	// StoreRoot is the store's directory (rootfs.DefaultRoot when empty).
 	StoreRoot string `json:"store_root,omitempty"`
+	// SyncCreate makes Create return only once the init is set up, as
+	// runc's shim does, so that a set-up error (a mount that fails) is
+	// Create's error. By default Create returns once the init is cloned
+	// and its set-up runs while containerd works; Start waits for it and
+	// returns its error.
+	SyncCreate bool `json:"sync_create,omitempty"`
 }
 
 // parseOptions reads containerd's options Any.

@@ -14,6 +14,7 @@ import (
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types"
 	runcoptions "github.com/containerd/containerd/api/types/runc/options"
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shutdown"
@@ -22,6 +23,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/fre-runtime/fre/internal/testutil"
 	freruntime "github.com/fre-runtime/fre/runtime"
@@ -113,6 +115,57 @@ func TestBadRequests(t *testing.T) {
 		if _, err := s.State(ctx, &taskAPI.StateRequest{ID: id}); status.Code(errgrpc.ToGRPC(err)) != codes.NotFound {
 			t.Errorf("State(%s) after a failed Create: %v, want NotFound", id, err)
 		}
+	}
+
+	// A spec mount the init cannot make (a file system type the kernel
+	// does not know). By default Create returns before the init's set-up
+	// ends, so Start reports it; with sync_create, Create does. Either way
+	// the error names the mount, and Delete leaves nothing.
+	badfs := testutil.BusyboxBundle(t, filepath.Join(dir, "badfs"), "true")
+	testutil.MutateSpec(t, badfs, func(sp *specs.Spec) {
+		sp.Linux.CgroupsPath = cgParent + "/fre-badfs"
+		sp.Mounts = append(sp.Mounts, specs.Mount{Destination: "/badfs", Type: "no-such-fs", Source: "none"})
+		if sp.Annotations == nil {
+			sp.Annotations = map[string]string{}
+		}
+		sp.Annotations[freruntime.AnnotationRootfs] = freruntime.RootfsPlain
+	})
+	syncOpts, err := typeurl.MarshalAnyToProto(&runtimeoptions.Options{ConfigBody: []byte(`{"root":"` + root + `","sync_create":true}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id   string
+		opts *anypb.Any
+	}{{"fre-badfs-async", opts}, {"fre-badfs-sync", syncOpts}} {
+		_, err := s.Create(ctx, &taskAPI.CreateTaskRequest{ID: c.id, Bundle: badfs, Options: c.opts})
+		if c.opts == opts {
+			if err != nil {
+				t.Fatalf("async Create %s: %v (the set-up error belongs to Start)", c.id, err)
+			}
+			_, err = s.Start(ctx, &taskAPI.StartRequest{ID: c.id})
+			wantGRPC(t, err, codes.Unknown, "/badfs")
+			wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			_, werr := s.Wait(wctx, &taskAPI.WaitRequest{ID: c.id})
+			cancel()
+			if werr != nil {
+				t.Fatalf("Wait %s after a failed set-up: %v", c.id, werr)
+			}
+			if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: c.id}); err != nil {
+				t.Fatalf("Delete %s after a failed set-up: %v", c.id, err)
+			}
+		} else {
+			wantGRPC(t, err, codes.Unknown, "/badfs")
+		}
+		if _, err := os.Stat(filepath.Join(root, "fre-unit", c.id)); !os.IsNotExist(err) {
+			t.Errorf("runtime state of %s left: %v", c.id, err)
+		}
+		if _, err := s.State(ctx, &taskAPI.StateRequest{ID: c.id}); status.Code(errgrpc.ToGRPC(err)) != codes.NotFound {
+			t.Errorf("State(%s) after Delete: %v, want NotFound", c.id, err)
+		}
+	}
+	if m := mountsBelow(badfs); len(m) > 0 {
+		t.Errorf("mounts left under %s: %v", badfs, m)
 	}
 
 	// The service still serves: a container runs to its exit.
