@@ -168,6 +168,12 @@ func (p *Pool) Claim(cgroupsPath string) (cgroup.Manager, bool, error) {
 	return m, false, nil
 }
 
+// Manager is the cgroup Claim(cgroupsPath) returns, without claiming or
+// making anything: its Paths are where the claimed cgroup will be.
+func (p *Pool) Manager(cgroupsPath string) (cgroup.Manager, error) {
+	return p.newManager(cgroupsPath)
+}
+
 // claim renames an idle cgroup of m's parent to m's path; false when none
 // could be taken. Idle cgroups sit in numbered slots, so a claim tries
 // renames straight away, from a random slot on, and never lists the

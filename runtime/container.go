@@ -88,8 +88,12 @@ func (c *Container) cgroup() cgroup.Manager {
 }
 
 // Cgroup is the container's cgroup, or nil. Call CgroupChanged before
-// changing its limits.
-func (c *Container) Cgroup() cgroup.Manager { return c.cgroup() }
+// changing its limits. After an Async create it waits for the set-up,
+// which claims the cgroup.
+func (c *Container) Cgroup() cgroup.Manager {
+	c.waitSetup()
+	return c.cgroup()
+}
 
 // cgroupChangedFile in the state dir: the cgroup's limits changed after
 // create, so delete resets all of them.

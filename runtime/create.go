@@ -40,6 +40,13 @@ type CreateOpts struct {
 	// Started makes the program exec as soon as it is set up (run):
 	// no exec fifo, no created state.
 	Started bool
+	// RootMount, when set, is mounted on the rootfs by the init, in its
+	// new mount namespace, instead of by the caller in its own (the shim:
+	// containerd's overlay of the snapshot). Nothing is then left to
+	// unmount, and the caller's mount table, which every new mount
+	// namespace copies, does not grow by a mount per container. Its
+	// Destination is ignored; a bind is not supported.
+	RootMount *specs.Mount
 	// Async returns once the init is cloned, in its cgroup and recorded
 	// in the state dir: its set-up in the new namespaces (mounts,
 	// pivot_root, credentials) goes on while the caller works. Start,
@@ -67,10 +74,7 @@ type Container struct {
 // Ready waits until the init is set up and returns the error of its
 // set-up: nil at once unless the container was created with Async.
 func (c *Container) Ready() error {
-	if c.setup == nil {
-		return nil
-	}
-	<-c.setup
+	c.waitSetup()
 	if c.setupErr != nil {
 		return fmt.Errorf("container init: %w", c.setupErr)
 	}
@@ -156,11 +160,23 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		}
 	}()
 
-	releaseRootfs, err := r.prepareRootfs(ctx, cfg, opts.ID, st)
-	if err != nil {
-		return nil, fmt.Errorf("rootfs: %w", err)
+	var rootMount *spawn.MountOp
+	if m := opts.RootMount; m != nil {
+		if !cfg.hasNew(specs.MountNamespace) {
+			return nil, fmt.Errorf("%w: a root mount for the init needs a new mount namespace", ErrInvalidConfig)
+		}
+		cm, err := convertMount(specs.Mount{Destination: "/", Type: m.Type, Source: m.Source, Options: m.Options}, bundle)
+		if err != nil || cm.Bind {
+			return nil, fmt.Errorf("%w: root mount %s: %v", ErrInvalidConfig, m.Type, err)
+		}
+		rootMount = &spawn.MountOp{Kind: spawn.Mount, Source: cm.Source, Target: cfg.Rootfs, Fstype: cm.Type, Flags: cm.Flags, Data: cm.Data}
+	} else {
+		releaseRootfs, err := r.prepareRootfs(ctx, cfg, opts.ID, st)
+		if err != nil {
+			return nil, fmt.Errorf("rootfs: %w", err)
+		}
+		undo = append(undo, func() { releaseRootfs() })
 	}
-	undo = append(undo, func() { releaseRootfs() })
 
 	sc := newSpawnConfig()
 
@@ -238,6 +254,12 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	}
 	newUser := cfg.hasNew(specs.UserNamespace)
 	sc.UsernsRoot = newUser
+	// An async create returns right after clone; without a user namespace
+	// (the child then joins by path) the cgroup is claimed after clone too,
+	// while the child makes its namespaces.
+	async := opts.Async && !opts.Started && !hasHooks(cfg.Hooks, prestartHooks) && !hasHooks(cfg.Hooks, createContainerHooks)
+	_, joinUser := cfg.Join[specs.UserNamespace]
+	var lateClaim func() (cgroup.Manager, error)
 
 	// cgroup: created before clone so the child can be put in at once.
 	var cg cgroup.Manager
@@ -251,15 +273,58 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		if err != nil {
 			return nil, err
 		}
-		// A pooled cgroup is renamed into place; a miss creates one.
-		if cg, _, err = pool.Claim(p); err != nil {
-			return nil, fmt.Errorf("cgroup %s: %w", p, err)
+		claim := func() (cgroup.Manager, error) {
+			// A pooled cgroup is renamed into place; a miss creates one.
+			m, _, err := pool.Claim(p)
+			if err != nil {
+				return nil, fmt.Errorf("cgroup %s: %w", p, err)
+			}
+			r.tookFromPool()
+			return m, nil
 		}
-		r.tookFromPool()
-		undo = append(undo, func() { pool.Release(cg) })
-		st.CgroupPaths = cg.Paths()
+		at := cg
+		if async && !newUser && !joinUser {
+			// Where the claim will put it (the mounts need the paths).
+			if at, err = pool.Manager(p); err != nil {
+				return nil, fmt.Errorf("cgroup %s: %w", p, err)
+			}
+			// Claimed alongside: the child needs it only amid its mounts.
+			type claimed struct {
+				m   cgroup.Manager
+				err error
+			}
+			ch := make(chan claimed, 1)
+			go func() {
+				t0 := time.Now()
+				m, err := claim()
+				if r.Trace != nil {
+					r.Trace("cgroup claim (async)", time.Since(t0))
+				}
+				ch <- claimed{m, err}
+			}()
+			lateClaim = func() (cgroup.Manager, error) {
+				c := <-ch
+				return c.m, c.err
+			}
+			// Either this or the set-up's prepare takes the claim.
+			undo = append(undo, func() {
+				if m, err := lateClaim(); err == nil {
+					pool.Release(m)
+				}
+			})
+		} else {
+			if cg, err = claim(); err != nil {
+				return nil, err
+			}
+			undo = append(undo, func() { pool.Release(cg) })
+			at = cg
+		}
+		st.CgroupPaths = at.Paths()
 		st.CgroupSelective = !cgroupWritableInside(cfg)
-		cgm = cgroupMountFor(cg, sc.NewCgroupNS)
+		cgm = cgroupMountFor(at, sc.NewCgroupNS)
+		if lateClaim != nil {
+			sc.CgroupJoinLate = at.SelfJoinFiles()
+		}
 	}
 
 	ph.done("netns+cgroup")
@@ -271,8 +336,15 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	sc.NoPivot = opts.NoPivot
 	// Judged here, in our mount namespace: only a new one is a copy of it
 	// (a namespace joined by path may lack the mount).
-	sc.RootIsMount = cfg.hasNew(specs.MountNamespace) && isMountPoint(cfg.Rootfs)
-	sc.Mounts, sc.PostMounts = mountPlan(cfg, cgm)
+	sc.RootIsMount = cfg.hasNew(specs.MountNamespace) && (rootMount != nil || isMountPoint(cfg.Rootfs))
+	sc.RootMount = rootMount
+	var cgAt int
+	sc.Mounts, sc.PostMounts, cgAt = mountPlanCgroupAt(cfg, cgm)
+	if lateClaim != nil && sc.MountNS {
+		// The child makes the mounts that do not need the cgroup while we
+		// claim it, then waits for Release.
+		sc.ReleaseAtMount = cgAt
+	}
 	sc.Hostname, sc.Domainname = cfg.Hostname, cfg.Domainname
 	sc.Personality = cfg.Personality
 	if cfg.hasNew(specs.TimeNamespace) {
@@ -320,12 +392,22 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 
 	// The limits are in place before the child runs (it may make device
 	// nodes while we would still be writing the device rules).
-	if cg != nil && cfg.Resources != nil {
-		res := withDefaultDevices(cfg.Resources)
-		if err := cg.Set(res); err != nil {
-			return nil, fmt.Errorf("set cgroup limits: %w", err)
+	setLimits := func(cg cgroup.Manager) error {
+		if cfg.Resources == nil {
+			return nil
 		}
-		st.CgroupLimits = cgroup.Controllers(res)
+		if err := cg.Set(withDefaultDevices(cfg.Resources)); err != nil {
+			return fmt.Errorf("set cgroup limits: %w", err)
+		}
+		return nil
+	}
+	if cfg.Resources != nil && (cg != nil || lateClaim != nil) {
+		st.CgroupLimits = cgroup.Controllers(withDefaultDevices(cfg.Resources))
+	}
+	if cg != nil {
+		if err := setLimits(cg); err != nil {
+			return nil, err
+		}
 	}
 	// The child joins its cgroup itself, first thing (no global lock, see
 	// SelfJoinFiles), unless hooks that may look at it run before it goes.
@@ -336,7 +418,19 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	}
 	// Without id maps to write and a cgroup to join for it, the child
 	// sets itself up while we work, and waits for us after its mounts.
-	sc.LateRelease = !newUser && !pauseForHooks && (cg == nil || selfJoin)
+	sc.LateRelease = !newUser && !pauseForHooks && (cg == nil || selfJoin) && lateClaim == nil
+	if lateClaim != nil && sc.ReleaseAtMount >= 0 {
+		// Two releases: the claimed cgroup (the child joins it and goes
+		// on with its mounts), then the limits, before its first device
+		// node (mknod is checked against the device rules being written).
+		sc.ReleaseAgainAtMount = len(sc.Mounts)
+		for i, op := range sc.Mounts {
+			if op.Kind == spawn.Mknod {
+				sc.ReleaseAgainAtMount = max(i, sc.ReleaseAtMount)
+				break
+			}
+		}
+	}
 
 	sc.Trace = r.Trace != nil
 	ph.done("plan")
@@ -385,11 +479,36 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 			return nil, err
 		}
 	}
+	if async && !startAfter {
+		var prepare func() error
+		if lateClaim != nil {
+			prepare = func() error {
+				cg, err := lateClaim()
+				if err != nil {
+					return err
+				}
+				ph.done("cgroup claim (wait)")
+				if sc.CgroupJoinLate == nil {
+					if err := cg.Add(child.Pid); err != nil { // v2: no self-join
+						return err
+					}
+				}
+				if sc.ReleaseAgainAtMount >= 0 {
+					if err := child.Release(); err != nil {
+						return err
+					}
+				}
+				if err := setLimits(cg); err != nil {
+					return err
+				}
+				ph.done("cgroup limits (async)")
+				return child.Release()
+			}
+		}
+		return r.createdAsync(opts, dir, st, child, cfg.Seccomp, prepare, ph)
+	}
 	if err := child.Release(); err != nil {
 		return nil, err
-	}
-	if opts.Async && !pauseForHooks && !opts.Started && !startAfter {
-		return r.createdAsync(opts, dir, st, child, cfg.Seccomp, ph)
 	}
 	if sc.HookPause {
 		if err := child.WaitHookPoint(); err != nil {
@@ -440,9 +559,23 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 
 const execFifo = "exec.fifo"
 
+// waitSetup waits for an Async create's set-up to end, well or not (its
+// cgroup claimed or not).
+func (c *Container) waitSetup() {
+	if c.setup != nil {
+		<-c.setup
+	}
+}
+
 // createdAsync records a released init and returns; a goroutine waits
 // for the init's set-up (and hands on its seccomp listener).
-func (r *Runtime) createdAsync(opts CreateOpts, dir string, st *savedState, child *spawn.Process, profile *specs.LinuxSeccomp, ph *phases) (*Container, error) {
+func (r *Runtime) createdAsync(opts CreateOpts, dir string, st *savedState, child *spawn.Process, profile *specs.LinuxSeccomp, prepare func() error, ph *phases) (*Container, error) {
+	if prepare == nil {
+		// Nothing left for us: the child goes on at once.
+		if err := child.Release(); err != nil {
+			return nil, err
+		}
+	}
 	if err := st.save(dir); err != nil {
 		return nil, err
 	}
@@ -454,7 +587,14 @@ func (r *Runtime) createdAsync(opts CreateOpts, dir string, st *savedState, chil
 	ph.done("save state")
 	c := &Container{rt: r, id: opts.ID, dir: dir, state: st, pidfd: child.PidFD, setup: make(chan struct{})}
 	go func() {
-		err := child.Wait()
+		var err error
+		if prepare != nil {
+			// The cgroup; it releases the child.
+			err = prepare()
+		}
+		if err == nil {
+			err = child.Wait()
+		}
 		if err == nil && child.SeccompListener >= 0 {
 			state := specs.State{Version: specs.Version, ID: opts.ID, Status: specs.StateCreating, Pid: child.Pid, Bundle: st.Bundle, Annotations: st.Annotations}
 			err = sendSeccompListener(profile, child.SeccompListener, child.Pid, state)
@@ -462,6 +602,9 @@ func (r *Runtime) createdAsync(opts CreateOpts, dir string, st *savedState, chil
 		if err != nil {
 			// Not reaped here: the caller waits for the init's exit.
 			unix.PidfdSendSignal(child.PidFD, unix.SIGKILL, nil, 0)
+			if prepare != nil {
+				child.Wait() // frees the plan once the child is gone
+			}
 		} else {
 			ph.done("child set-up")
 			for _, s := range child.Steps {
@@ -629,7 +772,7 @@ func setSeccomp(sc *spawn.Config, profile *specs.LinuxSeccomp) error {
 
 // newSpawnConfig is a plan that changes nothing yet.
 func newSpawnConfig() *spawn.Config {
-	return &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1, Personality: -1, IOPrio: -1, Stdio: [3]int{-1, -1, -1}}
+	return &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1, Personality: -1, IOPrio: -1, Stdio: [3]int{-1, -1, -1}, ReleaseAtMount: -1, ReleaseAgainAtMount: -1}
 }
 
 // cgroupWritableInside: could the container's processes write their own

@@ -33,6 +33,9 @@ func (c *Container) Delete(force bool) error {
 			return err
 		}
 	}
+	// An Async create's set-up may still be claiming the cgroup: the init
+	// is gone now, so it ends at once.
+	c.waitSetup()
 	ph.done("delete: kill")
 	if cg := c.cgroup(); cg != nil {
 		// Release kills what is left (a host-pid-namespace container can

@@ -42,12 +42,28 @@ type cgroupMount struct {
 }
 
 func mountPlan(c *Config, cg *cgroupMount) (pre, post []spawn.MountOp) {
+	pre, post, _ = mountPlanCgroupAt(c, cg)
+	return pre, post
+}
+
+// mountPlanCgroupAt is mountPlan, and the index in pre of the first
+// operation that needs the container's cgroup in place: its mount (the
+// paths are the claimed cgroup's) or a device node (mknod is checked
+// against the device rules). len(pre) when none does.
+func mountPlanCgroupAt(c *Config, cg *cgroupMount) (pre, post []spawn.MountOp, cgAt int) {
+	cgAt = -1
 	for _, m := range c.Mounts {
+		if cgAt < 0 && (m.Type == "cgroup" || m.Type == "cgroup2") && !m.Bind {
+			cgAt = len(pre)
+		}
 		pre = append(pre, mountOps(m, cg, c.hasNS(specs.UserNamespace))...)
 	}
 	if c.SetupDev {
 		userns := c.hasNS(specs.UserNamespace)
 		devs := mergeDevices(defaultDevices, c.Devices)
+		if cgAt < 0 && len(devs) > 0 {
+			cgAt = len(pre)
+		}
 		for _, d := range devs {
 			pre = append(pre, deviceOp(d, userns))
 		}
@@ -61,7 +77,10 @@ func mountPlan(c *Config, cg *cgroupMount) (pre, post []spawn.MountOp) {
 	for _, p := range c.MaskedPaths {
 		post = append(post, spawn.MountOp{Kind: spawn.Mask, Target: p})
 	}
-	return pre, post
+	if cgAt < 0 {
+		cgAt = len(pre)
+	}
+	return pre, post, cgAt
 }
 
 func mountOps(m Mount, cg *cgroupMount, userns bool) []spawn.MountOp {

@@ -111,6 +111,23 @@ static void __attribute__((noreturn)) fail(int err, const char *what, const char
 	_exit(1);
 }
 
+/* go_and_join waits for "G", then joins the cgroup the parent claimed
+ * meanwhile (cgroup_late: by path, as no user namespace is in this mode);
+ * when that wait comes amid the mounts, the cgroup namespace is made here,
+ * once in the cgroup. */
+static void go_and_join(struct fre_spawn *s)
+{
+	wait_go(s);
+	for (int i = 0; i < s->ncgroup_late; i++) {
+		int fd = open(s->cgroup_late[i], O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) != 1)
+			fail(errno, "join cgroup", s->cgroup_late[i]);
+		close(fd);
+	}
+	if (s->go_at_mount >= 0 && s->cgroupns_new && unshare(CLONE_NEWCGROUP) < 0)
+		fail(errno, "unshare cgroup namespace", NULL);
+}
+
 static void procfd(char *buf, size_t n, int fd)
 {
 	char *p = scat(buf, buf + n, "/proc/self/fd/");
@@ -375,6 +392,11 @@ static void setup_root(struct fre_spawn *s)
 	unsigned long early = late ? (MS_SLAVE | MS_REC) : s->root_propagation;
 	if (mount(NULL, "/", NULL, early, NULL) < 0)
 		fail(errno, "make / ", "slave");
+	/* The container's root file system, mounted here, in our namespace
+	 * only (a slave now: nothing propagates back to the host). */
+	if (s->root_mount_type && mount(s->root_mount_source, s->rootfs, s->root_mount_type,
+	                                s->root_mount_flags, s->root_mount_data) < 0)
+		fail(errno, "mount rootfs", s->rootfs);
 	/* pivot_root wants a mount: bind the rootfs onto itself unless it is
 	 * one already (its copy in this namespace, a slave now). */
 	if (!s->root_is_mount && mount(s->rootfs, s->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
@@ -383,8 +405,17 @@ static void setup_root(struct fre_spawn *s)
 	int rootfd = open(s->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		fail(errno, "open rootfs", s->rootfs);
-	for (int i = 0; i < s->nmounts; i++)
+	for (int i = 0; i < s->nmounts; i++) {
+		if (i == s->go_at_mount)
+			go_and_join(s);
+		if (i == s->go2_at_mount)
+			wait_go(s);
 		do_mount(rootfd, &s->mounts[i]);
+	}
+	if (s->go_at_mount >= s->nmounts)
+		go_and_join(s);
+	if (s->go2_at_mount >= s->nmounts)
+		wait_go(s);
 	close(rootfd);
 	ts(s, FRE_TS_MOUNTS);
 
@@ -586,13 +617,15 @@ static int child(void *arg)
 	/* Wait for the parent: maps written, cgroup joined, limits set. With
 	 * late_go nothing below depends on those, so the set-up runs while the
 	 * parent works and the wait comes after it, before seccomp. */
-	if (!s->late_go)
-		wait_go(s);
+	/* go_at_mount >= 0: that wait comes amid the mounts instead (and
+	 * a second one at go2_at_mount). */
+	if (!s->late_go && s->go_at_mount < 0)
+		go_and_join(s);
 	if (s->userns_root) {
 		if (syscall(SYS_setresgid, 0, 0, 0) < 0) fail(errno, "setgid in user namespace", NULL);
 		if (syscall(SYS_setresuid, 0, 0, 0) < 0) fail(errno, "setuid in user namespace", NULL);
 	}
-	if (s->cgroupns_new && unshare(CLONE_NEWCGROUP) < 0)
+	if (s->go_at_mount < 0 && s->cgroupns_new && unshare(CLONE_NEWCGROUP) < 0)
 		fail(errno, "unshare cgroup namespace", NULL);
 	/* A time namespace is entered at the next exec, so its offsets are
 	 * written now, before anything lives in it. */

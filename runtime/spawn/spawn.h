@@ -66,6 +66,7 @@ struct fre_spawn {
 	int cgroupns_new;   /* unshare(CLONE_NEWCGROUP) after the parent joined the cgroup */
 	struct fre_ns *join; int njoin; /* setns in this order (user first) */
 	int *cgroup_fds; int ncgroup_fds; /* v1 "tasks" files: the child writes "0" to each */
+	const char **cgroup_late; int ncgroup_late; /* the same by path, opened after the (early) "G" */
 	int pidns_fd;       /* >= 0: setns(CLONE_NEWPID) in the parent thread before clone */
 
 	int sync_fd;        /* child end of the sync socket */
@@ -82,7 +83,13 @@ struct fre_spawn {
 	int readonly_root;
 	int no_pivot;
 	int root_is_mount; /* rootfs is the root of a mount: pivot to it as it is */
+	const char *root_mount_type; /* non-NULL: mount this on rootfs first (the shim's overlay) */
+	const char *root_mount_source, *root_mount_data; unsigned long root_mount_flags;
 	int late_go;        /* set up first, wait for "G" just before exec */
+	int go_at_mount;    /* >= 0: wait for "G" (then join cgroup_late, unshare the
+	                     * cgroup ns) before mounts[go_at_mount], or after the
+	                     * last one when it is nmounts; -1: before the set-up */
+	int go2_at_mount;   /* >= go_at_mount: wait for a second "G" there (-1: none) */
 	int hook_pause;     /* send "H" after the mounts and wait for "G" (createContainer hooks) */
 	struct fre_mount *mounts; int nmounts;           /* before pivot_root, relative to rootfs */
 	struct fre_mount *post_mounts; int npost_mounts; /* after pivot_root (masked/readonly paths) */

@@ -85,6 +85,10 @@ type Config struct {
 	// CgroupJoin are cgroup v1 "tasks" files the child writes "0" to
 	// before anything else (see cgroup.Manager.SelfJoinFiles).
 	CgroupJoin []string
+	// CgroupJoinLate are "tasks" files the child opens and writes "0" to
+	// after Release (not LateRelease): the parent claims the cgroup while
+	// the child makes its namespaces. Only without a user namespace.
+	CgroupJoinLate []string
 
 	FifoFD      int    // exec fifo (O_RDWR) to wait on, or -1: exec right away
 	ConsoleFD   int    // console socket, or -1
@@ -101,18 +105,30 @@ type Config struct {
 	// shared store, the shim's of containerd's snapshots), so it needs no
 	// bind onto itself before pivot_root.
 	RootIsMount bool
-	HookPause   bool // stop after the mounts (see WaitHookPoint)
+	// RootMount is mounted on Rootfs first thing in the new mount
+	// namespace (Kind Mount; Target is Rootfs).
+	RootMount *MountOp
+	HookPause bool // stop after the mounts (see WaitHookPoint)
 	// LateRelease: the child sets itself up without waiting for Release
 	// and waits for it after its mounts, before seccomp and credentials.
 	// Only when its set-up needs nothing of the parent's (no id maps to
 	// write, no hooks, its cgroup joined by itself).
 	LateRelease bool
-	Mounts      []MountOp // before pivot_root
-	PostMounts  []MountOp // after pivot_root
-	Sysctl      [][2]string
-	AttrWrites  [][2]string // LSM attributes (path, value) written right before exec
-	Hostname    *string
-	Domainname  *string
+	// ReleaseAtMount, when not -1, makes the child wait for Release
+	// (and then join CgroupJoinLate and unshare the cgroup namespace)
+	// before Mounts[ReleaseAtMount], or after the last mount when it is
+	// len(Mounts), instead of before its mounts. Needs a mount namespace.
+	ReleaseAtMount int
+	// ReleaseAgainAtMount, when not -1 (and ReleaseAtMount is not), makes
+	// the child wait for a second Release before Mounts[i] (len(Mounts):
+	// after the last), i >= ReleaseAtMount.
+	ReleaseAgainAtMount int
+	Mounts              []MountOp // before pivot_root
+	PostMounts          []MountOp // after pivot_root
+	Sysctl              [][2]string
+	AttrWrites          [][2]string // LSM attributes (path, value) written right before exec
+	Hostname            *string
+	Domainname          *string
 
 	Args        []string
 	ExecPath    string // run this file instead of looking up Args[0]
@@ -334,6 +350,10 @@ func Start(cfg *Config) (*Process, error) {
 		s.cgroup_fds = &arr[0]
 		s.ncgroup_fds = C.int(len(cfg.CgroupJoin))
 	}
+	if n := len(cfg.CgroupJoinLate); n > 0 {
+		s.cgroup_late = a.strs(cfg.CgroupJoinLate)
+		s.ncgroup_late = C.int(n)
+	}
 	tainted := false
 	if cfg.PidNS != "" {
 		fd, err := unix.Open(cfg.PidNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
@@ -360,9 +380,22 @@ func Start(cfg *Config) (*Process, error) {
 	s.root_propagation = C.ulong(cfg.RootPropagation)
 	s.readonly_root = cbool(cfg.ReadonlyRoot)
 	s.root_is_mount = cbool(cfg.RootIsMount)
+	if m := cfg.RootMount; m != nil {
+		s.root_mount_source = a.str(m.Source)
+		s.root_mount_type = a.str(m.Fstype)
+		s.root_mount_flags = C.ulong(m.Flags)
+		s.root_mount_data = a.str(m.Data)
+	}
 	s.no_pivot = cbool(cfg.NoPivot)
 	s.hook_pause = cbool(cfg.HookPause)
 	s.late_go = cbool(cfg.LateRelease && !cfg.HookPause)
+	s.go_at_mount, s.go2_at_mount = -1, -1
+	if cfg.ReleaseAtMount >= 0 && cfg.MountNS && !cfg.LateRelease && !cfg.HookPause {
+		s.go_at_mount = C.int(cfg.ReleaseAtMount)
+		if cfg.ReleaseAgainAtMount >= cfg.ReleaseAtMount {
+			s.go2_at_mount = C.int(cfg.ReleaseAgainAtMount)
+		}
+	}
 	s.mounts, s.nmounts = a.mounts(cfg.Mounts)
 	s.post_mounts, s.npost_mounts = a.mounts(cfg.PostMounts)
 	s.sysctl_paths, s.sysctl_values, s.nsysctl = a.pairs(cfg.Sysctl)
@@ -525,7 +558,9 @@ func (p *Process) Wait() error {
 	execing := false
 	for {
 		n, oobn, _, _, err := unix.Recvmsg(int(p.sync.Fd()), buf, oob, 0)
-		if err == unix.EINTR {
+		if err == unix.EINTR || err == unix.ECONNRESET {
+			// ECONNRESET: the child exited with a Release of ours unread;
+			// reported once, before what it sent (its error) is read.
 			continue
 		}
 		if err != nil || n == 0 {
