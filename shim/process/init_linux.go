@@ -26,6 +26,9 @@ type InitConfig struct {
 	// Async: NewInit returns once the init is cloned; its set-up goes on
 	// until Start, which returns its error (runtime.CreateOpts.Async).
 	Async bool
+	// RootMount is mounted on the rootfs by the init in its own mount
+	// namespace (runtime.CreateOpts.RootMount).
+	RootMount *specs.Mount
 }
 
 // Init is a container's init process.
@@ -40,7 +43,7 @@ type Init struct {
 // Start.
 func NewInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 	p := &Init{base: newBase("", cfg.Stdio), cfg: cfg}
-	opts := runtime.CreateOpts{ID: cfg.ID, Bundle: cfg.Bundle, Spec: cfg.Spec, Async: cfg.Async}
+	opts := runtime.CreateOpts{ID: cfg.ID, Bundle: cfg.Bundle, Spec: cfg.Spec, Async: cfg.Async, RootMount: cfg.RootMount}
 	var sock *consoleSocket
 	if cfg.Stdio.Terminal {
 		var err error
@@ -97,6 +100,10 @@ func NewInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 	}
 	return p, nil
 }
+
+// Async reports whether the init was created with Async (its set-up may
+// still run; Start returns its error).
+func (p *Init) Async() bool { return p.cfg.Async }
 
 // Container is the runtime's container.
 func (p *Init) Container() *runtime.Container { return p.ctr }

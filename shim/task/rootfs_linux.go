@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // rootfsMount is the container's root file system as mounted by the shim
@@ -18,13 +20,19 @@ type rootfsMount struct {
 	target string
 	// release undoes what the store path acquired (nil otherwise).
 	release func()
+	// inInit, when set, is mounted by the container's init in its own
+	// mount namespace (runtime.CreateOpts.RootMount): nothing is mounted
+	// on target in ours.
+	inInit *specs.Mount
 }
 
 // mountRootfs mounts containerd's rootfs mounts onto <bundle>/rootfs. With
 // the store on, an overlay mount is first rewritten to use a shared-store
 // tree as its lower layer; any failure there falls back to the mounts as
-// given.
-func (s *service) mountRootfs(ctx context.Context, id, bundle string, ms []*types.Mount, opts Options) (*rootfsMount, error) {
+// given. With initMay (an async create of a container with a new mount
+// namespace), a single overlay whose directories are all there is left to
+// the init to mount in its namespace.
+func (s *service) mountRootfs(ctx context.Context, id, bundle string, ms []*types.Mount, opts Options, initMay bool) (*rootfsMount, error) {
 	if len(ms) == 0 {
 		return nil, nil // the bundle brings its rootfs
 	}
@@ -43,6 +51,10 @@ func (s *service) mountRootfs(ctx context.Context, id, bundle string, ms []*type
 		}
 		log.G(ctx).WithError(err).WithField("id", id).Warn("shared-store rootfs failed; mounting as given")
 	}
+	if initMay && len(mounts) == 1 && overlayForInit(mounts[0]) {
+		m := mounts[0]
+		return &rootfsMount{target: target, inInit: &specs.Mount{Type: m.Type, Source: m.Source, Options: m.Options}}, nil
+	}
 	if err := mount.All(mounts, target); err != nil {
 		mount.UnmountMounts(mounts, target, 0)
 		return nil, fmt.Errorf("%w: mount rootfs of %s: %v", errdefs.ErrInvalidArgument, id, err)
@@ -50,9 +62,48 @@ func (s *service) mountRootfs(ctx context.Context, id, bundle string, ms []*type
 	return &rootfsMount{target: target}, nil
 }
 
+// overlayForInit: an overlay mount the init can make as it is: its
+// options fit in one mount(2) call (containerd shortens longer lowerdir
+// lists with a chdir, which the init does not do) and every directory it
+// names is there, so that a bad mount is still Create's error.
+func overlayForInit(m mount.Mount) bool {
+	if m.Type != "overlay" || m.Target != "" {
+		return false
+	}
+	n := 0
+	for _, o := range m.Options {
+		n += len(o) + 1
+		var dirs []string
+		switch {
+		case strings.HasPrefix(o, "lowerdir="):
+			dirs = strings.Split(strings.TrimPrefix(o, "lowerdir="), ":")
+		case strings.HasPrefix(o, "upperdir="):
+			dirs = []string{strings.TrimPrefix(o, "upperdir=")}
+		case strings.HasPrefix(o, "workdir="):
+			dirs = []string{strings.TrimPrefix(o, "workdir=")}
+		case strings.HasPrefix(o, "idmap"), strings.HasPrefix(o, "uidmap"), strings.HasPrefix(o, "gidmap"):
+			return false // containerd maps with a helper first
+		}
+		for _, d := range dirs {
+			if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+				return false
+			}
+		}
+	}
+	return n < 4000 // one page, less what the kernel adds
+}
+
+// initMount is what the init is to mount on the rootfs, or nil.
+func (m *rootfsMount) initMount() *specs.Mount {
+	if m == nil {
+		return nil
+	}
+	return m.inInit
+}
+
 // unmount undoes mountRootfs.
 func (m *rootfsMount) unmount() error {
-	if m == nil {
+	if m == nil || m.inInit != nil {
 		return nil
 	}
 	err := mount.UnmountRecursive(m.target, 0)

@@ -69,6 +69,8 @@ type container struct {
 	initExit *ExitRecord // the init's exit, held back while execs run
 	oomSeen  uint64
 	oomStop  func()
+	// oomWatched: watchOOM ran (at create, or at start after an async one).
+	oomWatched bool
 }
 
 // NewTaskService starts the service's event forwarder, stranger reaper
@@ -255,16 +257,34 @@ func loadSpec(bundle string) (*specs.Spec, error) {
 	return &spec, nil
 }
 
-func hasNewPidNS(spec *specs.Spec) bool {
+func hasNewPidNS(spec *specs.Spec) bool { return hasNewNS(spec, specs.PIDNamespace) }
+
+func hasNewNS(spec *specs.Spec, t specs.LinuxNamespaceType) bool {
 	if spec.Linux == nil {
 		return false
 	}
 	for _, n := range spec.Linux.Namespaces {
-		if n.Type == specs.PIDNamespace {
+		if n.Type == t {
 			return n.Path == ""
 		}
 	}
 	return false
+}
+
+// initMountsRoot: the init may mount the rootfs itself, in a mount
+// namespace of its own (not one joined by path), as root of the host (in
+// a user namespace the host's overlay is not its to mount), and with an
+// async create (in a sync one it saves nothing).
+func initMountsRoot(spec *specs.Spec, o Options) bool {
+	if o.SyncCreate || !hasNewNS(spec, specs.MountNamespace) {
+		return false
+	}
+	for _, n := range spec.Linux.Namespaces {
+		if n.Type == specs.UserNamespace {
+			return false
+		}
+	}
+	return true
 }
 
 // Create creates a container: rootfs mounted, init set up and waiting for
@@ -316,7 +336,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	doneSpec()
 	doneRootfs := timed("create.rootfs", r.ID)
-	rfs, err := s.mountRootfs(ctx, r.ID, r.Bundle, r.Rootfs, opts)
+	rfs, err := s.mountRootfs(ctx, r.ID, r.Bundle, r.Rootfs, opts, initMountsRoot(spec, opts))
 	doneRootfs()
 	if err != nil {
 		return nil, err
@@ -329,8 +349,9 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	doneInit := timed("create.init", r.ID)
 	init, err := process.NewInit(ctx, process.InitConfig{
 		ID: r.ID, Bundle: r.Bundle, Namespace: ns, Spec: spec, Runtime: rt, Epoller: s.epoller,
-		Stdio: process.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
-		Async: !opts.SyncCreate,
+		Stdio:     process.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
+		Async:     !opts.SyncCreate,
+		RootMount: rfs.initMount(),
 	})
 	doneInit()
 	if err == nil && timingLog() != nil {
@@ -348,13 +369,8 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	defer timed("create.oom+event", r.ID)()
 	c := &container{id: r.ID, bundle: r.Bundle, ns: ns, init: init, hasPidNS: hasNewPidNS(spec),
 		rootfs: rfs, execs: map[string]*process.Exec{}}
-	if cg := init.Container().Cgroup(); cg != nil {
-		stop, err := watchOOM(cg, func() { s.checkOOM(c, true) })
-		if err != nil {
-			log.G(ctx).WithError(err).WithField("id", r.ID).Warn("no OOM events")
-		} else {
-			c.oomStop = stop
-		}
+	if !init.Async() {
+		s.watchOOM(ctx, c)
 	}
 	s.mu.Lock()
 	s.containers[r.ID] = c
@@ -371,6 +387,24 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	c.mu.Unlock()
 	go s.watchInit(c)
 	return &taskAPI.CreateTaskResponse{Pid: uint32(init.Pid())}, nil
+}
+
+// watchOOM publishes the container's OOM kills as they happen. After an
+// async create it waits for the set-up (which claims the cgroup); Start
+// calls it then, before the program runs. c.mu is held or c unpublished.
+func (s *service) watchOOM(ctx context.Context, c *container) {
+	if c.oomWatched {
+		return
+	}
+	c.oomWatched = true
+	if cg := c.init.Container().Cgroup(); cg != nil {
+		stop, err := watchOOM(cg, func() { s.checkOOM(c, true) })
+		if err != nil {
+			log.G(ctx).WithError(err).WithField("id", c.id).Warn("no OOM events")
+		} else {
+			c.oomStop = stop
+		}
+	}
 }
 
 // checkOOM publishes a TaskOOM when the cgroup's OOM kill counter grew.
@@ -478,6 +512,9 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	defer c.mu.Unlock()
 	if r.ExecID == "" {
 		defer timed("start", r.ID)()
+		if c.init.Container().Ready() == nil {
+			s.watchOOM(ctx, c)
+		}
 		if err := c.init.Start(ctx); err != nil {
 			return nil, errgrpc.ToGRPC(err)
 		}

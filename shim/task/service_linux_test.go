@@ -86,6 +86,9 @@ func TestBadRequests(t *testing.T) {
 			}
 		}
 		removeCgroupTree(cgParent)
+		// The namespace's parent, which the background refill pre-warms
+		// once a create took from the pool.
+		removeCgroupTree("/fre-unit")
 	})
 	opts, err := typeurl.MarshalAnyToProto(&runcoptions.Options{Root: root})
 	if err != nil {
@@ -160,12 +163,49 @@ func TestBadRequests(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(root, "fre-unit", c.id)); !os.IsNotExist(err) {
 			t.Errorf("runtime state of %s left: %v", c.id, err)
 		}
+		// The cgroup (claimed after clone when async) went back to the pool.
+		if _, err := os.Stat("/sys/fs/cgroup/memory" + cgParent + "/fre-badfs"); !os.IsNotExist(err) {
+			t.Errorf("cgroup of %s left: %v", c.id, err)
+		}
 		if _, err := s.State(ctx, &taskAPI.StateRequest{ID: c.id}); status.Code(errgrpc.ToGRPC(err)) != codes.NotFound {
 			t.Errorf("State(%s) after Delete: %v, want NotFound", c.id, err)
 		}
 	}
 	if m := mountsBelow(badfs); len(m) > 0 {
 		t.Errorf("mounts left under %s: %v", badfs, m)
+	}
+
+	// An overlay whose directories are there but whose options overlayfs
+	// refuses: the init mounts it (async create), so Start reports it.
+	ovl := testutil.BusyboxBundle(t, filepath.Join(dir, "badopt"), "true")
+	os.RemoveAll(filepath.Join(ovl, "rootfs"))
+	var dirs []string
+	for _, d := range []string{"lower", "upper", "work"} {
+		p := filepath.Join(dir, "badopt-"+d)
+		if err := os.Mkdir(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, p)
+	}
+	const optID = "fre-badopt"
+	_, err = s.Create(ctx, &taskAPI.CreateTaskRequest{ID: optID, Bundle: ovl, Options: opts,
+		Rootfs: []*types.Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + dirs[0], "upperdir=" + dirs[1], "workdir=" + dirs[2], "no-such-option=1"}}}})
+	if err != nil {
+		t.Fatalf("Create %s: %v (the init mounts the rootfs)", optID, err)
+	}
+	_, err = s.Start(ctx, &taskAPI.StartRequest{ID: optID})
+	wantGRPC(t, err, codes.Unknown, "mount rootfs")
+	octx, ocancel := context.WithTimeout(ctx, 20*time.Second)
+	_, err = s.Wait(octx, &taskAPI.WaitRequest{ID: optID})
+	ocancel()
+	if err != nil {
+		t.Fatalf("Wait %s: %v", optID, err)
+	}
+	if _, err := s.Delete(ctx, &taskAPI.DeleteRequest{ID: optID}); err != nil {
+		t.Fatalf("Delete %s: %v", optID, err)
+	}
+	if m := mountsBelow(ovl); len(m) > 0 {
+		t.Errorf("mounts left under %s: %v", ovl, m)
 	}
 
 	// The service still serves: a container runs to its exit.
