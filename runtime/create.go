@@ -254,11 +254,14 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	}
 	newUser := cfg.hasNew(specs.UserNamespace)
 	sc.UsernsRoot = newUser
-	// An async create returns right after clone; without a user namespace
-	// (the child then joins by path) the cgroup is claimed after clone too,
-	// while the child makes its namespaces.
-	async := opts.Async && !opts.Started && !hasHooks(cfg.Hooks, prestartHooks) && !hasHooks(cfg.Hooks, createContainerHooks)
+	// An async create returns right after clone. Without a user namespace
+	// (the child then joins by path) and hooks of create (which may look
+	// at it), the cgroup is claimed alongside clone, and made ready while
+	// the child makes its namespaces and first mounts.
+	createHooks := hasHooks(cfg.Hooks, prestartHooks) || hasHooks(cfg.Hooks, createContainerHooks)
+	async := opts.Async && !opts.Started && !createHooks
 	_, joinUser := cfg.Join[specs.UserNamespace]
+	claimLate := !newUser && !joinUser && !createHooks
 	var lateClaim func() (cgroup.Manager, error)
 
 	// cgroup: created before clone so the child can be put in at once.
@@ -283,7 +286,7 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 			return m, nil
 		}
 		at := cg
-		if async && !newUser && !joinUser {
+		if claimLate {
 			// Where the claim will put it (the mounts need the paths).
 			if at, err = pool.Manager(p); err != nil {
 				return nil, fmt.Errorf("cgroup %s: %w", p, err)
@@ -302,10 +305,10 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 				}
 				ch <- claimed{m, err}
 			}()
-			lateClaim = func() (cgroup.Manager, error) {
+			lateClaim = sync.OnceValues(func() (cgroup.Manager, error) {
 				c := <-ch
 				return c.m, c.err
-			}
+			})
 			// Either this or the set-up's prepare takes the claim.
 			undo = append(undo, func() {
 				if m, err := lateClaim(); err == nil {
@@ -479,35 +482,40 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 			return nil, err
 		}
 	}
-	if async && !startAfter {
-		var prepare func() error
-		if lateClaim != nil {
-			prepare = func() error {
-				cg, err := lateClaim()
-				if err != nil {
-					return err
-				}
-				ph.done("cgroup claim (wait)")
-				if sc.CgroupJoinLate == nil {
-					if err := cg.Add(child.Pid); err != nil { // v2: no self-join
-						return err
-					}
-				}
-				if sc.ReleaseAgainAtMount >= 0 {
-					if err := child.Release(); err != nil {
-						return err
-					}
-				}
-				if err := setLimits(cg); err != nil {
-					return err
-				}
-				ph.done("cgroup limits (async)")
-				return child.Release()
+	// With a late claim: the cgroup, then the releases of the child.
+	var prepare func() error
+	if lateClaim != nil {
+		prepare = func() error {
+			cg, err := lateClaim()
+			if err != nil {
+				return err
 			}
+			ph.done("cgroup claim (wait)")
+			if sc.CgroupJoinLate == nil {
+				if err := cg.Add(child.Pid); err != nil { // v2: no self-join
+					return err
+				}
+			}
+			if sc.ReleaseAgainAtMount >= 0 {
+				if err := child.Release(); err != nil {
+					return err
+				}
+			}
+			if err := setLimits(cg); err != nil {
+				return err
+			}
+			ph.done("cgroup limits (late)")
+			return child.Release()
 		}
+	}
+	if async && !startAfter {
 		return r.createdAsync(opts, dir, st, child, cfg.Seccomp, prepare, ph)
 	}
-	if err := child.Release(); err != nil {
+	if prepare != nil {
+		if err := prepare(); err != nil {
+			return nil, err
+		}
+	} else if err := child.Release(); err != nil {
 		return nil, err
 	}
 	if sc.HookPause {
