@@ -46,7 +46,7 @@ export FRE_BIN_DIR        := $(BIN_DIR)
 export CONTAINERD_BIN_DIR
 
 .DEFAULT_GOAL := build
-.PHONY: build build-soft containerd deps test vet bench bench-go bench-run bench-plot conformance demo install clean
+.PHONY: build build-soft containerd deps test test-race vet bench bench-go bench-run bench-plot conformance demo install clean
 
 build:
 	@mkdir -p $(BIN_DIR)
@@ -85,6 +85,14 @@ vet:
 test: build containerd vet
 	@if [ "$$(id -u)" != 0 ]; then echo "warning: not root; root-needing tests will skip"; fi
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(TESTFLAGS) ./...
+	@$(MAKE) --no-print-directory test-race
+
+# The packages whose goroutines share containers (the runtime's async
+# create, the shim's service) under the race detector, and the integration
+# tests against a shim built with it (its reports fail the run).
+test-race:
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./runtime/ ./shim/...
+	FRE_TEST_SHIM_RACE=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./integration/
 
 # A failing Go benchmark is reported but does not stop the runtime
 # comparison; make bench still exits non-zero.

@@ -136,7 +136,13 @@ func newContainerd(t testing.TB, bd string) (*containerd, error) {
 	c := &containerd{dir: dir, binDir: bd, sock: filepath.Join(dir, "c.sock"),
 		config: filepath.Join(dir, "config.toml"), shimDir: filepath.Join(dir, "bin")}
 	// Build the shim from this tree, so the test never runs a stale binary.
-	build := exec.Command("go", "build", "-o", filepath.Join(c.shimDir, "containerd-shim-fre-v1"), "../cmd/containerd-shim-fre-v1")
+	// FRE_TEST_SHIM_RACE=1 builds it with the race detector; its reports
+	// (the shim's stderr is /dev/null) go to files that fail the run.
+	args := []string{"build", "-o", filepath.Join(c.shimDir, "containerd-shim-fre-v1")}
+	if os.Getenv("FRE_TEST_SHIM_RACE") == "1" {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/containerd-shim-fre-v1")...)
 	if out, err := build.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("build shim: %v: %s", err, out)
@@ -222,8 +228,13 @@ esac
 `
 
 func (c *containerd) env() []string {
-	return append(os.Environ(), "PATH="+c.shimDir+":"+c.binDir+":"+os.Getenv("PATH"))
+	return append(os.Environ(), "PATH="+c.shimDir+":"+c.binDir+":"+os.Getenv("PATH"),
+		"GORACE=log_path="+c.raceLog())
 }
+
+// raceLog is where a shim built with -race writes its reports
+// (<raceLog>.<pid>), outside the dir cleanup removes.
+func (c *containerd) raceLog() string { return c.dir + "-race" }
 
 // start runs containerd and waits until it answers.
 func (c *containerd) start() error {
@@ -348,6 +359,14 @@ func (c *containerd) cleanup() (leaks []string) {
 		unix.Kill(pid, unix.SIGKILL)
 	}
 	unmountUnder(c.dir)
+	if reports, _ := filepath.Glob(c.raceLog() + ".*"); len(reports) > 0 {
+		for _, r := range reports {
+			b, _ := os.ReadFile(r)
+			fmt.Printf("integration: race report of a shim (%s):\n%s\n", r, b)
+			os.Remove(r)
+		}
+		leaks = append(leaks, fmt.Sprintf("%d race report(s) of shims", len(reports)))
+	}
 	leaks = append(leaks, testutil.RemoveCgroupTree(namespace)...)
 	os.RemoveAll(freRoot)
 	os.RemoveAll(filepath.Join("/run/containerd/runc", namespace)) // the drop-in test's runc shim root
