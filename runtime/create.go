@@ -264,6 +264,17 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	claimLate := !newUser && !joinUser && !createHooks
 	var lateClaim func() (cgroup.Manager, error)
 
+	// The limits are in place before the child runs (it may make device
+	// nodes while we would still be writing the device rules).
+	setLimits := func(cg cgroup.Manager) error {
+		if cfg.Resources == nil {
+			return nil
+		}
+		if err := cg.Set(withDefaultDevices(cfg.Resources)); err != nil {
+			return fmt.Errorf("set cgroup limits: %w", err)
+		}
+		return nil
+	}
 	// cgroup: created before clone so the child can be put in at once.
 	var cg cgroup.Manager
 	var cgm *cgroupMount
@@ -291,7 +302,8 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 			if at, err = pool.Manager(p); err != nil {
 				return nil, fmt.Errorf("cgroup %s: %w", p, err)
 			}
-			// Claimed alongside: the child needs it only amid its mounts.
+			// Claimed and filled alongside: the child needs it only amid
+			// its mounts.
 			type claimed struct {
 				m   cgroup.Manager
 				err error
@@ -300,8 +312,14 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 			go func() {
 				t0 := time.Now()
 				m, err := claim()
+				if err == nil {
+					if err = setLimits(m); err != nil {
+						pool.Release(m)
+						m = nil
+					}
+				}
 				if r.Trace != nil {
-					r.Trace("cgroup claim (async)", time.Since(t0))
+					r.Trace("cgroup claim+limits (async)", time.Since(t0))
 				}
 				ch <- claimed{m, err}
 			}()
@@ -393,17 +411,8 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		sc.FifoFD = fd
 	}
 
-	// The limits are in place before the child runs (it may make device
-	// nodes while we would still be writing the device rules).
-	setLimits := func(cg cgroup.Manager) error {
-		if cfg.Resources == nil {
-			return nil
-		}
-		if err := cg.Set(withDefaultDevices(cfg.Resources)); err != nil {
-			return fmt.Errorf("set cgroup limits: %w", err)
-		}
-		return nil
-	}
+	// The limits (set before the child is released, with a late claim
+	// too: it may make device nodes as soon as it goes).
 	if cfg.Resources != nil && (cg != nil || lateClaim != nil) {
 		st.CgroupLimits = cgroup.Controllers(withDefaultDevices(cfg.Resources))
 	}
@@ -422,18 +431,6 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	// Without id maps to write and a cgroup to join for it, the child
 	// sets itself up while we work, and waits for us after its mounts.
 	sc.LateRelease = !newUser && !pauseForHooks && (cg == nil || selfJoin) && lateClaim == nil
-	if lateClaim != nil && sc.ReleaseAtMount >= 0 {
-		// Two releases: the claimed cgroup (the child joins it and goes
-		// on with its mounts), then the limits, before its first device
-		// node (mknod is checked against the device rules being written).
-		sc.ReleaseAgainAtMount = len(sc.Mounts)
-		for i, op := range sc.Mounts {
-			if op.Kind == spawn.Mknod {
-				sc.ReleaseAgainAtMount = max(i, sc.ReleaseAtMount)
-				break
-			}
-		}
-	}
 
 	sc.Trace = r.Trace != nil
 	ph.done("plan")
@@ -496,15 +493,6 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 					return err
 				}
 			}
-			if sc.ReleaseAgainAtMount >= 0 {
-				if err := child.Release(); err != nil {
-					return err
-				}
-			}
-			if err := setLimits(cg); err != nil {
-				return err
-			}
-			ph.done("cgroup limits (late)")
 			return child.Release()
 		}
 	}
@@ -780,7 +768,7 @@ func setSeccomp(sc *spawn.Config, profile *specs.LinuxSeccomp) error {
 
 // newSpawnConfig is a plan that changes nothing yet.
 func newSpawnConfig() *spawn.Config {
-	return &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1, Personality: -1, IOPrio: -1, Stdio: [3]int{-1, -1, -1}, ReleaseAtMount: -1, ReleaseAgainAtMount: -1}
+	return &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1, Personality: -1, IOPrio: -1, Stdio: [3]int{-1, -1, -1}, ReleaseAtMount: -1}
 }
 
 // cgroupWritableInside: could the container's processes write their own
