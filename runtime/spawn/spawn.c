@@ -573,6 +573,45 @@ static const char *lookup(struct fre_spawn *s, char *buf, size_t n)
 	fail(denied ? EACCES : ENOENT, msg, NULL);
 }
 
+/* close_others closes every fd the plan does not name. The child has a
+ * copy of the whole fd table of a process whose other threads go on
+ * working: a pool lock held at the instant of clone, another container's
+ * stdio pipe. CLOEXEC would drop them only at exec, and until then a lock
+ * would stay held by this copy — by a child that may itself be waiting
+ * for that lock's holder (a cgroup claimed after clone). */
+static void close_others(struct fre_spawn *s)
+{
+	int keep[160], n = 0;
+#define KEEP(fd) do { if ((fd) > 2 && n < 160) keep[n++] = (fd); } while (0)
+	KEEP(s->sync_fd);
+	KEEP(s->fifo_fd);
+	KEEP(s->console_fd);
+	for (int i = 0; i < 3; i++)
+		KEEP(s->stdio[i]);
+	for (int i = 0; i < s->ncgroup_fds; i++)
+		KEEP(s->cgroup_fds[i]);
+	for (int i = 0; i < s->njoin; i++)
+		KEEP(s->join[i].fd);
+	KEEP(s->seccomp_fd);
+	KEEP(s->dmz_fd);
+#undef KEEP
+	if (n >= 160)
+		return; /* cannot happen with the plans FRE makes; keep all */
+	for (int i = 1; i < n; i++) /* insertion sort: n is small */
+		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j]; keep[j] = keep[j - 1]; keep[j - 1] = t;
+		}
+	unsigned int from = 3 + (unsigned int)(s->preserve_fds > 0 ? s->preserve_fds : 0);
+	for (int i = 0; i < n; i++) {
+		if ((unsigned int)keep[i] < from)
+			continue;
+		if ((unsigned int)keep[i] > from)
+			syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
+		from = (unsigned int)keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0U, 0);
+}
+
 static int child(void *arg)
 {
 	struct fre_spawn *s = arg;
@@ -588,6 +627,7 @@ static int child(void *arg)
 	 * handlers must not run here. execve resets the handlers to their
 	 * defaults and fre-dmz unblocks, so nothing is reset one by one. */
 	close(s->parent_sync_fd);
+	close_others(s);
 	/* Join the cgroup ourselves: a single thread writing "0" (itself) to
 	 * a v1 "tasks" file skips the kernel's global threadgroup rwsem,
 	 * whose write side waits for an RCU grace period (milliseconds) when
