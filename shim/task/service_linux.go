@@ -386,14 +386,25 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	})
 	c.mu.Unlock()
 	go s.watchInit(c)
+	if init.Async() {
+		// The OOM watch, once the set-up has claimed the cgroup, while
+		// containerd sends Start (which does it if this has not yet).
+		go func() {
+			init.Container().Ready()
+			c.mu.Lock()
+			s.watchOOM(s.ctx, c)
+			c.mu.Unlock()
+		}()
+	}
 	return &taskAPI.CreateTaskResponse{Pid: uint32(init.Pid())}, nil
 }
 
 // watchOOM publishes the container's OOM kills as they happen. After an
-// async create it waits for the set-up (which claims the cgroup); Start
-// calls it then, before the program runs. c.mu is held or c unpublished.
+// async create it waits for the set-up (which claims the cgroup): a
+// goroutine of Create calls it then, or Start, before the program runs,
+// if that comes first. c.mu is held or c unpublished.
 func (s *service) watchOOM(ctx context.Context, c *container) {
-	if c.oomWatched {
+	if c.oomWatched || c.initExit != nil {
 		return
 	}
 	c.oomWatched = true
