@@ -103,7 +103,10 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		runtimes:   map[string]*freruntime.Runtime{},
 	}
 	// While containerd connects, build what the first create would.
-	go freruntime.WarmUp()
+	go func() {
+		warmOptions()
+		freruntime.WarmUp()
+	}()
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go process.RunReaper(rctx)
 	go s.forward(ctx)
