@@ -264,21 +264,6 @@ func (p *Pool) setSlots(parent string, n int) (int, error) {
 	return n, nil
 }
 
-// freeSlots are the slots in [0, n) without an idle cgroup, given the
-// idle names present.
-func freeSlots(prefix string, names []string, n int) []int {
-	used := map[string]bool{}
-	for _, nm := range names {
-		used[nm] = true
-	}
-	var free []int
-	for i := 0; i < n; i++ {
-		if !used[prefix+strconv.Itoa(i)] {
-			free = append(free, i)
-		}
-	}
-	return free
-}
 
 // idleNames lists the idle cgroups in dir.
 func idleNames(prefix, dir string) ([]string, error) {
@@ -492,19 +477,21 @@ func (p *Pool) fill(parent string, n int) error {
 	if err != nil {
 		return err
 	}
-	defer unlock()
 	p.remember(parent)
 	p.sweep(l, pm, parent)
 	names, err := idleNames(p.idle, l.roots[0]+parent)
 	if err != nil && !os.IsNotExist(err) {
+		unlock()
 		return fmt.Errorf("cgpool: list %s: %w", l.roots[0]+parent, err)
 	}
 	slots, err := p.setSlots(parent, max(n, p.cfg.Size))
+	unlock()
 	if err != nil {
 		return err
 	}
-	free := freeSlots(p.idle, names, slots)
-	for have := len(names); have < n && len(free) > 0; have++ {
+	// Each cgroup is made outside the lock (claims meanwhile go on) and
+	// renamed into a free slot under it, the slots looked at afresh.
+	for need := n - len(names); need > 0; need-- {
 		staging := path.Join(parent, p.staging+randName())
 		m, err := p.newManager(staging)
 		if err != nil {
@@ -514,13 +501,42 @@ func (p *Pool) fill(parent string, n int) error {
 			m.Destroy()
 			return err
 		}
-		if err := l.renameAll(staging, slotPath(p.idle, parent, free[0]), true); err != nil {
+		unlock, err := p.lock(parent)
+		if err != nil {
+			m.Destroy()
+			return err
+		}
+		idle, free := p.slotsInUse(l, parent, slots)
+		if idle >= n || free < 0 {
+			unlock()
+			return m.Destroy()
+		}
+		err = l.renameAll(staging, slotPath(p.idle, parent, free), true)
+		unlock()
+		if err != nil {
 			m.Destroy()
 			return fmt.Errorf("cgpool: fill %s: %w", parent, err)
 		}
-		free = free[1:]
 	}
 	return nil
+}
+
+// slotsInUse counts the idle cgroups in parent's slots and names the first
+// free slot (-1: none), with one lstat per slot (cheaper than reading a
+// big parent). The caller holds the parent's lock.
+func (p *Pool) slotsInUse(l layout, parent string, slots int) (idle, free int) {
+	free = -1
+	for k := 0; k < slots; k++ {
+		var st unix.Stat_t
+		if err := unix.Lstat(l.roots[0]+slotPath(p.idle, parent, k), &st); err == unix.ENOENT {
+			if free < 0 {
+				free = k
+			}
+			continue
+		}
+		idle++
+	}
+	return idle, free
 }
 
 // sweep removes, under the parent's lock, staging cgroups and idle names
