@@ -263,6 +263,7 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	_, joinUser := cfg.Join[specs.UserNamespace]
 	claimLate := !newUser && !joinUser && !createHooks
 	var lateClaim func() (cgroup.Manager, error)
+	var lateLimits func() error
 
 	// The limits are in place before the child runs (it may make device
 	// nodes while we would still be writing the device rules).
@@ -302,34 +303,35 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 			if at, err = pool.Manager(p); err != nil {
 				return nil, fmt.Errorf("cgroup %s: %w", p, err)
 			}
-			// Claimed and filled alongside: the child needs it only amid
-			// its mounts.
+			// Claimed and filled alongside: the child needs the cgroup
+			// only amid its mounts, and its limits before its first device
+			// node (mknod is checked against the device rules).
 			type claimed struct {
 				m   cgroup.Manager
 				err error
 			}
-			ch := make(chan claimed, 1)
+			claimCh, limitsCh := make(chan claimed, 1), make(chan error, 1)
 			go func() {
 				t0 := time.Now()
 				m, err := claim()
+				claimCh <- claimed{m, err}
 				if err == nil {
-					if err = setLimits(m); err != nil {
-						pool.Release(m)
-						m = nil
-					}
+					err = setLimits(m)
 				}
+				limitsCh <- err
 				if r.Trace != nil {
 					r.Trace("cgroup claim+limits (async)", time.Since(t0))
 				}
-				ch <- claimed{m, err}
 			}()
 			lateClaim = sync.OnceValues(func() (cgroup.Manager, error) {
-				c := <-ch
+				c := <-claimCh
 				return c.m, c.err
 			})
+			lateLimits = sync.OnceValue(func() error { return <-limitsCh })
 			// Either this or the set-up's prepare takes the claim.
 			undo = append(undo, func() {
 				if m, err := lateClaim(); err == nil {
+					lateLimits() // done with it
 					pool.Release(m)
 				}
 			})
@@ -431,6 +433,18 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	// Without id maps to write and a cgroup to join for it, the child
 	// sets itself up while we work, and waits for us after its mounts.
 	sc.LateRelease = !newUser && !pauseForHooks && (cg == nil || selfJoin) && lateClaim == nil
+	if lateClaim != nil && sc.ReleaseAtMount >= 0 {
+		// Two releases: the claimed cgroup (the child joins it and goes
+		// on with its mounts), then the limits, before its first device
+		// node.
+		sc.ReleaseAgainAtMount = len(sc.Mounts)
+		for i, op := range sc.Mounts {
+			if op.Kind == spawn.Mknod {
+				sc.ReleaseAgainAtMount = max(i, sc.ReleaseAtMount)
+				break
+			}
+		}
+	}
 
 	sc.Trace = r.Trace != nil
 	ph.done("plan")
@@ -493,6 +507,15 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 					return err
 				}
 			}
+			if sc.ReleaseAgainAtMount >= 0 {
+				if err := child.Release(); err != nil {
+					return err
+				}
+			}
+			if err := lateLimits(); err != nil {
+				return err
+			}
+			ph.done("cgroup limits (wait)")
 			return child.Release()
 		}
 	}
@@ -768,7 +791,7 @@ func setSeccomp(sc *spawn.Config, profile *specs.LinuxSeccomp) error {
 
 // newSpawnConfig is a plan that changes nothing yet.
 func newSpawnConfig() *spawn.Config {
-	return &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1, Personality: -1, IOPrio: -1, Stdio: [3]int{-1, -1, -1}, ReleaseAtMount: -1}
+	return &spawn.Config{FifoFD: -1, ConsoleFD: -1, Umask: -1, Personality: -1, IOPrio: -1, Stdio: [3]int{-1, -1, -1}, ReleaseAtMount: -1, ReleaseAgainAtMount: -1}
 }
 
 // cgroupWritableInside: could the container's processes write their own

@@ -408,10 +408,14 @@ static void setup_root(struct fre_spawn *s)
 	for (int i = 0; i < s->nmounts; i++) {
 		if (i == s->go_at_mount)
 			go_and_join(s);
+		if (i == s->go2_at_mount)
+			wait_go(s);
 		do_mount(rootfd, &s->mounts[i]);
 	}
 	if (s->go_at_mount >= s->nmounts)
 		go_and_join(s);
+	if (s->go2_at_mount >= s->nmounts)
+		wait_go(s);
 	close(rootfd);
 	ts(s, FRE_TS_MOUNTS);
 
@@ -653,7 +657,8 @@ static int child(void *arg)
 	/* Wait for the parent: maps written, cgroup joined, limits set. With
 	 * late_go nothing below depends on those, so the set-up runs while the
 	 * parent works and the wait comes after it, before seccomp. */
-	/* go_at_mount >= 0: that wait comes amid the mounts instead. */
+	/* go_at_mount >= 0: that wait comes amid the mounts instead (and
+	 * a second one at go2_at_mount). */
 	if (!s->late_go && s->go_at_mount < 0)
 		go_and_join(s);
 	if (s->userns_root) {

@@ -89,6 +89,7 @@ struct fre_spawn {
 	int go_at_mount;    /* >= 0: wait for "G" (then join cgroup_late, unshare the
 	                     * cgroup ns) before mounts[go_at_mount], or after the
 	                     * last one when it is nmounts; -1: before the set-up */
+	int go2_at_mount;   /* >= go_at_mount: wait for a second "G" there (-1: none) */
 	int hook_pause;     /* send "H" after the mounts and wait for "G" (createContainer hooks) */
 	struct fre_mount *mounts; int nmounts;           /* before pivot_root, relative to rootfs */
 	struct fre_mount *post_mounts; int npost_mounts; /* after pivot_root (masked/readonly paths) */

@@ -119,12 +119,16 @@ type Config struct {
 	// before Mounts[ReleaseAtMount], or after the last mount when it is
 	// len(Mounts), instead of before its mounts. Needs a mount namespace.
 	ReleaseAtMount int
-	Mounts         []MountOp // before pivot_root
-	PostMounts     []MountOp // after pivot_root
-	Sysctl         [][2]string
-	AttrWrites     [][2]string // LSM attributes (path, value) written right before exec
-	Hostname       *string
-	Domainname     *string
+	// ReleaseAgainAtMount, when not -1 (and ReleaseAtMount is not), makes
+	// the child wait for a second Release before Mounts[i] (len(Mounts):
+	// after the last), i >= ReleaseAtMount.
+	ReleaseAgainAtMount int
+	Mounts              []MountOp // before pivot_root
+	PostMounts          []MountOp // after pivot_root
+	Sysctl              [][2]string
+	AttrWrites          [][2]string // LSM attributes (path, value) written right before exec
+	Hostname            *string
+	Domainname          *string
 
 	Args        []string
 	ExecPath    string // run this file instead of looking up Args[0]
@@ -385,9 +389,12 @@ func Start(cfg *Config) (*Process, error) {
 	s.no_pivot = cbool(cfg.NoPivot)
 	s.hook_pause = cbool(cfg.HookPause)
 	s.late_go = cbool(cfg.LateRelease && !cfg.HookPause)
-	s.go_at_mount = -1
+	s.go_at_mount, s.go2_at_mount = -1, -1
 	if cfg.ReleaseAtMount >= 0 && cfg.MountNS && !cfg.LateRelease && !cfg.HookPause {
 		s.go_at_mount = C.int(cfg.ReleaseAtMount)
+		if cfg.ReleaseAgainAtMount >= cfg.ReleaseAtMount {
+			s.go2_at_mount = C.int(cfg.ReleaseAgainAtMount)
+		}
 	}
 	s.mounts, s.nmounts = a.mounts(cfg.Mounts)
 	s.post_mounts, s.npost_mounts = a.mounts(cfg.PostMounts)
