@@ -526,7 +526,10 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	defer c.mu.Unlock()
 	if r.ExecID == "" {
 		defer timed("start", r.ID)()
-		if c.init.Container().Ready() == nil {
+		doneWait := timed("start.set-up_wait", r.ID)
+		ready := c.init.Container().Ready() == nil
+		doneWait()
+		if ready {
 			s.watchOOM(ctx, c)
 		}
 		if err := c.init.Start(ctx); err != nil {
