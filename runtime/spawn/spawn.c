@@ -443,8 +443,11 @@ static void setup_root(struct fre_spawn *s)
 		/* pivot_root(".", "."): the old root ends up stacked under the new one. */
 		if (syscall(SYS_pivot_root, ".", ".") < 0) fail(errno, "pivot_root", s->rootfs);
 		if (fchdir(oldroot) < 0) fail(errno, "fchdir", "old root");
-		/* Keep unmount events from reaching the host. */
-		if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) fail(errno, "make old root", "slave");
+		/* Keep unmount events from reaching the host (done already when
+		 * the whole tree was made a slave or private at the start). */
+		if (!((early & MS_REC) && (early & (MS_SLAVE | MS_PRIVATE))) &&
+		    mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+			fail(errno, "make old root", "slave");
 		if (umount2(".", MNT_DETACH) < 0) fail(errno, "unmount", "old root");
 		if (chdir("/") < 0) fail(errno, "chdir", "/");
 		close(oldroot);
