@@ -81,17 +81,22 @@ func create(path string) error {
 
 	errc := make(chan error, 1)
 	go func() {
-		// unshare changes the netns of this thread only. Stay locked to it
-		// and never unlock, so no other goroutine ever runs on it: when the
-		// goroutine exits the runtime terminates the thread. That is not
-		// enough alone: if the goroutine landed on the main thread, the
-		// runtime parks ("wedges") that thread instead of ending it, and
-		// /proc/<pid>/ns/net, which is the main thread's, would name the
-		// new netns. So also switch back to the original netns.
-		// (Threads the runtime starts meanwhile come from its template
-		// thread, not from this one, so they stay in the host's netns.)
+		// unshare changes the netns of this thread only: it stays locked
+		// until it is back in the original netns, and is then given back
+		// to Go. It is never ended (a goroutine exiting locked would end
+		// it): a container init this thread cloned earlier may still be
+		// setting up, and would die with it (PDEATHSIG). A thread that
+		// could not switch back stays locked to a goroutine that never
+		// exits. (Threads the runtime starts meanwhile come from its
+		// template thread, not from this one, so they stay in the host's
+		// netns.)
 		runtime.LockOSThread()
-		errc <- unshareAndPin(path)
+		restored, err := unshareAndPin(path)
+		errc <- err
+		if !restored {
+			select {}
+		}
+		runtime.UnlockOSThread()
 	}()
 	if err := <-errc; err != nil {
 		_ = Remove(path)
@@ -100,28 +105,31 @@ func create(path string) error {
 	return nil
 }
 
-// unshareAndPin runs on a locked thread that it may taint.
-func unshareAndPin(path string) (err error) {
+// unshareAndPin runs on a locked thread that it may taint; restored
+// reports whether the thread is back in its original netns.
+func unshareAndPin(path string) (restored bool, err error) {
 	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &Error{Op: "open", Path: "/proc/thread-self/ns/net", Err: err}
+		return true, &Error{Op: "open", Path: "/proc/thread-self/ns/net", Err: err}
 	}
 	defer unix.Close(orig)
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		return &Error{Op: "unshare", Path: path, Err: err}
+		return true, &Error{Op: "unshare", Path: path, Err: err}
 	}
 	defer func() {
-		if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil && err == nil {
+		rerr := unix.Setns(orig, unix.CLONE_NEWNET)
+		restored = rerr == nil
+		if rerr != nil && err == nil {
 			err = &Error{Op: "restore netns", Path: path, Err: rerr}
 		}
 	}()
 	if err := unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, ""); err != nil {
-		return &Error{Op: "pin", Path: path, Err: err}
+		return false, &Error{Op: "pin", Path: path, Err: err}
 	}
 	if err := loopbackUp(); err != nil {
-		return &Error{Op: "loopback up", Path: path, Err: err}
+		return false, &Error{Op: "loopback up", Path: path, Err: err}
 	}
-	return nil
+	return false, nil
 }
 
 // loopbackUp sets IFF_UP on lo in the calling thread's netns: a socket

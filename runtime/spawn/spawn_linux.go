@@ -489,15 +489,16 @@ func Start(cfg *Config) (*Process, error) {
 	s.dmz_argv = a.strs(dmzArgs(fds[1], cfg.FifoFD, int(s.seccomp_fd), cfg.SeccompFlag, len(cfg.Seccomp), cfg.Args))
 
 	// The child dies with the thread that cloned it (PDEATHSIG) until it
-	// is set up. Go never ends a thread of its own, except one whose
-	// goroutine exits while locked to it: cloned from the caller's thread
-	// (the cgo call runs on it), the child is safe unless the caller is
-	// such a goroutine, which no caller here is. A thread that entered
-	// another pid namespace is never given back to Go: its goroutine
-	// stays locked until Wait, and then exits, ending the thread. (Handing
-	// every clone to such a goroutine cost 0.2-0.3 ms in the shim: the
-	// caller then waits to be scheduled again while the child, just
-	// cloned, takes a CPU.)
+	// is set up. Go ends a thread only when a goroutine exits while locked
+	// to it, and no goroutine of FRE does (see below and netns): so a
+	// child cloned from the caller's thread (the cgo call runs on it) is
+	// safe, whichever goroutine runs there later. (Handing every clone to
+	// a goroutine of its own cost 0.2-0.3 ms in the shim: the caller then
+	// waited to be scheduled again while the child, just cloned, took a
+	// CPU.) A clone into another pid namespace does take a locked
+	// goroutine: setns(CLONE_NEWPID) changes that thread's children's
+	// namespace, which is set back to its own once the child is set up,
+	// before the thread is given back to Go.
 	type result struct{ pid, pidfd int }
 	var r result
 	var release chan struct{}
@@ -510,10 +511,19 @@ func Start(cfg *Config) (*Process, error) {
 		release = make(chan struct{})
 		go func() {
 			runtime.LockOSThread()
+			own, oerr := unix.Open("/proc/thread-self/ns/pid", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 			var pidfd C.int
 			pid := C.fre_spawn_start(s, &pidfd)
 			res <- result{int(pid), int(pidfd)}
 			<-release
+			if oerr == nil && unix.Setns(own, unix.CLONE_NEWPID) == nil {
+				unix.Close(own)
+				runtime.UnlockOSThread()
+				return
+			}
+			// Still tainted: keep the thread from Go for good rather than
+			// end it (which would kill what else it cloned, PDEATHSIG).
+			select {}
 		}()
 		r = <-res
 	}
