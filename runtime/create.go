@@ -557,13 +557,8 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	for _, st := range child.Steps {
 		r.Trace("child: "+st.Name, st.D)
 	}
-	if err := st.save(dir); err != nil {
+	if err := saveCreated(st, dir, opts.PidFile); err != nil {
 		return nil, err
-	}
-	if opts.PidFile != "" {
-		if err := writePidFile(opts.PidFile, child.Pid); err != nil {
-			return nil, err
-		}
 	}
 	ph.done("save state")
 	c := &Container{rt: r, id: opts.ID, dir: dir, state: st, pidfd: child.PidFD}
@@ -577,6 +572,17 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 }
 
 const execFifo = "exec.fifo"
+
+// saveCreated writes the state file and, when asked, the pid file.
+func saveCreated(st *savedState, dir, pidFile string) error {
+	if err := st.save(dir); err != nil {
+		return err
+	}
+	if pidFile != "" {
+		return writePidFile(pidFile, st.Pid)
+	}
+	return nil
+}
 
 // waitSetup waits for an Async create's set-up to end, well or not (its
 // cgroup claimed or not).
@@ -595,13 +601,8 @@ func (r *Runtime) createdAsync(opts CreateOpts, dir string, st *savedState, chil
 			return nil, err
 		}
 	}
-	if err := st.save(dir); err != nil {
+	if err := saveCreated(st, dir, opts.PidFile); err != nil {
 		return nil, err
-	}
-	if opts.PidFile != "" {
-		if err := writePidFile(opts.PidFile, child.Pid); err != nil {
-			return nil, err
-		}
 	}
 	ph.done("save state")
 	c := &Container{rt: r, id: opts.ID, dir: dir, state: st, pidfd: child.PidFD, setup: make(chan struct{})}
