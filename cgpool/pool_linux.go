@@ -264,7 +264,6 @@ func (p *Pool) setSlots(parent string, n int) (int, error) {
 	return n, nil
 }
 
-
 // idleNames lists the idle cgroups in dir.
 func idleNames(prefix, dir string) ([]string, error) {
 	f, err := os.Open(dir)
