@@ -361,12 +361,13 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	// (a namespace joined by path may lack the mount).
 	sc.RootIsMount = cfg.hasNew(specs.MountNamespace) && (rootMount != nil || isMountPoint(cfg.Rootfs))
 	sc.RootMount = rootMount
-	var cgAt int
-	sc.Mounts, sc.PostMounts, cgAt = mountPlanCgroupAt(cfg, cgm)
+	var cgAt, devAt int
+	sc.Mounts, sc.PostMounts, cgAt, devAt = mountPlanAt(cfg, cgm)
 	if lateClaim != nil && sc.MountNS {
-		// The child makes the mounts that do not need the cgroup while we
-		// claim it, then waits for Release.
-		sc.ReleaseAtMount = cgAt
+		// The child makes the mounts that need no cgroup while we claim
+		// it, waits for Release at its cgroup mount (the claim), and again
+		// at its first device node (the limits).
+		sc.ReleaseAtMount, sc.ReleaseAgainAtMount = cgAt, devAt
 	}
 	sc.Hostname, sc.Domainname = cfg.Hostname, cfg.Domainname
 	sc.Personality = cfg.Personality
@@ -433,18 +434,6 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	// Without id maps to write and a cgroup to join for it, the child
 	// sets itself up while we work, and waits for us after its mounts.
 	sc.LateRelease = !newUser && !pauseForHooks && (cg == nil || selfJoin) && lateClaim == nil
-	if lateClaim != nil && sc.ReleaseAtMount >= 0 {
-		// Two releases: the claimed cgroup (the child joins it and goes
-		// on with its mounts), then the limits, before its first device
-		// node.
-		sc.ReleaseAgainAtMount = len(sc.Mounts)
-		for i, op := range sc.Mounts {
-			if op.Kind == spawn.Mknod {
-				sc.ReleaseAgainAtMount = max(i, sc.ReleaseAtMount)
-				break
-			}
-		}
-	}
 
 	sc.Trace = r.Trace != nil
 	ph.done("plan")

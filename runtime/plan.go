@@ -42,15 +42,16 @@ type cgroupMount struct {
 }
 
 func mountPlan(c *Config, cg *cgroupMount) (pre, post []spawn.MountOp) {
-	pre, post, _ = mountPlanCgroupAt(c, cg)
+	pre, post, _, _ = mountPlanAt(c, cg)
 	return pre, post
 }
 
-// mountPlanCgroupAt is mountPlan, and the index in pre of the first
-// operation that needs the container's cgroup in place: its mount (the
-// paths are the claimed cgroup's) or a device node (mknod is checked
-// against the device rules). len(pre) when none does.
-func mountPlanCgroupAt(c *Config, cg *cgroupMount) (pre, post []spawn.MountOp, cgAt int) {
+// mountPlanAt is mountPlan, and where in pre the container's cgroup is
+// first needed: cgAt, its mount (the paths are the claimed cgroup's),
+// and devAt, the first device node (mknod is checked against the device
+// rules). Device nodes follow every spec mount, so cgAt <= devAt; each is
+// len(pre) when there is none (cgAt is devAt without a cgroup mount).
+func mountPlanAt(c *Config, cg *cgroupMount) (pre, post []spawn.MountOp, cgAt, devAt int) {
 	cgAt = -1
 	for _, m := range c.Mounts {
 		if cgAt < 0 && (m.Type == "cgroup" || m.Type == "cgroup2") && !m.Bind {
@@ -58,18 +59,24 @@ func mountPlanCgroupAt(c *Config, cg *cgroupMount) (pre, post []spawn.MountOp, c
 		}
 		pre = append(pre, mountOps(m, cg, c.hasNS(specs.UserNamespace))...)
 	}
+	devAt = len(pre)
 	if c.SetupDev {
 		userns := c.hasNS(specs.UserNamespace)
-		devs := mergeDevices(defaultDevices, c.Devices)
-		if cgAt < 0 && len(devs) > 0 {
-			cgAt = len(pre)
-		}
-		for _, d := range devs {
+		for _, d := range mergeDevices(defaultDevices, c.Devices) {
 			pre = append(pre, deviceOp(d, userns))
+		}
+		if len(pre) == devAt {
+			devAt = -1 // no device node
 		}
 		for _, l := range defaultLinks {
 			pre = append(pre, spawn.MountOp{Kind: spawn.Symlink, Source: l[0], Target: l[1]})
 		}
+	}
+	if devAt < 0 {
+		devAt = len(pre)
+	}
+	if cgAt < 0 {
+		cgAt = devAt
 	}
 	for _, p := range c.ReadonlyPaths {
 		post = append(post, spawn.MountOp{Kind: spawn.RO, Target: p})
@@ -77,10 +84,7 @@ func mountPlanCgroupAt(c *Config, cg *cgroupMount) (pre, post []spawn.MountOp, c
 	for _, p := range c.MaskedPaths {
 		post = append(post, spawn.MountOp{Kind: spawn.Mask, Target: p})
 	}
-	if cgAt < 0 {
-		cgAt = len(pre)
-	}
-	return pre, post, cgAt
+	return pre, post, cgAt, devAt
 }
 
 func mountOps(m Mount, cg *cgroupMount, userns bool) []spawn.MountOp {
