@@ -75,10 +75,7 @@ type Container struct {
 // set-up: nil at once unless the container was created with Async.
 func (c *Container) Ready() error {
 	c.waitSetup()
-	if c.setupErr != nil {
-		return fmt.Errorf("container init: %w", c.setupErr)
-	}
-	return nil
+	return c.setupErr
 }
 
 // ID is the container's ID.
@@ -529,22 +526,8 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 			return nil, err
 		}
 	}
-	if err := child.Wait(); err != nil {
-		return nil, fmt.Errorf("container init: %w", err)
-	}
-	if fd := child.SeccompListener; fd >= 0 {
-		status := specs.StateCreating
-		if opts.Started {
-			status = specs.StateRunning
-		}
-		state := specs.State{Version: specs.Version, ID: opts.ID, Status: status, Pid: child.Pid, Bundle: bundle, Annotations: cfg.Annotations}
-		if err := sendSeccompListener(cfg.Seccomp, fd, child.Pid, state); err != nil {
-			return nil, err
-		}
-	}
-	ph.done("child set-up")
-	for _, st := range child.Steps {
-		r.Trace("child: "+st.Name, st.D)
+	if err := r.setUp(child, st, opts.Started, cfg.Seccomp, ph); err != nil {
+		return nil, err
 	}
 	if err := saveCreated(st, dir, opts.PidFile); err != nil {
 		return nil, err
@@ -599,31 +582,44 @@ func (r *Runtime) createdAsync(opts CreateOpts, dir string, st *savedState, chil
 		var err error
 		if prepare != nil {
 			// The cgroup; it releases the child.
-			err = prepare()
-		}
-		if err == nil {
-			err = child.Wait()
-		}
-		if err == nil && child.SeccompListener >= 0 {
-			state := specs.State{Version: specs.Version, ID: opts.ID, Status: specs.StateCreating, Pid: child.Pid, Bundle: st.Bundle, Annotations: st.Annotations}
-			err = sendSeccompListener(profile, child.SeccompListener, child.Pid, state)
-		}
-		if err != nil {
-			// Not reaped here: the caller waits for the init's exit.
-			unix.PidfdSendSignal(child.PidFD, unix.SIGKILL, nil, 0)
-			if prepare != nil {
+			if err = prepare(); err != nil {
+				unix.PidfdSendSignal(child.PidFD, unix.SIGKILL, nil, 0)
 				child.Wait() // frees the plan once the child is gone
 			}
-		} else {
-			ph.done("child set-up")
-			for _, s := range child.Steps {
-				r.Trace("child: "+s.Name, s.D)
+		}
+		if err == nil {
+			if err = r.setUp(child, st, false, profile, ph); err != nil {
+				// Not reaped here: the caller waits for the init's exit.
+				unix.PidfdSendSignal(child.PidFD, unix.SIGKILL, nil, 0)
 			}
 		}
 		c.setupErr = err
 		close(c.setup)
 	}()
 	return c, nil
+}
+
+// setUp waits until the released child is set up, hands its seccomp
+// listener on, and traces its steps.
+func (r *Runtime) setUp(child *spawn.Process, st *savedState, started bool, profile *specs.LinuxSeccomp, ph *phases) error {
+	if err := child.Wait(); err != nil {
+		return fmt.Errorf("container init: %w", err)
+	}
+	if fd := child.SeccompListener; fd >= 0 {
+		status := specs.StateCreating
+		if started {
+			status = specs.StateRunning
+		}
+		state := specs.State{Version: specs.Version, ID: st.ID, Status: status, Pid: child.Pid, Bundle: st.Bundle, Annotations: st.Annotations}
+		if err := sendSeccompListener(profile, fd, child.Pid, state); err != nil {
+			return err
+		}
+	}
+	ph.done("child set-up")
+	for _, s := range child.Steps {
+		r.Trace("child: "+s.Name, s.D)
+	}
+	return nil
 }
 
 func cgroupMountFor(cg cgroup.Manager, newNS bool) *cgroupMount {
