@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/core/mount"
@@ -70,25 +69,24 @@ func overlayForInit(m mount.Mount) bool {
 	if m.Type != "overlay" || m.Target != "" {
 		return false
 	}
+	lower, upper, work, rest := overlayOptions(m)
+	if idmapped(rest) {
+		return false
+	}
+	dirs := lower
+	for _, d := range []string{upper, work} {
+		if d != "" {
+			dirs = append(dirs, d)
+		}
+	}
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			return false
+		}
+	}
 	n := 0
 	for _, o := range m.Options {
 		n += len(o) + 1
-		var dirs []string
-		switch {
-		case strings.HasPrefix(o, "lowerdir="):
-			dirs = strings.Split(strings.TrimPrefix(o, "lowerdir="), ":")
-		case strings.HasPrefix(o, "upperdir="):
-			dirs = []string{strings.TrimPrefix(o, "upperdir=")}
-		case strings.HasPrefix(o, "workdir="):
-			dirs = []string{strings.TrimPrefix(o, "workdir=")}
-		case strings.HasPrefix(o, "idmap"), strings.HasPrefix(o, "uidmap"), strings.HasPrefix(o, "gidmap"):
-			return false // containerd maps with a helper first
-		}
-		for _, d := range dirs {
-			if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
-				return false
-			}
-		}
 	}
 	return n < 4000 // one page, less what the kernel adds
 }

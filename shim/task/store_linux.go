@@ -37,8 +37,9 @@ type storeRecord struct {
 
 const storeFile = "fre-rootfs.json"
 
-// overlayParts splits containerd's overlay options.
-func overlayParts(m mount.Mount) (lower []string, upper, work string, rest []string, err error) {
+// overlayOptions splits containerd's overlay options into its
+// directories and the rest.
+func overlayOptions(m mount.Mount) (lower []string, upper, work string, rest []string) {
 	for _, o := range m.Options {
 		switch {
 		case strings.HasPrefix(o, "lowerdir="):
@@ -51,6 +52,24 @@ func overlayParts(m mount.Mount) (lower []string, upper, work string, rest []str
 			rest = append(rest, o)
 		}
 	}
+	return lower, upper, work, rest
+}
+
+// idmapped: options that change what the layers' ids mean (containerd
+// maps the layers with a helper first), which neither the store nor the
+// init can keep.
+func idmapped(opts []string) bool {
+	for _, o := range opts {
+		if strings.HasPrefix(o, "idmap") || strings.HasPrefix(o, "uidmap") || strings.HasPrefix(o, "gidmap") {
+			return true
+		}
+	}
+	return false
+}
+
+// overlayParts splits containerd's overlay options of a writable overlay.
+func overlayParts(m mount.Mount) (lower []string, upper, work string, rest []string, err error) {
+	lower, upper, work, rest = overlayOptions(m)
 	if len(lower) == 0 {
 		return nil, "", "", nil, errors.New("overlay without lowerdir")
 	}
@@ -71,11 +90,9 @@ func (s *service) mountFromStore(ctx context.Context, id, target string, ms []mo
 	if err != nil {
 		return nil, err
 	}
-	for _, o := range rest {
+	if idmapped(rest) {
 		// Options that change what lowerdir means cannot be kept.
-		if strings.HasPrefix(o, "idmap") || strings.HasPrefix(o, "uidmap") || strings.HasPrefix(o, "gidmap") {
-			return nil, fmt.Errorf("overlay option %q", o)
-		}
+		return nil, fmt.Errorf("idmapped overlay: %q", rest)
 	}
 	st, err := rootfs.OpenShared(opts.StoreRoot)
 	if err != nil {
