@@ -264,11 +264,15 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 
 	// The limits are in place before the child runs (it may make device
 	// nodes while we would still be writing the device rules).
+	var limits *specs.LinuxResources
+	if cfg.Resources != nil {
+		limits = withDefaultDevices(cfg.Resources)
+	}
 	setLimits := func(cg cgroup.Manager) error {
-		if cfg.Resources == nil {
+		if limits == nil {
 			return nil
 		}
-		if err := cg.Set(withDefaultDevices(cfg.Resources)); err != nil {
+		if err := cg.Set(limits); err != nil {
 			return fmt.Errorf("set cgroup limits: %w", err)
 		}
 		return nil
@@ -413,8 +417,8 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 
 	// The limits (set before the child is released, with a late claim
 	// too: it may make device nodes as soon as it goes).
-	if cfg.Resources != nil && (cg != nil || lateClaim != nil) {
-		st.CgroupLimits = cgroup.Controllers(withDefaultDevices(cfg.Resources))
+	if limits != nil && (cg != nil || lateClaim != nil) {
+		st.CgroupLimits = cgroup.Controllers(limits)
 	}
 	if cg != nil {
 		if err := setLimits(cg); err != nil {
