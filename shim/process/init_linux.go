@@ -120,6 +120,12 @@ func (p *Init) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.state.Check(OpStart, p.cfg.ID); err != nil {
+		// An async create whose set-up failed: the init has exited and
+		// the reaper may have marked it stopped before Start came. The
+		// set-up error, not the state, is what the caller needs.
+		if serr := p.ctr.Ready(); serr != nil {
+			return fmt.Errorf("start %s: %w", p.cfg.ID, runtimeErr(serr))
+		}
 		return err
 	}
 	if err := p.ctr.Start(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/containerd/api/types"
 	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shutdown"
@@ -192,6 +193,21 @@ func TestBadRequests(t *testing.T) {
 		Rootfs: []*types.Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + dirs[0], "upperdir=" + dirs[1], "workdir=" + dirs[2], "no-such-option=1"}}}})
 	if err != nil {
 		t.Fatalf("Create %s: %v (the init mounts the rootfs)", optID, err)
+	}
+	// The init exits when its set-up fails; Start still reports why, even
+	// once the reaper has marked the init stopped (the order CI once saw).
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		st, err := s.State(ctx, &taskAPI.StateRequest{ID: optID})
+		if err != nil {
+			t.Fatalf("State %s: %v", optID, err)
+		}
+		if st.Status == tasktypes.Status_STOPPED {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: init still %v 20 s after its set-up failed", optID, st.Status)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	_, err = s.Start(ctx, &taskAPI.StartRequest{ID: optID})
 	wantGRPC(t, err, codes.Unknown, "mount rootfs")
