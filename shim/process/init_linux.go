@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/containerd/console"
 	"github.com/containerd/errdefs"
@@ -29,6 +30,8 @@ type InitConfig struct {
 	// RootMount is mounted on the rootfs by the init in its own mount
 	// namespace (runtime.CreateOpts.RootMount).
 	RootMount *specs.Mount
+	// Trace, when set, gets the time of each step of NewInit.
+	Trace func(step string, d time.Duration)
 }
 
 // Init is a container's init process.
@@ -43,6 +46,14 @@ type Init struct {
 // Start.
 func NewInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 	p := &Init{base: newBase("", cfg.Stdio), cfg: cfg}
+	t0 := time.Now()
+	step := func(name string) {
+		if cfg.Trace != nil {
+			t := time.Now()
+			cfg.Trace(name, t.Sub(t0))
+			t0 = t
+		}
+	}
 	opts := runtime.CreateOpts{ID: cfg.ID, Bundle: cfg.Bundle, Spec: cfg.Spec, Async: cfg.Async, RootMount: cfg.RootMount}
 	var sock *consoleSocket
 	if cfg.Stdio.Terminal {
@@ -66,12 +77,14 @@ func NewInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 		}()
 		copy(opts.Stdio[:], pio.child[:])
 	}
+	step("io")
 	release := Spawning()
 	ctr, err := cfg.Runtime.Create(ctx, opts)
 	if err == nil {
 		Track(ctr.Pid())
 	}
 	release()
+	step("runtime")
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", cfg.ID, runtimeErr(err))
 	}
@@ -98,6 +111,7 @@ func NewInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 			return nil, err
 		}
 	}
+	step("after")
 	return p, nil
 }
 

@@ -102,11 +102,9 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		containers: map[string]*container{},
 		runtimes:   map[string]*freruntime.Runtime{},
 	}
-	// While containerd connects, build what the first create would.
-	go func() {
-		warmOptions()
-		freruntime.WarmUp()
-	}()
+	// While containerd connects, build what the first create would (the
+	// daemon's main may have begun this already).
+	go WarmUp()
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go process.RunReaper(rctx)
 	go s.forward(ctx)
@@ -355,6 +353,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		Stdio:     process.Stdio{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
 		Async:     !opts.SyncCreate,
 		RootMount: rfs.initMount(),
+		Trace:     traceInit(r.ID),
 	})
 	doneInit()
 	if err == nil && timingLog() != nil {

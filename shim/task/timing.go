@@ -74,3 +74,11 @@ func Milestone(name string) {
 	}
 	record(name, "-", time.Duration(ts.Nano()-execTime))
 }
+
+// traceInit is process.InitConfig.Trace for id when timing is on.
+func traceInit(id string) func(string, time.Duration) {
+	if timingLog() == nil {
+		return nil
+	}
+	return func(step string, d time.Duration) { record("create.init."+step, id, d) }
+}
