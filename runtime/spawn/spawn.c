@@ -81,10 +81,16 @@ static void wait_go(struct fre_spawn *s)
 {
 	char go;
 	ssize_t r;
+	/* Only the first wait is timed: a second one (go2_at_mount) falls
+	 * into the step of the mounts. */
+	int first = !s->ts[FRE_TS_GO];
+	if (first)
+		ts(s, FRE_TS_WAIT);
 	do r = recv(s->sync_fd, &go, 1, 0); while (r < 0 && errno == EINTR);
 	if (r != 1 || go != 'G')
 		_exit(1);
-	ts(s, FRE_TS_GO);
+	if (first)
+		ts(s, FRE_TS_GO);
 }
 
 static void ts(struct fre_spawn *s, int i)

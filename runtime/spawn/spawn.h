@@ -137,7 +137,7 @@ struct fre_spawn {
 
 /* fre_spawn_start clones the container's init. On success it returns the
  * child's pid and stores a pidfd in *pidfd; on failure -errno. */
-enum { FRE_TS_START, FRE_TS_GO, FRE_TS_ROOTBIND, FRE_TS_MOUNTS, FRE_TS_PIVOT, FRE_TS_POST, FRE_TS_EXEC, FRE_TS_N };
+enum { FRE_TS_START, FRE_TS_GO, FRE_TS_ROOTBIND, FRE_TS_MOUNTS, FRE_TS_PIVOT, FRE_TS_POST, FRE_TS_EXEC, FRE_TS_WAIT, FRE_TS_N };
 
 int fre_spawn_start(struct fre_spawn *s, int *pidfd);
 

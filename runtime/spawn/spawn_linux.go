@@ -164,7 +164,7 @@ type Step struct {
 }
 
 // stepNames name what ends at each FRE_TS_* point (FRE_TS_START: none).
-var stepNames = [...]string{"", "wait for parent", "root bind", "mounts", "pivot_root", "post mounts, sysctls", "process set-up"}
+var stepNames = [...]string{"", "wait for parent", "root bind", "mounts", "pivot_root", "post mounts, sysctls", "process set-up", "until the wait for parent"}
 
 // Sched is sched_setattr(2)'s attributes.
 type Sched struct {

@@ -259,6 +259,7 @@ func ForkedStart(pipe int, stdin []byte, stdinRead bool) {
 	w := os.NewFile(uintptr(pipe), "start pipe")
 	fail := func(err error) {
 		w.Write([]byte("E" + filepath.Base(os.Args[0]) + ": " + err.Error()))
+		task.FlushTimings()
 		os.Exit(1)
 	}
 	fs := flag.NewFlagSet(os.Args[0], flag.ContinueOnError)
@@ -320,6 +321,7 @@ func ForkedStart(pipe int, stdin []byte, stdinRead bool) {
 	if sockets == nil {
 		// A shim of the group serves it: this process is not needed.
 		w.Write(append([]byte("O"), data...))
+		task.FlushTimings()
 		os.Exit(0)
 	}
 	for i, s := range sockets {

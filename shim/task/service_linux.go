@@ -110,6 +110,7 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 	go s.forward(ctx)
 	sd.RegisterCallback(func(context.Context) error {
 		cancel()
+		FlushTimings()
 		return ep.Close()
 	})
 	address := os.Getenv(SocketEnv)
@@ -529,12 +530,18 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		ready := c.init.Container().Ready() == nil
 		doneWait()
 		if ready {
+			d := timed("start.oom", r.ID)
 			s.watchOOM(ctx, c)
+			d()
 		}
+		d := timed("start.init", r.ID)
 		if err := c.init.Start(ctx); err != nil {
 			return nil, errgrpc.ToGRPC(err)
 		}
+		d()
+		d = timed("start.event", r.ID)
 		s.send(&eventstypes.TaskStart{ContainerID: c.id, Pid: uint32(c.init.Pid())})
+		d()
 		return &taskAPI.StartResponse{Pid: uint32(c.init.Pid())}, nil
 	}
 	e := c.execs[r.ExecID]

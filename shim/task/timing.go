@@ -21,9 +21,18 @@ const TimingLogEnv = "FRE_SHIM_TIMING_LOG"
 
 var timing = struct {
 	once sync.Once
-	mu   sync.Mutex
 	f    *os.File
+
+	mu     sync.Mutex // buf, queued
+	buf    []byte
+	queued bool
+	wmu    sync.Mutex // writes to f, in order
 }{}
+
+// timingFlushDelay: records are kept in memory and written this long after
+// the first one since the last write (and at shutdown), so the timed RPCs
+// do not pay a write(2) per record.
+const timingFlushDelay = 50 * time.Millisecond
 
 func timingLog() *os.File {
 	timing.once.Do(func() {
@@ -46,14 +55,34 @@ func timed(op, id string) func() {
 }
 
 func record(op, id string, d time.Duration) {
-	f := timingLog()
-	if f == nil {
+	if timingLog() == nil {
 		return
 	}
 	op = strings.ReplaceAll(op, " ", "_")
 	timing.mu.Lock()
-	fmt.Fprintf(f, "%s %s %d\n", op, id, d.Nanoseconds())
+	timing.buf = fmt.Appendf(timing.buf, "%s %s %d\n", op, id, d.Nanoseconds())
+	if !timing.queued {
+		timing.queued = true
+		time.AfterFunc(timingFlushDelay, FlushTimings)
+	}
 	timing.mu.Unlock()
+}
+
+// FlushTimings writes the records kept so far to the timing log.
+func FlushTimings() {
+	f := timingLog()
+	if f == nil {
+		return
+	}
+	timing.wmu.Lock()
+	defer timing.wmu.Unlock()
+	timing.mu.Lock()
+	b := timing.buf
+	timing.buf, timing.queued = nil, false
+	timing.mu.Unlock()
+	if len(b) > 0 {
+		f.Write(b)
+	}
 }
 
 var execTime int64
