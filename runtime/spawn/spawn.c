@@ -805,6 +805,14 @@ static int child(void *arg)
 
 	s->dmz_argv[6] = (char *)prog;
 	ts(s, FRE_TS_EXEC);
+	/* With a fifo, fre-dmz only waits for start: say ready now, so the
+	 * parent's start does not wait for this exec too. The parent keeps
+	 * our stack and plan until fre-dmz closes the socket. */
+	if (s->fifo_fd >= 0) {
+		char r = 'R';
+		if (send(s->sync_fd, &r, 1, MSG_NOSIGNAL) != 1)
+			_exit(1);
+	}
 	syscall(SYS_execveat, s->dmz_fd, "", s->dmz_argv, (char *const *)s->envp, AT_EMPTY_PATH);
 	fail(errno, "exec fre-dmz", NULL);
 }

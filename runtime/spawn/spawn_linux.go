@@ -21,6 +21,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -190,6 +191,8 @@ type Process struct {
 	release chan struct{}
 	plan    *C.struct_fre_spawn // shared with the child until it execs
 	mem     *arena
+
+	finished sync.Once // free, once: after Wait, or after the exec Wait no longer waits for
 }
 
 // ChildError is a set-up failure reported by the child.
@@ -576,7 +579,12 @@ func childError(msg []byte) error {
 // (with an exec fifo) or exec'd (without). It returns the child's error.
 // A seccomp listener fd the child sent is left in SeccompListener.
 func (p *Process) Wait() error {
-	defer p.finish()
+	handedOn := false
+	defer func() {
+		if !handedOn {
+			p.finish()
+		}
+	}()
 	buf := make([]byte, 8192)
 	oob := make([]byte, unix.CmsgSpace(4))
 	execing := false
@@ -596,7 +604,12 @@ func (p *Process) Wait() error {
 		}
 		switch buf[0] {
 		case 'R':
+			// Sent just before the child execs fre-dmz, which waits for
+			// start: the set-up is done, but the child runs on our memory
+			// until that exec. fre-dmz closes the socket once it runs.
 			p.steps(monotonicNow())
+			handedOn = true
+			go p.finishAfterExec()
 			return nil
 		case 'X':
 			execing = true
@@ -657,7 +670,26 @@ func monotonicNow() int64 {
 	return t.Nano()
 }
 
-func (p *Process) finish() {
+// finishAfterExec frees the child's plan and stack once the socket's
+// other end is closed: by fre-dmz, or by the child's exit if the exec
+// failed (its error, sent after ready, has nobody to go to).
+func (p *Process) finishAfterExec() {
+	buf := make([]byte, 64)
+	for {
+		n, err := unix.Read(int(p.sync.Fd()), buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	p.finish()
+}
+
+func (p *Process) finish() { p.finished.Do(p.free) }
+
+func (p *Process) free() {
 	if p.release != nil {
 		close(p.release)
 		p.release = nil

@@ -13,7 +13,7 @@
  *
  * argv: fre-dmz SYNC_FD FIFO_FD SECCOMP_FD SECCOMP_FLAGS SECCOMP_LEN PATH ARGV0 ARGS...
  *   PATH         the program to execve, with ARGV0 ARGS... as its argv
- *   SYNC_FD      sync socket (send "R" when waiting on the fifo, "X" just
+ *   SYNC_FD      sync socket (closed before waiting on the fifo, "X" just
  *                before execve without a fifo, "E"+errno on failure)
  *   FIFO_FD      exec fifo to read one byte from before exec, or -1
  *   SECCOMP_FD   fd holding SECCOMP_LEN struct sock_filter, or -1
@@ -102,8 +102,8 @@ int dmz_main(long argc, char **argv, char **envp)
 		sys3(__NR_close, sfd, 0, 0);
 	}
 	if (fifo >= 0) {
-		if (sys6(__NR_sendto, sync, (long)"R", 1, 0x4000, 0, 0) != 1)
-			sys3(__NR_exit_group, 1, 0, 0);
+		/* The child said ready before it exec'd us; closing the socket
+		 * tells the parent we no longer run on its memory. */
 		sys3(__NR_close, sync, 0, 0);
 		sync = -1;
 		char c;
