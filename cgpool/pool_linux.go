@@ -307,6 +307,12 @@ func (p *Pool) release(m cgroup.Manager, reset func() error) error {
 		p.count(cRemoved)
 		return m.Destroy()
 	}
+	// The kernel's count of OOM kills cannot be reset: a cgroup that saw
+	// one would report it again to its next container's OOM watch.
+	if n, err := m.OOMKillCount(); err == nil && n > 0 {
+		p.count(cRemoved)
+		return m.Destroy()
+	}
 	parent := path.Dir(m.Path())
 	l := layoutOf(m)
 	unlock, err := p.lock(parent)

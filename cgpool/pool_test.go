@@ -265,6 +265,55 @@ func TestReleaseKillsLeftProcess(t *testing.T) {
 	}
 }
 
+// A cgroup whose container was OOM-killed is not pooled: the kernel's
+// count of OOM kills cannot be reset, and the next container's OOM watch
+// would report the old kill.
+func TestOOMKilledCgroupIsNotPooled(t *testing.T) {
+	p, parent := openTest(t, 1)
+	m, _, err := p.Claim(path.Join(parent, "ctr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := int64(16 << 20)
+	if err := m.Set(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit, Swap: &limit}}); err != nil {
+		t.Fatal(err)
+	}
+	// The shell joins the cgroup before it becomes tail, which keeps
+	// reading /dev/zero for a newline that never comes.
+	cmd := exec.Command("sh", "-c", "echo $$ > "+m.Paths()["memory"]+"/tasks && exec tail /dev/zero")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("tail /dev/zero under a 16 MiB limit still runs after 30 s")
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("tail under a 16 MiB limit ended with %v, want SIGKILL", err)
+	}
+	if n, err := m.OOMKillCount(); err != nil || n == 0 {
+		t.Fatalf("OOMKillCount = %d, %v; want > 0", n, err)
+	}
+	if err := p.Release(m); err != nil {
+		t.Fatal(err)
+	}
+	if n := idleCount(t, p, parent); n != 0 {
+		t.Errorf("idle after releasing an OOM-killed cgroup = %d, want 0", n)
+	}
+	if st, _ := p.Status(); st.Removed != 1 || st.Release != 0 {
+		t.Errorf("Status = %+v, want it removed", st)
+	}
+	if kids := children(t, parent); len(kids) > 0 {
+		t.Errorf("left under %s: %v", parent, kids)
+	}
+}
+
 func TestThousandCycles(t *testing.T) {
 	p, parent := openTest(t, 4)
 	if err := p.Fill(parent, 0); err != nil {
