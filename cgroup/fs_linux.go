@@ -32,6 +32,47 @@ func writeFile(dir, name, data string) error {
 	return nil
 }
 
+// fileWriter writes several values to files of one directory, opening
+// each file once (a list of device rules is a write per rule).
+type fileWriter struct {
+	dir string
+	fds map[string]int
+}
+
+func (w *fileWriter) write(name, data string) error {
+	p := w.dir + "/" + name
+	fd, ok := w.fds[name]
+	if !ok {
+		var err error
+		if fd, err = openRetry(p, writeFlags); err != nil {
+			return &Error{Op: "write", Path: p, Value: data, Err: err}
+		}
+		if w.fds == nil {
+			w.fds = map[string]int{}
+		}
+		w.fds[name] = fd
+	}
+	b := []byte(data)
+	for {
+		// Offset 0: cgroupfs takes each write whole, wherever; a fake
+		// one on tmpfs (tests) keeps just the last value.
+		_, err := unix.Pwrite(fd, b, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return &Error{Op: "write", Path: p, Value: data, Err: err}
+		}
+		return nil
+	}
+}
+
+func (w *fileWriter) close() {
+	for _, fd := range w.fds {
+		unix.Close(fd)
+	}
+}
+
 // writeFlags has no O_TRUNC: truncating a kernfs file takes a global
 // lock for nothing. Tests over a fake cgroupfs on tmpfs add it.
 var writeFlags = unix.O_WRONLY | unix.O_CLOEXEC

@@ -82,12 +82,14 @@ func (m *v1) Set(r *specs.LinuxResources) error {
 		if err != nil {
 			return err
 		}
+		w := fileWriter{dir: d}
+		defer w.close()
 		for _, rule := range r.Devices {
 			f := "devices.deny"
 			if rule.Allow {
 				f = "devices.allow"
 			}
-			if err := writeFile(d, f, deviceRule(rule)); err != nil {
+			if err := w.write(f, deviceRule(rule)); err != nil {
 				return err
 			}
 		}
@@ -465,12 +467,14 @@ func resetDevices(d string) error {
 		}
 		return err
 	}
-	if err := writeFile(d, "devices.deny", "a"); err != nil {
+	w := fileWriter{dir: d}
+	defer w.close()
+	if err := w.write("devices.deny", "a"); err != nil {
 		return err
 	}
 	for _, l := range strings.Split(list, "\n") {
 		if l = strings.TrimSpace(l); l != "" {
-			if err := writeFile(d, "devices.allow", l); err != nil {
+			if err := w.write("devices.allow", l); err != nil {
 				return err
 			}
 		}
