@@ -315,6 +315,9 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 			go func() {
 				t0 := time.Now()
 				m, err := claim()
+				if r.Trace != nil {
+					r.Trace("cgroup claim (async)", time.Since(t0))
+				}
 				claimCh <- claimed{m, err}
 				if err == nil {
 					err = setLimits(m)

@@ -390,8 +390,8 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	c.mu.Unlock()
 	go s.watchInit(c)
 	if init.Async() {
-		// The OOM watch, once the set-up has claimed the cgroup, while
-		// containerd sends Start (which does it if this has not yet).
+		// The OOM watch, once the set-up has claimed the cgroup (after
+		// Start, if Start holds c.mu then).
 		go func() {
 			init.Container().Ready()
 			c.mu.Lock()
@@ -402,10 +402,10 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	return &taskAPI.CreateTaskResponse{Pid: uint32(init.Pid())}, nil
 }
 
-// watchOOM publishes the container's OOM kills as they happen. After an
-// async create it waits for the set-up (which claims the cgroup): a
-// goroutine of Create calls it then, or Start, before the program runs,
-// if that comes first. c.mu is held or c unpublished.
+// watchOOM publishes the container's OOM kills as they happen, and one
+// that came before it. After an async create it waits for the set-up
+// (which claims the cgroup): a goroutine of Create calls it then, after
+// Start if Start came first. c.mu is held or c unpublished.
 func (s *service) watchOOM(ctx context.Context, c *container) {
 	if c.oomWatched || c.initExit != nil {
 		return
@@ -417,6 +417,9 @@ func (s *service) watchOOM(ctx context.Context, c *container) {
 			log.G(ctx).WithError(err).WithField("id", c.id).Warn("no OOM events")
 		} else {
 			c.oomStop = stop
+			// A kill before the watch (after an async create the program
+			// may have started already).
+			s.checkOOM(c, false)
 		}
 	}
 }
@@ -527,13 +530,10 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	if r.ExecID == "" {
 		defer timed("start", r.ID)()
 		doneWait := timed("start.set-up_wait", r.ID)
-		ready := c.init.Container().Ready() == nil
+		c.init.Container().Ready()
 		doneWait()
-		if ready {
-			d := timed("start.oom", r.ID)
-			s.watchOOM(ctx, c)
-			d()
-		}
+		// The OOM watch is Create's goroutine's, once this returns: it
+		// reports a kill that came before it too (watchOOM).
 		d := timed("start.init", r.ID)
 		if err := c.init.Start(ctx); err != nil {
 			return nil, errgrpc.ToGRPC(err)
