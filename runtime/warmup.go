@@ -3,6 +3,7 @@ package runtime
 import (
 	"encoding/json"
 	"os"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -18,6 +19,7 @@ import (
 // every create shares (the fre-dmz memfd, the cgroup layout, the
 // capability count).
 func WarmUp() {
+	warmSpec()
 	spawn.Prepare()
 	cgroup.Mode()
 	capLastOnce()
@@ -61,3 +63,31 @@ func WarmUp() {
 	}
 	json.Marshal(&savedState{Process: back.Process, Hooks: back.Hooks, Seccomp: back.Linux.Seccomp, Annotations: back.Annotations})
 }
+
+// typicalSpec is config.json as containerd's defaults make it (ctr run),
+// cut short, with what CRI adds (hostname, annotations, memory and CPU).
+const typicalSpec = `{"ociVersion":"1.3.0","hostname":"h","annotations":{"a":"b"},` +
+	`"process":{"user":{"uid":0,"gid":0,"additionalGids":[0]},"cwd":"/","capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]},` +
+	`"rlimits":[{"type":"RLIMIT_NOFILE","hard":1024,"soft":1024}],"noNewPrivileges":true,"oomScoreAdj":0,"args":["/bin/true"],"env":["PATH=/bin"]},` +
+	`"root":{"path":"rootfs","readonly":false},` +
+	`"mounts":[{"destination":"/proc","type":"proc","source":"proc","options":["nosuid","noexec","nodev"]}],` +
+	`"linux":{"resources":{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}],` +
+	`"memory":{"limit":67108864,"swap":67108864},"cpu":{"shares":2,"quota":100000,"period":100000}},"cgroupsPath":"/default/x",` +
+	`"namespaces":[{"type":"pid"},{"type":"ipc"},{"type":"uts"},{"type":"mount"},{"type":"network","path":"/run/netns/x"}],` +
+	`"maskedPaths":["/proc/kcore"],"readonlyPaths":["/proc/sys"]}}`
+
+// warmSpec builds encoding/json's decoders for a typical spec and the
+// encoders of its state file: the part of WarmUp a first create nearly
+// always needs, in about a third of its time.
+var warmSpec = sync.OnceFunc(func() {
+	var sp specs.Spec
+	if json.Unmarshal([]byte(typicalSpec), &sp) != nil || sp.Linux == nil {
+		return
+	}
+	json.Marshal(&savedState{Process: sp.Process, Annotations: sp.Annotations, CgroupPaths: map[string]string{"a": "b"}})
+})
+
+// WarmUpSpec is the part of WarmUp that a new process's first create of
+// a typical spec needs (see warmSpec); for a process whose own start it
+// must not delay much.
+func WarmUpSpec() { warmSpec() }
