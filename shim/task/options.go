@@ -92,23 +92,23 @@ func parseOptions(a *anypb.Any) (Options, error) {
 	return o, nil
 }
 
-// WarmUpEarly builds what a new shim's first Create of a typical spec
+// warmUpEarly builds what a new shim's first Create of a typical spec
 // needs most: the options' protobuf reflection data and encoding/json's
 // codecs for the options, a typical spec and the state file. WarmUp does
 // it first. (Started at the daemon's main instead of with the service, it
 // took about 0.2 ms off the first Create but delayed the shim's
 // registration by about 1 ms on two cores: ctr run was slower.)
-var WarmUpEarly = sync.OnceFunc(func() {
+var warmUpEarly = sync.OnceFunc(func() {
 	warmOptions()
 	freruntime.WarmUpSpec()
 	Milestone("shim.warm-early")
 })
 
-// WarmUp is WarmUpEarly and then the rest of what a first Create builds:
+// WarmUp is warmUpEarly and then the rest of what a first Create builds:
 // the runtime's caches and encoding/json's codecs for every section of a
 // spec. The task service starts it.
 var WarmUp = sync.OnceFunc(func() {
-	WarmUpEarly()
+	warmUpEarly()
 	freruntime.WarmUp()
 	Milestone("shim.warm")
 })
