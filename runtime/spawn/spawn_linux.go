@@ -609,7 +609,7 @@ func (p *Process) Wait() error {
 			// until that exec. fre-dmz closes the socket once it runs.
 			p.steps(monotonicNow())
 			handedOn = true
-			go p.finishAfterExec()
+			go p.finishAfterExec(int(p.sync.Fd()))
 			return nil
 		case 'X':
 			execing = true
@@ -673,10 +673,10 @@ func monotonicNow() int64 {
 // finishAfterExec frees the child's plan and stack once the socket's
 // other end is closed: by fre-dmz, or by the child's exit if the exec
 // failed (its error, sent after ready, has nobody to go to).
-func (p *Process) finishAfterExec() {
+func (p *Process) finishAfterExec(fd int) {
 	buf := make([]byte, 64)
 	for {
-		n, err := unix.Read(int(p.sync.Fd()), buf)
+		n, err := unix.Read(fd, buf)
 		if err == unix.EINTR {
 			continue
 		}
