@@ -102,8 +102,7 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		containers: map[string]*container{},
 		runtimes:   map[string]*freruntime.Runtime{},
 	}
-	// While containerd connects, build what the first create would (the
-	// daemon's main may have begun this already).
+	// While containerd connects, build what the first create would.
 	go WarmUp()
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go process.RunReaper(rctx)
