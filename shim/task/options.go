@@ -94,10 +94,11 @@ func parseOptions(a *anypb.Any) (Options, error) {
 
 // warmUpEarly builds what a new shim's first Create of a typical spec
 // needs most: the options' protobuf reflection data and encoding/json's
-// codecs for the options, a typical spec and the state file. WarmUp does
-// it first. (Started at the daemon's main instead of with the service, it
-// took about 0.2 ms off the first Create but delayed the shim's
-// registration by about 1 ms on two cores: ctr run was slower.)
+// codecs for the options, a typical spec and the state file (about 0.5 ms
+// of a cold process). The task service does it before it serves: run
+// alongside, it was still running when the first Create came, which then
+// built the same codecs itself on the other core. (All of WarmUp started
+// at the daemon's main delayed its registration by about 1 ms.)
 var warmUpEarly = sync.OnceFunc(func() {
 	warmOptions()
 	freruntime.WarmUpSpec()

@@ -102,7 +102,9 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		containers: map[string]*container{},
 		runtimes:   map[string]*freruntime.Runtime{},
 	}
-	// While containerd connects, build what the first create would.
+	// Before serving, what a first Create of a typical spec would build
+	// (containerd's Create may be waiting already); the rest meanwhile.
+	warmUpEarly()
 	go WarmUp()
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go process.RunReaper(rctx)
