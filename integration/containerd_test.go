@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fre-runtime/fre/internal/testutil"
+	freruntime "github.com/fre-runtime/fre/runtime"
 )
 
 const (
@@ -49,7 +50,14 @@ var (
 // shimSocketDir is where shims put their sockets (containerd's default).
 const shimSocketDir = "/run/containerd/s"
 
+// criCgroupBefore: the host had a /k8s.io cgroup before the tests (then
+// it is not theirs to remove).
+var criCgroupBefore bool
+
 func TestMain(m *testing.M) {
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", criNamespace)); err == nil {
+		criCgroupBefore = true
+	}
 	socketsBefore := map[string]bool{}
 	ents, _ := os.ReadDir(shimSocketDir)
 	for _, e := range ents {
@@ -366,6 +374,31 @@ func (c *containerd) cleanup() (leaks []string) {
 			os.Remove(r)
 		}
 		leaks = append(leaks, fmt.Sprintf("%d race report(s) of shims", len(reports)))
+	}
+	// The shims' pools: a shim that lived a minute refilled its
+	// namespace's parent (/fre-test, and /k8s.io for the CRI pod) with
+	// idle cgroups, which the pool's own drain removes by its tag.
+	criRoot := filepath.Join(filepath.Dir(freRoot), criNamespace)
+	for _, root := range []string{freRoot, criRoot} {
+		if _, err := os.Stat(root); err != nil {
+			continue
+		}
+		rt, err := freruntime.New(root, freruntime.Options{})
+		if err != nil {
+			leaks = append(leaks, fmt.Sprintf("runtime root %s: %v", root, err))
+			continue
+		}
+		if p, err := rt.CgroupPool(); err == nil {
+			if err := p.Drain(""); err != nil {
+				leaks = append(leaks, fmt.Sprintf("drain the pool of %s: %v", root, err))
+			}
+		}
+		rt.Close()
+	}
+	if !criCgroupBefore {
+		// Made by these tests (containerd's CRI or a shim's pool): empty
+		// now, unless something was left in it.
+		leaks = append(leaks, testutil.RemoveCgroupTree(criNamespace)...)
 	}
 	leaks = append(leaks, testutil.RemoveCgroupTree(namespace)...)
 	os.RemoveAll(freRoot)
