@@ -575,8 +575,10 @@ func childError(msg []byte) error {
 	return &ChildError{Op: string(msg[5:]), Err: errno}
 }
 
-// Wait waits until the child is set up: created and waiting for start
-// (with an exec fifo) or exec'd (without). It returns the child's error.
+// Wait waits until the child is set up: about to exec fre-dmz, which
+// waits for start (with an exec fifo), or exec'd (without). It returns
+// the child's error. After a ready child's Wait, its plan and stack are
+// freed once fre-dmz runs.
 // A seccomp listener fd the child sent is left in SeccompListener.
 func (p *Process) Wait() error {
 	handedOn := false
