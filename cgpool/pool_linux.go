@@ -361,23 +361,8 @@ func (p *Pool) freeSlot(l layout, parent string, slots int) int {
 	// With as many slots as the pool's size, a free slot means room.
 	// More slots (a bigger size configured before) need a full count.
 	full := slots > p.cfg.Size
-	free, idle := -1, 0
-	off := int(randUint32() % uint32(slots))
-	for i := 0; i < slots; i++ {
-		k := (off + i) % slots
-		var st unix.Stat_t
-		if err := unix.Lstat(l.roots[0]+slotPath(p.idle, parent, k), &st); err != unix.ENOENT {
-			idle++
-			continue
-		}
-		if free < 0 {
-			free = k
-		}
-		if !full {
-			return free
-		}
-	}
-	if idle >= p.cfg.Size {
+	idle, free := p.probeSlots(l, parent, slots, int(randUint32()%uint32(slots)), full)
+	if full && idle >= p.cfg.Size {
 		return -1
 	}
 	return free
@@ -527,19 +512,30 @@ func (p *Pool) fill(parent string, n int) error {
 }
 
 // slotsInUse counts the idle cgroups in parent's slots and names the first
-// free slot (-1: none), with one lstat per slot (cheaper than reading a
-// big parent). The caller holds the parent's lock.
+// free slot (-1: none). The caller holds the parent's lock.
 func (p *Pool) slotsInUse(l layout, parent string, slots int) (idle, free int) {
+	return p.probeSlots(l, parent, slots, 0, true)
+}
+
+// probeSlots looks at parent's slots from slot off on, one lstat each
+// (cheaper than reading a big parent), and returns how many hold an idle
+// cgroup and the first free one (-1: none); without all it stops at that
+// free slot.
+func (p *Pool) probeSlots(l layout, parent string, slots, off int, all bool) (idle, free int) {
 	free = -1
-	for k := 0; k < slots; k++ {
+	for i := 0; i < slots; i++ {
+		k := (off + i) % slots
 		var st unix.Stat_t
-		if err := unix.Lstat(l.roots[0]+slotPath(p.idle, parent, k), &st); err == unix.ENOENT {
-			if free < 0 {
-				free = k
-			}
+		if err := unix.Lstat(l.roots[0]+slotPath(p.idle, parent, k), &st); err != unix.ENOENT {
+			idle++
 			continue
 		}
-		idle++
+		if free < 0 {
+			free = k
+		}
+		if !all {
+			break
+		}
 	}
 	return idle, free
 }
