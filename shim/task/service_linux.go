@@ -69,7 +69,8 @@ type container struct {
 	initExit *ExitRecord // the init's exit, held back while execs run
 	oomSeen  uint64
 	oomStop  func()
-	// oomWatched: watchOOM ran (at create, or at start after an async one).
+	// oomWatched: watchOOM ran (in Create, or after an async create's
+	// set-up in a goroutine of Create's).
 	oomWatched bool
 }
 
@@ -530,6 +531,7 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	defer c.mu.Unlock()
 	if r.ExecID == "" {
 		defer timed("start", r.ID)()
+		// init.Start waits for the set-up too; this wait is for its timing.
 		doneWait := timed("start.set-up_wait", r.ID)
 		c.init.Container().Ready()
 		doneWait()
