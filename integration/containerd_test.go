@@ -146,14 +146,13 @@ func newContainerd(t testing.TB, bd string) (*containerd, error) {
 	// Build the shim from this tree, so the test never runs a stale binary.
 	// FRE_TEST_SHIM_RACE=1 builds it with the race detector; its reports
 	// (the shim's stderr is /dev/null) go to files that fail the run.
-	args := []string{"build", "-o", filepath.Join(c.shimDir, "containerd-shim-fre-v1")}
+	var extra []string
 	if os.Getenv("FRE_TEST_SHIM_RACE") == "1" {
-		args = append(args, "-race")
+		extra = append(extra, "-race")
 	}
-	build := exec.Command("go", append(args, "../cmd/containerd-shim-fre-v1")...)
-	if out, err := build.CombinedOutput(); err != nil {
+	if err := testutil.GoBuild(filepath.Join(c.shimDir, "containerd-shim-fre-v1"), "../cmd/containerd-shim-fre-v1", extra...); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("build shim: %v: %s", err, out)
+		return nil, fmt.Errorf("build shim: %w", err)
 	}
 	if err := c.writeConfig(); err != nil {
 		os.RemoveAll(dir)

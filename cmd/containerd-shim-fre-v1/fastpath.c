@@ -661,11 +661,8 @@ static void fork_start(void)
 	_exit(1);
 }
 
-__attribute__((constructor)) static void fre_fastpath(int argc, char **argv)
+static void fastpath(int argc, char **argv)
 {
-	struct timespec ts;
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
-		fre_exec_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 	struct args a;
 	if (parse(argc, argv, &a) != 0 || !a.action || !a.ns || !*a.ns)
 		return;
@@ -677,3 +674,61 @@ __attribute__((constructor)) static void fre_fastpath(int argc, char **argv)
 		fork_start();
 	}
 }
+
+static void stamp_exec(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+		fre_exec_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+#ifdef __GLIBC__
+__attribute__((constructor)) static void fre_fastpath(int argc, char **argv)
+{
+	stamp_exec();
+	fastpath(argc, argv);
+}
+#else
+/* read_cmdline splits /proc/self/cmdline into argv: only glibc passes a
+ * constructor the program's arguments; musl (make build's static link)
+ * passes none. Returns argc, or -1 when the command line cannot be read
+ * whole (Go then takes the command as usual). */
+static int read_cmdline(char **argv, int max)
+{
+	static char buf[16384];
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		n += r;
+		if (n == sizeof(buf) - 1)
+			break;
+	}
+	close(fd);
+	if (n == 0 || n == sizeof(buf) - 1 || buf[n - 1] != '\0')
+		return -1;
+	int argc = 0;
+	for (size_t i = 0; i < n; i += strlen(buf + i) + 1) {
+		if (argc == max - 1)
+			return -1;
+		argv[argc++] = buf + i;
+	}
+	argv[argc] = NULL;
+	return argc;
+}
+
+__attribute__((constructor)) static void fre_fastpath(void)
+{
+	stamp_exec();
+	char *argv[64];
+	int argc = read_cmdline(argv, 64);
+	if (argc >= 0)
+		fastpath(argc, argv);
+}
+#endif

@@ -47,9 +47,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	freBin = filepath.Join(tmp, "fre-runc")
-	out, err := exec.Command("go", "build", "-o", freBin, ".").CombinedOutput()
-	if err != nil {
-		fmt.Printf("build fre-runc: %v\n%s", err, out)
+	if err := testutil.GoBuild(freBin, "."); err != nil {
+		fmt.Printf("build fre-runc: %v\n", err)
 		os.Exit(1)
 	}
 	rootDir = filepath.Join(tmp, "roots")

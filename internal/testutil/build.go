@@ -1,0 +1,31 @@
+package testutil
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// GoBuild builds the main package pkg (a path relative to the test's
+// directory) into out the way `make build` does: the Makefile exports its
+// C compiler, C flags and link flags (FRE_BUILD_CC, FRE_BUILD_CGO_CFLAGS,
+// FRE_BUILD_LDFLAGS: a static musl link where musl-gcc is installed), so
+// the tests run the binaries users get. Outside make, or with extra flags
+// such as -race (which needs the default toolchain), it is a plain
+// `go build`.
+func GoBuild(out, pkg string, extra ...string) error {
+	args := []string{"build", "-o", out}
+	cmd := exec.Command("go")
+	if cc := os.Getenv("FRE_BUILD_CC"); cc != "" && len(extra) == 0 {
+		cmd.Env = append(os.Environ(), "CC="+cc, "CGO_CFLAGS="+os.Getenv("FRE_BUILD_CGO_CFLAGS"))
+		if ld := os.Getenv("FRE_BUILD_LDFLAGS"); ld != "" {
+			args = append(args, "-ldflags="+ld)
+		}
+	}
+	cmd.Args = append(append(append([]string{"go"}, args...), extra...), pkg)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %v\n%s", strings.Join(cmd.Args[1:], " "), err, b)
+	}
+	return nil
+}
