@@ -16,8 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fre-runtime/fre/rootfs/internal/zstd"
 	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
@@ -161,15 +161,23 @@ func decompress(r *bufio.Reader) (io.Reader, func(), error) {
 		}
 		return z, func() { z.Close() }, nil
 	case bytes.Equal(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		z, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, nil, reason(ErrBadLayer, "zstd: %v", err)
-		}
-		return z, z.Close, nil
+		return zstdErrors{zstd.NewReader(r)}, func() {}, nil
 	case bytes.HasPrefix(magic, []byte("BZh")), bytes.HasPrefix(magic, []byte{0xfd, '7', 'z', 'X'}):
 		return nil, nil, reason(ErrBadLayer, "unsupported compression (bzip2/xz)")
 	}
 	return r, func() {}, nil
+}
+
+// zstdErrors marks the decoder's errors as a bad layer's, as gzip's are
+// marked where the tar reader meets them.
+type zstdErrors struct{ r io.Reader }
+
+func (z zstdErrors) Read(p []byte) (int, error) {
+	n, err := z.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = reason(ErrBadLayer, "zstd: %v", err)
+	}
+	return n, err
 }
 
 // readLayer applies one layer to the merge tree and returns its diff ID.
