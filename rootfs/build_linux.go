@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/internal/quickjson"
 )
 
 // ImportOptions tune one import.
@@ -67,7 +69,7 @@ func (s *Store) readTree(id string) (*Tree, error) {
 		return nil, fmt.Errorf("rootfs: tree %s: %w", id, err)
 	}
 	t := &Tree{}
-	if err := json.Unmarshal(b, t); err != nil {
+	if err := quickjson.Unmarshal(b, t); err != nil {
 		return nil, fmt.Errorf("rootfs: tree %s: bad %s: %w", id, metaFile, err)
 	}
 	t.path = filepath.Join(s.treeDir(id), rootfsDir)

@@ -1,13 +1,14 @@
 package runtime
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/fre-runtime/fre/internal/quickjson"
 )
 
 // Status is a container's life-cycle state.
@@ -87,7 +88,7 @@ type savedState struct {
 const stateFile = "state.json"
 
 func (st *savedState) save(dir string) error {
-	b, err := json.Marshal(st)
+	b, err := quickjson.Marshal(st)
 	if err != nil {
 		return err
 	}
@@ -108,7 +109,7 @@ func loadSavedState(dir string) (*savedState, error) {
 		return nil, err
 	}
 	st := &savedState{}
-	if err := json.Unmarshal(b, st); err != nil {
+	if err := quickjson.Unmarshal(b, st); err != nil {
 		return nil, fmt.Errorf("state of %s is corrupt: %w", dir, err)
 	}
 	return st, nil
