@@ -168,7 +168,7 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		}
 		rootMount = &spawn.MountOp{Kind: spawn.Mount, Source: cm.Source, Target: cfg.Rootfs, Fstype: cm.Type, Flags: cm.Flags, Data: cm.Data}
 	} else {
-		releaseRootfs, err := r.prepareRootfs(ctx, cfg, opts.ID, st)
+		releaseRootfs, err := r.prepareRootfs(ctx, cfg, opts.ID, st, ph)
 		if err != nil {
 			return nil, fmt.Errorf("rootfs: %w", err)
 		}

@@ -108,7 +108,7 @@ func (r *Runtime) storeRef(id string) string {
 // failed create (releaseRootfs does at delete). A bundle the store refuses
 // (device nodes, say) or a host without overlay gets its plain rootfs: the
 // store is an optimisation, never a reason for a container not to start.
-func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st *savedState) (release func() error, err error) {
+func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st *savedState, ph *phases) (release func() error, err error) {
 	noop := func() error { return nil }
 	mode, err := rootfsMode(cfg, r.Options.Rootfs)
 	if err != nil || mode == RootfsPlain {
@@ -131,7 +131,6 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 	if isMountPoint(cfg.Rootfs) {
 		return noop, nil
 	}
-	ph := r.phases()
 	dir := r.dir(id)
 	rs := &rootfsState{Store: r.storeRoot(), Ref: r.storeRef(id)}
 	fallback := func(format string, args ...any) (func() error, error) {

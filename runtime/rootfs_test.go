@@ -102,7 +102,7 @@ func prepare(tb testing.TB, r *Runtime, base *Config, id string) (*Config, *save
 		tb.Fatal(err)
 	}
 	st := &savedState{ID: id}
-	release, err := r.prepareRootfs(context.Background(), &cfg, id, st)
+	release, err := r.prepareRootfs(context.Background(), &cfg, id, st, r.phases())
 	if err != nil {
 		tb.Fatal(err)
 	}
