@@ -30,6 +30,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/fre-runtime/fre/internal/quickjson"
 	"github.com/fre-runtime/fre/netns"
 	freruntime "github.com/fre-runtime/fre/runtime"
 	"github.com/fre-runtime/fre/shim/process"
@@ -255,7 +256,7 @@ func loadSpec(bundle string) (*specs.Spec, error) {
 		return nil, fmt.Errorf("%w: bundle %s: %v", errdefs.ErrInvalidArgument, bundle, err)
 	}
 	var spec specs.Spec
-	if err := json.Unmarshal(b, &spec); err != nil {
+	if err := quickjson.Unmarshal(b, &spec); err != nil {
 		return nil, fmt.Errorf("%w: %s/config.json: %v", errdefs.ErrInvalidArgument, bundle, err)
 	}
 	return &spec, nil
@@ -624,7 +625,7 @@ func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*pty
 		return nil, err
 	}
 	var spec specs.Process
-	if r.Spec == nil || json.Unmarshal(r.Spec.Value, &spec) != nil {
+	if r.Spec == nil || quickjson.Unmarshal(r.Spec.Value, &spec) != nil {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "exec %s: bad process spec", r.ExecID)
 	}
 	c.mu.Lock()
