@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fre-runtime/fre/rootfs"
+	"github.com/fre-runtime/fre/runtime/spawn"
 )
 
 // The shared-layer store (issue 5): a bundle whose rootfs is a plain
@@ -108,35 +109,43 @@ func (r *Runtime) storeRef(id string) string {
 // failed create (releaseRootfs does at delete). A bundle the store refuses
 // (device nodes, say) or a host without overlay gets its plain rootfs: the
 // store is an optimisation, never a reason for a container not to start.
-func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st *savedState, ph *phases) (release func() error, err error) {
+//
+// The store's overlay is not mounted here but returned, for the init to
+// mount in its own mount namespace (spawn's RootMount): a mount in the
+// host's would be copied by every later container's new mount namespace
+// and listed in every fre-runc's mountinfo (256 containers at once each
+// copied up to 255 others' roots), and would need an unmount at delete;
+// the init's mount goes with its namespace. nil: the rootfs is used as
+// it is.
+func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st *savedState, ph *phases) (rootMount *spawn.MountOp, release func() error, err error) {
 	noop := func() error { return nil }
 	mode, err := rootfsMode(cfg, r.Options.Rootfs)
 	if err != nil || mode == RootfsPlain {
-		return noop, err
+		return nil, noop, err
 	}
 	// Mounting overlay needs root; without a mount namespace of its own
 	// the container would see (and the runtime leak) host mounts, and a
 	// mount namespace joined by path does not see a mount made here now.
 	if os.Geteuid() != 0 || !cfg.hasNew(specs.MountNamespace) {
-		return noop, nil
+		return nil, noop, nil
 	}
 	// In a user namespace the mapped root must reach its root through the
 	// state dir, and the store's files (owned by host ids) would show as
 	// nobody's anyway: such a container keeps its bundle's rootfs.
 	if cfg.hasNS(specs.UserNamespace) {
-		return noop, nil
+		return nil, noop, nil
 	}
 	// Only a plain directory: a mount point is somebody else's rootfs (the
 	// shim's overlay of containerd's snapshots, a bind mount).
 	if isMountPoint(cfg.Rootfs) {
-		return noop, nil
+		return nil, noop, nil
 	}
 	dir := r.dir(id)
 	rs := &rootfsState{Store: r.storeRoot(), Ref: r.storeRef(id)}
-	fallback := func(format string, args ...any) (func() error, error) {
+	fallback := func(format string, args ...any) (*spawn.MountOp, func() error, error) {
 		// Only there to say why (in state.json).
 		st.RootfsStore = &rootfsState{Mode: RootfsPlain, Reason: fmt.Sprintf(format, args...)}
-		return noop, nil
+		return nil, noop, nil
 	}
 	s, err := rootfs.OpenShared(rs.Store)
 	if err != nil {
@@ -145,7 +154,7 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 	tree, err := s.ImportDir(ctx, cfg.Rootfs, rootfs.ImportOptions{Ref: rs.Ref})
 	if err != nil {
 		if ctx.Err() != nil {
-			return noop, err
+			return nil, noop, err
 		}
 		return fallback("%v", err)
 	}
@@ -155,9 +164,10 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 
 	mnt := filepath.Join(dir, rootfsMountDir)
 	var mountErr error
+	var op *spawn.MountOp
 	if cfg.ReadonlyRoot && readonlyFits(tree.Path(), cfg) {
 		rs.Mode = "readonly"
-		mountErr = mountReadonly(s, tree, mnt)
+		op, mountErr = mountReadonly(s, tree, mnt)
 	} else {
 		rs.Mode = "overlay"
 		// Upper and work on the tree's file system: one st_dev for the
@@ -169,7 +179,7 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 			}
 		}
 		if mountErr == nil {
-			mountErr = mountOverlay(tree, scratch, mnt)
+			op, mountErr = mountOverlay(tree, scratch, mnt)
 		}
 	}
 	if mountErr != nil {
@@ -179,42 +189,38 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 		releaseRef()
 		return fallback("%v", mountErr)
 	}
-	ph.done("rootfs: mount")
-	rs.Mount = mnt
+	ph.done("rootfs: mount prepared")
 	st.RootfsStore = rs
 	cfg.Rootfs = mnt
-	return func() error { return releaseRootfsState(rs) }, nil
+	return op, func() error { return releaseRootfsState(rs) }, nil
 }
 
-// mountOverlay mounts tree as the lowerdir of an overlay at mnt (in the
-// state dir), with the upper and work dirs in scratch.
-func mountOverlay(tree *rootfs.Tree, scratch, mnt string) error {
+// mountOverlay prepares the mount of tree as the lowerdir of an overlay
+// at mnt (in the state dir), with the upper and work dirs in scratch.
+func mountOverlay(tree *rootfs.Tree, scratch, mnt string) (*spawn.MountOp, error) {
 	upper, work := filepath.Join(scratch, rootfsUpperDir), filepath.Join(scratch, rootfsWorkDir)
 	for _, d := range []string{upper, work, mnt} {
 		if err := os.Mkdir(d, 0o700); err != nil {
-			return fmt.Errorf("overlay: %w", err)
+			return nil, fmt.Errorf("overlay: %w", err)
 		}
 	}
 	// The merged root takes its mode and owner from the upper dir: give it
 	// the image's (a non-root program must be able to walk its own root).
 	var rst unix.Stat_t
 	if err := unix.Stat(tree.Path(), &rst); err != nil {
-		return fmt.Errorf("overlay: stat tree %s: %w", tree.ID, err)
+		return nil, fmt.Errorf("overlay: stat tree %s: %w", tree.ID, err)
 	}
 	if err := os.Chown(upper, int(rst.Uid), int(rst.Gid)); err != nil {
-		return fmt.Errorf("overlay: %w", err)
+		return nil, fmt.Errorf("overlay: %w", err)
 	}
 	if err := os.Chmod(upper, os.FileMode(rst.Mode&0o777)|unixModeBits(rst.Mode)); err != nil {
-		return fmt.Errorf("overlay: %w", err)
+		return nil, fmt.Errorf("overlay: %w", err)
 	}
 	source, fstype, data, err := rootfs.OverlayMount(tree, upper, work)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := unix.Mount(source, mnt, fstype, 0, data); err != nil {
-		return fmt.Errorf("mount overlay of tree %s on %s: %w", tree.ID, mnt, err)
-	}
-	return makePrivate(mnt)
+	return &spawn.MountOp{Kind: spawn.Mount, Source: source, Target: mnt, Fstype: fstype, Data: data}, nil
 }
 
 func unixModeBits(m uint32) os.FileMode {
@@ -231,36 +237,22 @@ func unixModeBits(m uint32) os.FileMode {
 	return fm
 }
 
-// mountReadonly mounts the tree at mnt as a read-only overlay without an
-// upper layer (rootfs.ReadOnlyMount): nothing in the container can make it
-// writable.
-func mountReadonly(s *rootfs.Store, tree *rootfs.Tree, mnt string) error {
+// mountReadonly prepares the mount of the tree at mnt as a read-only
+// overlay without an upper layer (rootfs.ReadOnlyMount): nothing in the
+// container can make it writable.
+func mountReadonly(s *rootfs.Store, tree *rootfs.Tree, mnt string) (*spawn.MountOp, error) {
 	empty, err := s.EmptyDir()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.Mkdir(mnt, 0o700); err != nil {
-		return fmt.Errorf("read-only overlay: %w", err)
+		return nil, fmt.Errorf("read-only overlay: %w", err)
 	}
 	source, fstype, data, flags, err := rootfs.ReadOnlyMount(tree, empty)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := unix.Mount(source, mnt, fstype, flags, data); err != nil {
-		return fmt.Errorf("mount read-only overlay of tree %s on %s: %w", tree.ID, mnt, err)
-	}
-	return makePrivate(mnt)
-}
-
-// makePrivate keeps the mount from propagating to other mount namespaces
-// (a shared / would copy it into every peer) and their unmounts from
-// reaching it.
-func makePrivate(mnt string) error {
-	if err := unix.Mount("", mnt, "", unix.MS_PRIVATE, ""); err != nil {
-		unix.Unmount(mnt, unix.MNT_DETACH)
-		return fmt.Errorf("make %s private: %w", mnt, err)
-	}
-	return nil
+	return &spawn.MountOp{Kind: spawn.Mount, Source: source, Target: mnt, Fstype: fstype, Flags: flags, Data: data}, nil
 }
 
 // readonlyFits reports whether the runtime can set the container up on a

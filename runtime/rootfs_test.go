@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/fre-runtime/fre/internal/testutil"
 	"github.com/fre-runtime/fre/rootfs"
@@ -95,23 +96,39 @@ func rootfsFixture(tb testing.TB) (*Runtime, *Config) {
 	return r, cfg
 }
 
-// prepare runs prepareRootfs for id as Create does.
+// prepare runs prepareRootfs for id as Create does, and mounts the root
+// it returns here, as the init does in its own mount namespace. The
+// release it returns unmounts it (the namespace going with the container)
+// and then releases as delete does.
 func prepare(tb testing.TB, r *Runtime, base *Config, id string) (*Config, *savedState, func() error) {
 	cfg := *base
 	if err := os.Mkdir(r.dir(id), 0o711); err != nil {
 		tb.Fatal(err)
 	}
 	st := &savedState{ID: id}
-	release, err := r.prepareRootfs(context.Background(), &cfg, id, st, r.phases())
+	op, release, err := r.prepareRootfs(context.Background(), &cfg, id, st, r.phases())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &cfg, st, release
+	if op == nil {
+		return &cfg, st, release
+	}
+	if isMountPoint(op.Target) {
+		tb.Fatalf("prepareRootfs mounted %s in the caller's namespace: the init mounts it", op.Target)
+	}
+	if err := unix.Mount(op.Source, op.Target, op.Fstype, op.Flags, op.Data); err != nil {
+		tb.Fatalf("mount the prepared root: %v", err)
+	}
+	unix.Mount("", op.Target, "", unix.MS_PRIVATE, "")
+	return &cfg, st, func() error {
+		unix.Unmount(op.Target, unix.MNT_DETACH)
+		return release()
+	}
 }
 
-// TestPrepareReleaseRootfs: the overlay is mounted, its root carries the
-// image's mode, release (delete) unmounts it and drops the hold, twice
-// is harmless, and the bundle is untouched by a write.
+// TestPrepareReleaseRootfs: the overlay prepared for the init, once
+// mounted, has a root with the image's mode, release (delete) drops the
+// hold, twice is harmless, and the bundle is untouched by a write.
 func TestPrepareReleaseRootfs(t *testing.T) {
 	r, base := rootfsFixture(t)
 	cfg, st, release := prepare(t, r, base, "c1")
@@ -150,13 +167,14 @@ func TestPrepareReleaseRootfs(t *testing.T) {
 	if st, err = loadSavedState(r.dir("c1")); err != nil {
 		t.Fatal(err)
 	}
+	// The container's mount namespace goes before delete.
+	if err := unix.Unmount(cfg.Rootfs, unix.MNT_DETACH); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 2; i++ {
 		if err := r.releaseRootfs(st); err != nil {
 			t.Fatalf("release %d: %v", i, err)
 		}
-	}
-	if isMountPoint(cfg.Rootfs) {
-		t.Fatal("overlay still mounted after release")
 	}
 	if trees, _ := s.List(context.Background()); len(trees[0].Refs) != 0 {
 		t.Fatalf("refs after release: %v", trees[0].Refs)
