@@ -354,7 +354,7 @@ func TestStoreModes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out := t.TempDir()
-			b := bundle(t, "sh", "-c", "ls / > /out/ls; echo ok > /out/done; exec sleep 1000")
+			b := bundle(t, "sh", "-c", "ls / > /out/ls; cat /proc/self/mountinfo > /out/mountinfo; echo ok > /out/done; exec sleep 1000")
 			testutil.MutateSpec(t, b, func(s *specs.Spec) {
 				s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
 			})
@@ -371,6 +371,24 @@ func TestStoreModes(t *testing.T) {
 			}
 			if mode != tc.want {
 				t.Fatalf("mode %q, want %q", mode, tc.want)
+			}
+			// The init mounts the store's overlay in its own mount
+			// namespace: the container's root is an overlay, the host's
+			// mount table holds nothing of the container's.
+			if mode == "overlay" || mode == "readonly" {
+				mi, _ := os.ReadFile(filepath.Join(out, "mountinfo"))
+				root := ""
+				for _, l := range strings.Split(string(mi), "\n") {
+					if f := strings.Fields(l); len(f) > 4 && f[4] == "/" {
+						root = l
+					}
+				}
+				if !strings.Contains(root, " - overlay ") {
+					t.Errorf("the container's / is not the store's overlay: %q", root)
+				}
+				for _, l := range mountLines(e.root) {
+					t.Errorf("a mount of the running container's in the host's mount table: %s", l)
+				}
 			}
 			e.must("delete", "--force", id)
 			for _, l := range mountLines(e.root) {
