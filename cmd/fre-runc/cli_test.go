@@ -550,6 +550,50 @@ func TestNetnsPolicy(t *testing.T) {
 	}
 }
 
+// The config file (--config): its settings apply, a flag overrides it,
+// and a bad file is a clear error that names it, with nothing created.
+func TestConfigFile(t *testing.T) {
+	host := hostNetns(t)
+	write := func(body string) string {
+		p := filepath.Join(t.TempDir(), "fre.json")
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		body, flag string
+		sameAsHost bool
+	}{
+		{`{"netnsPolicy": "new", "cgroupPoolSize": 2}`, "", false},
+		{`{"netnsPolicy": "new"}`, "host", true},
+		{`{"cgroupPool": false, "rootfs": "plain"}`, "", true},
+	} {
+		args := []string{"--config", write(tc.body)}
+		if tc.flag != "" {
+			args = append(args, "--netns-policy", tc.flag)
+		}
+		e := newEnv(t, args...)
+		b := bundle(t, "readlink", "/proc/self/ns/net")
+		out := strings.TrimSpace(e.must("run", "--bundle", b, newID()))
+		if (out == host) != tc.sameAsHost {
+			t.Errorf("config %s flag %q: container netns %s, host %s", tc.body, tc.flag, out, host)
+		}
+	}
+	for _, body := range []string{`{"netnsPolicy": "sometimes"}`, `{"cgroupPoolSize": "big"}`, `{`} {
+		path := write(body)
+		e := newEnv(t, "--config", path)
+		id := newID()
+		_, errOut, code := e.run(nil, "run", "--bundle", bundle(t, "true"), id)
+		if code == 0 || !strings.Contains(errOut, "config file "+path) {
+			t.Errorf("config %s: exit %d, stderr %q; want an error naming the file", body, code, errOut)
+		}
+		if _, err := os.Stat(filepath.Join(e.root, id)); err == nil {
+			t.Errorf("config %s: state of %s left behind", body, id)
+		}
+	}
+}
+
 func TestNetnsPath(t *testing.T) {
 	e := newEnv(t, "--netns-policy", "host")
 	dir := t.TempDir()

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
+	"github.com/fre-runtime/fre/internal/quickjson"
 	"github.com/fre-runtime/fre/netns"
 	"github.com/fre-runtime/fre/runtime"
 )
@@ -42,7 +42,7 @@ func openRuntime(g *globalOptions) (*runtime.Runtime, error) {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		if err := json.Unmarshal(b, &fc); err != nil {
+		if err := quickjson.Unmarshal(b, &fc); err != nil {
 			return nil, fmt.Errorf("config file %s: %w", path, err)
 		}
 	case errors.Is(err, os.ErrNotExist) && g.ConfigFile == "":
