@@ -594,6 +594,39 @@ func TestConfigFile(t *testing.T) {
 	}
 }
 
+// runc's default spec mounts the container's cgroups read-only: on cgroup
+// v1 a tmpfs with a bind of the container's cgroup per hierarchy. Each of
+// those mounts is ro, nosuid, nodev and noexec, and nothing below can be
+// written or made.
+func TestCgroupMountReadonly(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", `grep ' /sys/fs/cgroup' /proc/self/mountinfo; `+
+		`echo 1 > /sys/fs/cgroup/pids/pids.max && echo WROTE; mkdir /sys/fs/cgroup/pids/sub && echo MADE; `+
+		`touch /sys/fs/cgroup/x && echo TOUCHED; echo done`)
+	out := e.must("run", "--bundle", b, newID())
+	if !strings.HasSuffix(strings.TrimSpace(out), "done") || strings.Contains(out, "WROTE") ||
+		strings.Contains(out, "MADE") || strings.Contains(out, "TOUCHED") {
+		t.Fatalf("the cgroup mount was writable:\n%s", out)
+	}
+	n := 0
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 6 || !strings.HasPrefix(f[4], "/sys/fs/cgroup") {
+			continue
+		}
+		n++
+		opts := "," + f[5] + ","
+		for _, o := range []string{"ro", "nosuid", "nodev", "noexec"} {
+			if !strings.Contains(opts, ","+o+",") {
+				t.Errorf("%s mounted %s, want %s", f[4], f[5], o)
+			}
+		}
+	}
+	if n < 2 {
+		t.Fatalf("cgroup mounts seen inside: %d\n%s", n, out)
+	}
+}
+
 func TestNetnsPath(t *testing.T) {
 	e := newEnv(t, "--netns-policy", "host")
 	dir := t.TempDir()
