@@ -20,7 +20,7 @@ import (
 
 type scanEntry struct {
 	rel string
-	st  unix.Stat_t
+	st  *unix.Stat_t // in its directory's listing
 }
 
 // scan lists a directory tree with one lstat per entry, parents before
@@ -57,17 +57,19 @@ func scan(root string, fp hash.Hash, workers int) ([]scanEntry, error) {
 	}
 
 	fmt.Fprintf(fp, "root %x %d\n", root, st.Dev)
-	var out []scanEntry
-	var b [8 * 9]byte
+	// Sized once and fed in one Write per entry: the walk is a cached
+	// import's whole cost, paid in a fresh process whose every new heap
+	// page is a fault.
+	out := make([]scanEntry, 0, sc.seen.Load()+1)
+	var buf []byte
 	add := func(rel string, st *unix.Stat_t) {
-		out = append(out, scanEntry{rel, *st})
-		for i, v := range []uint64{uint64(st.Mode), uint64(st.Size), uint64(st.Mtim.Nano()),
+		out = append(out, scanEntry{rel, st})
+		buf = append(append(buf[:0], rel...), 0)
+		for _, v := range [...]uint64{uint64(st.Mode), uint64(st.Size), uint64(st.Mtim.Nano()),
 			uint64(st.Ctim.Nano()), st.Ino, uint64(st.Uid), uint64(st.Gid), st.Rdev, st.Nlink} {
-			binary.LittleEndian.PutUint64(b[i*8:], v)
+			buf = binary.LittleEndian.AppendUint64(buf, v)
 		}
-		fp.Write([]byte(rel))
-		fp.Write([]byte{0})
-		fp.Write(b[:])
+		fp.Write(buf)
 	}
 	var rec func(rel string, d *scanDir)
 	rec = func(rel string, d *scanDir) {
@@ -333,7 +335,7 @@ func (s *Store) implicitMeta() meta {
 }
 
 func (s *Store) applyDirEntry(mt *mergeTree, root string, e scanEntry, layer int, overlay bool, inodes map[[2]uint64]*fileRef) error {
-	st := &e.st
+	st := e.st
 	full := filepath.Join(root, e.rel)
 	typ := st.Mode & unix.S_IFMT
 	switch typ {
