@@ -13,6 +13,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -153,9 +154,19 @@ func (sc *scanner) list(fd int, rel string, d *scanDir) {
 	sort.Strings(d.names)
 	d.sts = make([]unix.Stat_t, len(d.names))
 	d.subs = make([]*scanDir, len(d.names))
+	// The names, NUL-terminated in one buffer: unix.Fstatat would copy each
+	// into a new allocation of its own.
+	n := 0
+	for _, name := range d.names {
+		n += len(name) + 1
+	}
+	cnames := make([]byte, 0, n)
 	for i, name := range d.names {
-		if err := unix.Fstatat(fd, name, &d.sts[i], unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			errAt(name, err)
+		off := len(cnames)
+		cnames = append(append(cnames, name...), 0)
+		if _, _, e := unix.Syscall6(unix.SYS_NEWFSTATAT, uintptr(fd), uintptr(unsafe.Pointer(&cnames[off])),
+			uintptr(unsafe.Pointer(&d.sts[i])), unix.AT_SYMLINK_NOFOLLOW, 0, 0); e != 0 {
+			errAt(name, e)
 			return
 		}
 	}
