@@ -525,13 +525,14 @@ func (d *decoder) strEscaped(start int) ([]byte, error) {
 	return nil, errFallback
 }
 
-// object decodes a JSON object into the struct v.
-func (d *decoder) object(v reflect.Value, ti *typeInfo, depth int) error {
+// members walks the object at d.i: for each member, f gets its key
+// (valid until the next string is read) with d.i at the member's value,
+// which f decodes or skips.
+func (d *decoder) members(f func(key []byte) error) error {
 	if d.peek() != '{' {
 		return errFallback
 	}
 	d.i++
-	var seen uint64
 	d.ws()
 	if d.peek() == '}' {
 		d.i++
@@ -542,42 +543,75 @@ func (d *decoder) object(v reflect.Value, ti *typeInfo, depth int) error {
 		if err != nil {
 			return err
 		}
-		f, ok := ti.field(key)
-		if !ok {
-			return errFallback
-		}
 		d.ws()
 		if d.peek() != ':' {
 			return errFallback
 		}
 		d.i++
 		d.ws()
-		if f == nil {
-			if err := d.skip(depth + 1); err != nil {
-				return err
-			}
-		} else {
-			bit := uint64(1) << uint(f.pos)
-			if seen&bit != 0 {
-				return errFallback // a duplicate key: encoding/json's merge rules
-			}
-			seen |= bit
-			if err := d.value(v.FieldByIndex(f.index), f.info.get(), depth+1); err != nil {
-				return err
-			}
+		if err := f(key); err != nil {
+			return err
 		}
-		d.ws()
-		switch d.peek() {
-		case ',':
-			d.i++
-			d.ws()
-		case '}':
-			d.i++
-			return nil
-		default:
-			return errFallback
+		if done, err := d.next('}'); done || err != nil {
+			return err
 		}
 	}
+}
+
+// elements walks the array at d.i: f decodes or skips each element.
+func (d *decoder) elements(f func() error) error {
+	if d.peek() != '[' {
+		return errFallback
+	}
+	d.i++
+	d.ws()
+	if d.peek() == ']' {
+		d.i++
+		return nil
+	}
+	for {
+		if err := f(); err != nil {
+			return err
+		}
+		if done, err := d.next(']'); done || err != nil {
+			return err
+		}
+	}
+}
+
+// next passes the ',' before another member or element, or the end.
+func (d *decoder) next(end byte) (done bool, err error) {
+	d.ws()
+	switch d.peek() {
+	case ',':
+		d.i++
+		d.ws()
+		return false, nil
+	case end:
+		d.i++
+		return true, nil
+	}
+	return true, errFallback
+}
+
+// object decodes a JSON object into the struct v.
+func (d *decoder) object(v reflect.Value, ti *typeInfo, depth int) error {
+	var seen uint64
+	return d.members(func(key []byte) error {
+		f, ok := ti.field(key)
+		switch {
+		case !ok:
+			return errFallback
+		case f == nil:
+			return d.skip(depth + 1)
+		}
+		bit := uint64(1) << uint(f.pos)
+		if seen&bit != 0 {
+			return errFallback // a duplicate key: encoding/json's merge rules
+		}
+		seen |= bit
+		return d.value(v.FieldByIndex(f.index), f.info.get(), depth+1)
+	})
 }
 
 // field finds the field a key names: an exact match, else one equal under
@@ -624,79 +658,31 @@ func asciiEqualFold(a []byte, b string) bool {
 }
 
 func (d *decoder) mapValue(v reflect.Value, ti *typeInfo, depth int) error {
-	if d.peek() != '{' {
-		return errFallback
-	}
-	d.i++
-	if v.IsNil() {
+	if d.peek() == '{' && v.IsNil() {
 		v.Set(reflect.MakeMap(ti.typ))
 	}
-	d.ws()
-	if d.peek() == '}' {
-		d.i++
-		return nil
-	}
 	elem := reflect.New(ti.typ.Elem()).Elem()
-	for {
-		key, err := d.str()
-		if err != nil {
-			return err
-		}
-		d.ws()
-		if d.peek() != ':' {
-			return errFallback
-		}
-		d.i++
-		d.ws()
+	return d.members(func(key []byte) error {
+		k := reflect.ValueOf(string(key)).Convert(ti.typ.Key())
 		elem.SetZero()
 		if err := d.value(elem, ti.elem.get(), depth+1); err != nil {
 			return err
 		}
-		v.SetMapIndex(reflect.ValueOf(key).Convert(ti.typ.Key()), elem)
-		d.ws()
-		switch d.peek() {
-		case ',':
-			d.i++
-			d.ws()
-		case '}':
-			d.i++
-			return nil
-		default:
-			return errFallback
-		}
-	}
+		v.SetMapIndex(k, elem)
+		return nil
+	})
 }
 
 func (d *decoder) array(v reflect.Value, ti *typeInfo, depth int) error {
-	if d.peek() != '[' {
-		return errFallback
-	}
-	d.i++
 	s := reflect.MakeSlice(ti.typ, 0, 0)
-	d.ws()
-	if d.peek() == ']' {
-		d.i++
-		v.Set(s)
-		return nil
-	}
-	for n := 0; ; n++ {
+	err := d.elements(func() error {
 		s = reflect.Append(s, reflect.Zero(ti.typ.Elem()))
-		if err := d.value(s.Index(n), ti.elem.get(), depth+1); err != nil {
-			return err
-		}
-		d.ws()
-		switch d.peek() {
-		case ',':
-			d.i++
-			d.ws()
-		case ']':
-			d.i++
-			v.Set(s)
-			return nil
-		default:
-			return errFallback
-		}
+		return d.value(s.Index(s.Len()-1), ti.elem.get(), depth+1)
+	})
+	if err == nil {
+		v.Set(s)
 	}
+	return err
 }
 
 // generic decodes a value (not null) as encoding/json does into an any:
@@ -719,67 +705,22 @@ func (d *decoder) generic(depth int) (any, error) {
 	case 'n':
 		return nil, errFallback // a null inside: rare; encoding/json's
 	case '[':
-		d.i++
 		a := []any{}
-		d.ws()
-		if d.peek() == ']' {
-			d.i++
-			return a, nil
-		}
-		for {
+		err := d.elements(func() error {
 			x, err := d.generic(depth + 1)
-			if err != nil {
-				return nil, err
-			}
 			a = append(a, x)
-			d.ws()
-			switch d.peek() {
-			case ',':
-				d.i++
-				d.ws()
-			case ']':
-				d.i++
-				return a, nil
-			default:
-				return nil, errFallback
-			}
-		}
+			return err
+		})
+		return a, err
 	case '{':
-		d.i++
 		m := map[string]any{}
-		d.ws()
-		if d.peek() == '}' {
-			d.i++
-			return m, nil
-		}
-		for {
-			k, err := d.str()
-			if err != nil {
-				return nil, err
-			}
-			d.ws()
-			if d.peek() != ':' {
-				return nil, errFallback
-			}
-			d.i++
-			d.ws()
+		err := d.members(func(key []byte) error {
+			k := string(key)
 			x, err := d.generic(depth + 1)
-			if err != nil {
-				return nil, err
-			}
 			m[k] = x
-			d.ws()
-			switch d.peek() {
-			case ',':
-				d.i++
-				d.ws()
-			case '}':
-				d.i++
-				return m, nil
-			default:
-				return nil, errFallback
-			}
-		}
+			return err
+		})
+		return m, err
 	}
 	tok, _ := d.number()
 	if tok == "" {
@@ -801,44 +742,10 @@ func (d *decoder) skip(depth int) error {
 	case '"':
 		_, err := d.strBytes()
 		return err
-	case '{', '[':
-		d.i++
-		end := byte('}')
-		if c == '[' {
-			end = ']'
-		}
-		d.ws()
-		if d.peek() == end {
-			d.i++
-			return nil
-		}
-		for {
-			if c == '{' {
-				if _, err := d.strBytes(); err != nil {
-					return err
-				}
-				d.ws()
-				if d.peek() != ':' {
-					return errFallback
-				}
-				d.i++
-				d.ws()
-			}
-			if err := d.skip(depth + 1); err != nil {
-				return err
-			}
-			d.ws()
-			switch d.peek() {
-			case ',':
-				d.i++
-				d.ws()
-			case end:
-				d.i++
-				return nil
-			default:
-				return errFallback
-			}
-		}
+	case '{':
+		return d.members(func([]byte) error { return d.skip(depth + 1) })
+	case '[':
+		return d.elements(func() error { return d.skip(depth + 1) })
 	case 't':
 		if d.literal("true") {
 			return nil
