@@ -168,12 +168,11 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		}
 		rootMount = &spawn.MountOp{Kind: spawn.Mount, Source: cm.Source, Target: cfg.Rootfs, Fstype: cm.Type, Flags: cm.Flags, Data: cm.Data}
 	} else {
-		op, releaseRootfs, err := r.prepareRootfs(ctx, cfg, opts.ID, st, ph)
-		if err != nil {
+		var releaseRootfs func() error
+		if rootMount, releaseRootfs, err = r.prepareRootfs(ctx, cfg, opts.ID, st, ph); err != nil {
 			return nil, fmt.Errorf("rootfs: %w", err)
 		}
 		undo = append(undo, func() { releaseRootfs() })
-		rootMount = op
 	}
 
 	sc := newSpawnConfig()
