@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	goruntime "runtime"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -62,6 +63,13 @@ func runHook(h specs.Hook, state []byte) error {
 	cmd.Stdin = bytes.NewReader(state)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// The hook runs on every CPU fre-runc was given, not the one it pinned
+	// itself to: it is forked from this thread, unpinned first.
+	goruntime.LockOSThread()
+	defer goruntime.UnlockOSThread()
+	if err := spawn.UnpinThread(); err != nil {
+		return err
+	}
 	err := cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("timed out after %ds", *h.Timeout)

@@ -29,6 +29,7 @@ import (
 
 	"github.com/fre-runtime/fre/internal/testutil"
 	"github.com/fre-runtime/fre/netns"
+	"github.com/fre-runtime/fre/runtime/spawn"
 )
 
 var (
@@ -38,6 +39,16 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// This test binary is package main, so pin.go pinned it to one CPU too;
+	// the suite and the fre-runc processes it starts get every CPU back.
+	if set, ok := spawn.StartAffinity(); ok {
+		tasks, _ := os.ReadDir("/proc/self/task")
+		for _, task := range tasks {
+			if tid, err := strconv.Atoi(task.Name()); err == nil {
+				unix.SchedSetaffinity(tid, &set)
+			}
+		}
+	}
 	if os.Geteuid() != 0 {
 		fmt.Println("cmd/fre-runc: end-to-end tests need root; skipping them")
 		os.Exit(m.Run())
@@ -1530,4 +1541,52 @@ func TestEventsOOM(t *testing.T) {
 	}
 	e.must("delete", "--force", id)
 	cmd.Wait()
+}
+
+// fre-runc pins itself to one CPU for its own start (pin.go); what it starts
+// (the container's init, an exec'd process, a hook) gets every CPU it was
+// given, as under runc.
+func TestCPUAffinityNotInherited(t *testing.T) {
+	own, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ""
+	for _, l := range strings.Split(string(own), "\n") {
+		if strings.HasPrefix(l, "Cpus_allowed_list:") {
+			want = strings.TrimSpace(strings.TrimPrefix(l, "Cpus_allowed_list:"))
+		}
+	}
+	if !strings.ContainsAny(want, "-,") {
+		t.Skipf("one CPU (%q): nothing to pin", want)
+	}
+	e := newEnv(t)
+	logDir := t.TempDir()
+	hookLog := filepath.Join(logDir, "hook")
+	const show = "sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status"
+	b := bundle(t, "sh", "-c", show+"; sleep 60")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", show + " > " + hookLog}}}}
+	})
+	id := newID()
+	out := tempFile(t)
+	cmd := exec.Command(e.bin, append(append([]string{}, e.args...), "run", "--detach", "--bundle", b, id)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run: %v: %s", err, readAll(out))
+	}
+	defer e.run(nil, "delete", "--force", id)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(readAll(out), "\n") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := strings.TrimSpace(readAll(out)); got != want {
+		t.Errorf("container init's CPUs %q, want %q", got, want)
+	}
+	if got := strings.TrimSpace(e.must("exec", id, "sh", "-c", show)); got != want {
+		t.Errorf("exec'd process's CPUs %q, want %q", got, want)
+	}
+	if got, _ := os.ReadFile(hookLog); strings.TrimSpace(string(got)) != want {
+		t.Errorf("hook's CPUs %q, want %q", got, want)
+	}
 }

@@ -625,12 +625,53 @@ static void close_others(struct fre_spawn *s)
 	syscall(SYS_close_range, from, ~0U, 0);
 }
 
+/* ---- fre-runc's one-CPU start ---- */
+
+/* The CPUs fre-runc may run on when it started, saved by fre_pin_start. */
+static cpu_set_t start_affinity;
+static int start_affinity_saved;
+
+void fre_pin_start(void)
+{
+	if (sched_getaffinity(0, sizeof start_affinity, &start_affinity) != 0 ||
+	    CPU_COUNT(&start_affinity) < 2)
+		return;
+	int cpu = sched_getcpu();
+	if (cpu < 0)
+		return;
+	cpu_set_t one;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	if (sched_setaffinity(0, sizeof one, &one) == 0)
+		start_affinity_saved = 1;
+}
+
+int fre_start_affinity(cpu_set_t *out)
+{
+	if (!start_affinity_saved)
+		return 0;
+	*out = start_affinity;
+	return 1;
+}
+
+int fre_unpin_thread(void)
+{
+	if (!start_affinity_saved)
+		return 0;
+	return sched_setaffinity(0, sizeof start_affinity, &start_affinity) == 0 ? 0 : -errno;
+}
+
 static int child(void *arg)
 {
 	struct fre_spawn *s = arg;
 	ts(s, FRE_TS_START);
 	pid_t ppid = s->ppid;
 	sync_fd = s->sync_fd;
+	/* The container gets the CPUs fre-runc was given, not the one it
+	 * pinned itself to (before the cgroup join, which applies a cpuset). */
+	if (start_affinity_saved &&
+	    sched_setaffinity(0, sizeof start_affinity, &start_affinity) != 0)
+		fail(errno, "sched_setaffinity", NULL);
 	/* Die with the creating thread until set-up is done. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	pid_t pp = getppid();

@@ -22,6 +22,7 @@
 #ifndef FRE_SPAWN_H
 #define FRE_SPAWN_H
 
+#include <sched.h>
 #include <stdint.h>
 
 /* Mount operation kinds. */
@@ -145,3 +146,17 @@ int fre_spawn_start(struct fre_spawn *s, int *pidfd);
 void fre_spawn_free(struct fre_spawn *s);
 
 #endif
+
+/* fre_pin_start pins the calling thread, and every thread it starts later,
+ * to the CPU it runs on, remembering the CPUs it had (fre-runc calls it from
+ * a constructor, before the Go runtime starts its threads). Children that
+ * fre_spawn_start clones get those CPUs back. */
+void fre_pin_start(void);
+
+/* fre_unpin_thread gives the calling thread the CPUs it had before
+ * fre_pin_start; a no-op when nothing was pinned. 0 or -errno. */
+int fre_unpin_thread(void);
+
+/* fre_start_affinity copies those CPUs to out and returns 1, or returns 0
+ * when nothing was pinned. */
+int fre_start_affinity(cpu_set_t *out);

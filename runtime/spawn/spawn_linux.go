@@ -9,6 +9,7 @@ package spawn
 
 /*
 #cgo CFLAGS: -O2 -Wall
+#define _GNU_SOURCE
 #include <stdlib.h>
 #include "spawn.h"
 */
@@ -710,4 +711,27 @@ func (p *Process) Kill() {
 	var info unix.Siginfo
 	unix.Waitid(unix.P_PIDFD, p.PidFD, &info, unix.WEXITED, nil)
 	p.finish()
+}
+
+// UnpinThread gives the calling OS thread back the CPUs the process started
+// with, undoing fre-runc's one-CPU start (see cmd/fre-runc/pin.go) for a
+// process that is about to fork a helper (a hook, ps). The caller holds
+// runtime.LockOSThread. A no-op in processes that never pinned.
+func UnpinThread() error {
+	if r := C.fre_unpin_thread(); r < 0 {
+		return fmt.Errorf("sched_setaffinity: %w", syscall.Errno(-r))
+	}
+	return nil
+}
+
+// StartAffinity returns the CPUs the process had before fre-runc's one-CPU
+// start, and false when it did not pin itself.
+func StartAffinity() (unix.CPUSet, bool) {
+	var set unix.CPUSet
+	var cs C.cpu_set_t
+	if C.fre_start_affinity(&cs) == 0 {
+		return set, false
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&set)), unsafe.Sizeof(set)), unsafe.Slice((*byte)(unsafe.Pointer(&cs)), unsafe.Sizeof(cs)))
+	return set, true
 }
