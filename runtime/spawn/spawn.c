@@ -667,11 +667,6 @@ static int child(void *arg)
 	ts(s, FRE_TS_START);
 	pid_t ppid = s->ppid;
 	sync_fd = s->sync_fd;
-	/* The container gets the CPUs fre-runc was given, not the one it
-	 * pinned itself to (before the cgroup join, which applies a cpuset). */
-	if (start_affinity_saved &&
-	    sched_setaffinity(0, sizeof start_affinity, &start_affinity) != 0)
-		fail(errno, "sched_setaffinity", NULL);
 	/* Die with the creating thread until set-up is done. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	pid_t pp = getppid();
@@ -884,9 +879,21 @@ int fre_spawn_start(struct fre_spawn *s, int *pidfd)
 	 * open it (that needs CAP_SYS_PTRACE over a non-dumpable process). */
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	s->ppid = getpid();
+	/* The child inherits this thread's CPUs: fre-runc's original ones, not
+	 * the one it pinned itself to (so the container runs where runc's
+	 * would, and the child starts on an idle CPU, beside its parent). */
+	cpu_set_t pinned;
+	int repin = start_affinity_saved && sched_getaffinity(0, sizeof pinned, &pinned) == 0;
+	if (repin && sched_setaffinity(0, sizeof start_affinity, &start_affinity) != 0) {
+		int e = errno;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		return -e;
+	}
 	int fd = -1;
 	int pid = clone(child, (char *)s->stack + stack_size, s->clone_flags | CLONE_VM | CLONE_PIDFD | SIGCHLD, s, &fd);
 	int e = errno;
+	if (repin)
+		sched_setaffinity(0, sizeof pinned, &pinned);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0)
 		return -e;
