@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/fre-runtime/fre/internal/sysmon"
 	"github.com/fre-runtime/fre/runtime/spawn"
 )
 
@@ -70,6 +71,8 @@ func runHook(h specs.Hook, state []byte) error {
 	if err := spawn.UnpinThread(); err != nil {
 		return err
 	}
+	// The timeout's timer fires while this goroutine sits in waitid.
+	sysmon.Normal()
 	err := cmd.Run()
 	if ctx.Err() == context.DeadlineExceeded {
 		return fmt.Errorf("timed out after %ds", *h.Timeout)

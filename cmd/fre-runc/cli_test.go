@@ -1590,3 +1590,38 @@ func TestCPUAffinityNotInherited(t *testing.T) {
 		t.Errorf("hook's CPUs %q, want %q", got, want)
 	}
 }
+
+// A signal to a foreground run reaches the container's init (fre-runc
+// waits in waitid with its signal goroutine behind it; see sysmon.Normal).
+func TestRunForwardsSignals(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", `trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done`)
+	id := newID()
+	out := tempFile(t)
+	cmd := exec.Command(e.bin, append(append([]string{}, e.args...), "run", "--bundle", b, id)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer e.run(nil, "delete", "--force", id)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(readAll(out), "ready") {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("container never ready: %q", readAll(out))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 42 {
+			t.Fatalf("run after SIGTERM: %v (%s)", err, readAll(out))
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("SIGTERM to run was not forwarded")
+	}
+}

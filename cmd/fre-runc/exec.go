@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/fre-runtime/fre/internal/sysmon"
 	"github.com/fre-runtime/fre/runtime"
 )
 
@@ -126,6 +127,7 @@ func init() {
 				if detach {
 					return nil
 				}
+				sysmon.Normal() // a long wait in waitid (see main)
 				code, err := proc.Wait()
 				if err != nil {
 					return err

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fre-runtime/fre/internal/sysmon"
 	"github.com/fre-runtime/fre/runtime"
 )
 
@@ -185,6 +186,9 @@ func runContainer(g *globalOptions, f *createFlags, id string) error {
 		return nil
 	}
 	<-notified
+	// From here fre-runc waits, in waitid, with the signal goroutine
+	// behind it.
+	sysmon.Normal()
 	waitTTY := func() {}
 	if tty != nil {
 		if waitTTY, err = tty.attach(); err != nil {

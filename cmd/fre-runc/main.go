@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/fre-runtime/fre/internal/sysmon"
 )
 
 // command is one subcommand. Each lives in its own file and registers
@@ -54,6 +56,9 @@ func main() {
 	// A short-lived process: one P keeps the runtime from starting threads
 	// it has no use for (hundreds of fre-runc start at once on a busy host).
 	goruntime.GOMAXPROCS(1)
+	// And its system monitor out of the way of the start path (see
+	// internal/sysmon); whatever then waits for long calls sysmon.Normal.
+	sysmon.Quiet()
 	t0 := time.Now()
 	code := run(os.Args[1:], os.Stdout, os.Stderr)
 	if os.Getenv("FRE_TRACE") != "" {

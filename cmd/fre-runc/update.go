@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/fre-runtime/fre/cgroup"
+	"github.com/fre-runtime/fre/internal/sysmon"
 )
 
 func init() {
@@ -130,6 +131,7 @@ func init() {
 				if cg == nil {
 					return fmt.Errorf("events %s: the container has no cgroup", args[0])
 				}
+				sysmon.Normal() // a long-lived loop of timers (see main)
 				enc := json.NewEncoder(os.Stdout)
 				var lastOOM uint64
 				if n, err := cg.OOMKillCount(); err == nil {
