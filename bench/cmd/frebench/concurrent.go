@@ -32,6 +32,7 @@ func concurrent(e *env) error {
 
 	type result struct {
 		wall  time.Duration
+		cpu   time.Duration
 		lat   summary
 		fails int
 		err   string
@@ -60,7 +61,8 @@ func concurrent(e *env) error {
 				return err
 			}
 		}
-		lat, wall, errs, err := b.r.concurrent(bundles, ids)
+		bu, err := b.r.concurrent(bundles, ids)
+		lat, wall, errs := bu.Lat, bu.Wall, bu.Errs
 		if b.finish != nil { // drain the pool even after a failed run
 			if ferr := b.finish(); ferr != nil && err == nil {
 				return ferr
@@ -70,7 +72,7 @@ func concurrent(e *env) error {
 			return fmt.Errorf("%s concurrent: %w", b.name, err)
 		}
 		var ok []time.Duration
-		r := result{wall: wall}
+		r := result{wall: wall, cpu: bu.CPU}
 		for i, d := range lat {
 			status := "ok"
 			if i < len(errs) && errs[i] != "" {
@@ -89,7 +91,7 @@ func concurrent(e *env) error {
 		os.RemoveAll(filepath.Join(e.dir, "concurrent", b.name))
 	}
 
-	fmt.Printf("%-16s %6s %10s %10s %10s %10s %6s  %s\n", "runtime", "n", "wall ms", "max ms", "p50 ms", "p99 ms", "fails", "")
+	fmt.Printf("%-16s %6s %10s %10s %10s %10s %12s %6s  %s\n", "runtime", "n", "wall ms", "max ms", "p50 ms", "p99 ms", "cpu ms/ctr", "fails", "")
 	names := make([]string, 0, len(results))
 	var fres []string
 	for _, b := range benches {
@@ -100,7 +102,7 @@ func concurrent(e *env) error {
 	}
 	for _, b := range benches {
 		r := results[b.name]
-		fmt.Printf("%-16s %6d %10.1f %10.1f %10.1f %10.1f %6d  %s\n", b.name, c, float64(r.wall)/1e6, r.lat.max, r.lat.p50, r.lat.p99, r.fails, b.note)
+		fmt.Printf("%-16s %6d %10.1f %10.1f %10.1f %10.1f %12.2f %6d  %s\n", b.name, c, float64(r.wall)/1e6, r.lat.max, r.lat.p50, r.lat.p99, float64(r.cpu)/1e6/float64(c), r.fails, b.note)
 		if r.err != "" {
 			fmt.Printf("           first error: %s\n", r.err)
 		}
@@ -136,10 +138,10 @@ func concurrent(e *env) error {
 	var srows [][]string
 	for _, n := range names {
 		r := results[n]
-		srows = append(srows, []string{n, strconv.Itoa(c), ms(float64(r.wall) / 1e6), ms(r.lat.max), ms(r.lat.p50), ms(r.lat.p99), strconv.Itoa(r.fails)})
+		srows = append(srows, []string{n, strconv.Itoa(c), ms(float64(r.wall) / 1e6), ms(r.lat.max), ms(r.lat.p50), ms(r.lat.p99), ms(float64(r.cpu) / 1e6 / float64(c)), strconv.Itoa(r.fails)})
 	}
 	return writeCSV(e.opts.results, "run-concurrent-summary.csv",
-		[]string{"runtime", "containers", "wall_ms", "max_ms", "p50_ms", "p99_ms", "fails"}, srows)
+		[]string{"runtime", "containers", "wall_ms", "max_ms", "p50_ms", "p99_ms", "cpu_ms_per_container", "fails"}, srows)
 }
 
 func specFrom(bundle string) (*specs.Spec, error) {

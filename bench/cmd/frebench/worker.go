@@ -25,7 +25,7 @@ type request struct {
 
 type response struct {
 	Nanos  []int64
-	Wall   int64
+	Burst  burst
 	Errs   []string
 	Err    string
 	Failed bool
@@ -88,16 +88,12 @@ func (w *worker) run(bundle, id string) (time.Duration, error) {
 	return time.Duration(resp.Nanos[0]), err
 }
 
-func (w *worker) concurrent(bundles, ids []string) ([]time.Duration, time.Duration, []string, error) {
+func (w *worker) concurrent(bundles, ids []string) (burst, error) {
 	resp, err := w.call(request{Op: "concurrent", Bundles: bundles, IDs: ids})
 	if err != nil {
-		return nil, 0, nil, err
+		return burst{}, err
 	}
-	lat := make([]time.Duration, len(resp.Nanos))
-	for i, n := range resp.Nanos {
-		lat[i] = time.Duration(n)
-	}
-	return lat, time.Duration(resp.Wall), resp.Errs, nil
+	return resp.Burst, nil
 }
 
 func (w *worker) execs(bundle, id string, n int) ([]time.Duration, error) {
@@ -145,11 +141,8 @@ func workerMain(args []string) int {
 				resp.Failed, resp.Err = true, err.Error()
 			}
 		case "concurrent":
-			lat, wall, errs, err := l.concurrent(req.Bundles, req.IDs)
-			for _, d := range lat {
-				resp.Nanos = append(resp.Nanos, int64(d))
-			}
-			resp.Wall, resp.Errs = int64(wall), errs
+			b, err := l.concurrent(req.Bundles, req.IDs)
+			resp.Burst = b
 			if err != nil {
 				resp.Failed, resp.Err = true, err.Error()
 			}
