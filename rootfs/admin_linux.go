@@ -256,6 +256,16 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 			os.RemoveAll(filepath.Join(s.root, refsDir, e.Name()))
 		}
 	}
+	hintEnts, _ := os.ReadDir(filepath.Join(s.root, hintsDir))
+	for _, e := range hintEnts {
+		p := filepath.Join(s.root, hintsDir, e.Name())
+		if b, err := readSmall(p); err == nil {
+			if _, id, ok := strings.Cut(string(b), " "); ok && live[id] {
+				continue
+			}
+		}
+		os.Remove(p)
+	}
 	idxEnts, _ := os.ReadDir(filepath.Join(s.root, indexDir))
 	for _, e := range idxEnts {
 		p := filepath.Join(s.root, indexDir, e.Name())

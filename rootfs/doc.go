@@ -14,6 +14,7 @@
 //	trees/<id>/rootfs    a flattened image: dirs, symlinks, fifos, hard links to objects
 //	trees/<id>/meta.json the tree's TreeInfo
 //	index/<digest>       input fingerprint -> tree ID (the import cache)
+//	hints/<digest>       directory -> fingerprint and tree of its last import (Speculate)
 //	refs/<id>/<ctr>      containers using tree <id> (Acquire/Release)
 //	ingest/<import>/     work area of one import; empty when no import runs
 //	scratch/<ctr>/       overlay upper and work dirs of a container whose
@@ -54,7 +55,10 @@
 // fingerprints the layer files (path, size, mtime, ctime, inode). A
 // fingerprint seen before returns its tree without reading any content.
 // ImportOptions.Immutable (containerd's committed snapshots) keys the cache
-// by the top directories alone and skips the walk.
+// by the top directories alone and skips the walk. Speculate returns a
+// directory's last tree at once and leaves the walk that proves it current
+// to the caller, who starts a container on the tree meanwhile and runs
+// nothing of it until the walk agrees.
 // Layer trees are named by the OCI chain ID of their diff IDs; directory
 // trees by the digest of their manifest (paths, types, modes, owners,
 // xattrs, object keys, symlink targets; mtimes only with

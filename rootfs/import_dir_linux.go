@@ -226,15 +226,7 @@ func (s *Store) importDirs(ctx context.Context, kind string, dirs []string, opts
 	op := "import " + kind
 	abs := make([]string, len(dirs))
 	for i, d := range dirs {
-		// The directory itself may be reached through a symlink (a bundle's
-		// rootfs often is); nothing below it is followed.
-		a, err := filepath.Abs(d)
-		var st unix.Stat_t
-		if err == nil && (unix.Lstat(a, &st) != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK) {
-			// Only a symlink is resolved (a stat per component);
-			// symlinks among the parents are the kernel's to follow.
-			a, err = filepath.EvalSymlinks(a)
-		}
+		a, err := absDir(d)
 		if err != nil {
 			return nil, &ImportError{Op: op, Source: d, Err: err}
 		}
@@ -271,17 +263,21 @@ func (s *Store) importDirs(ctx context.Context, kind string, dirs []string, opts
 			return t, err
 		}
 	}
-	fph := sha256.New()
-	fmt.Fprintf(fph, "fre-fingerprint-v1 %s %t %t\n", kind, s.opts.StripSetuid, s.opts.KeyMtime)
-	layers := make([][]scanEntry, len(abs))
-	for i, d := range abs {
-		if layers[i], err = scan(d, fph, s.opts.Workers); err != nil {
-			return nil, &ImportError{Op: op, Source: d, Err: err}
+	fp, layers, err := s.fingerprint(op, kind, abs)
+	if err != nil {
+		return nil, err
+	}
+	fps = append(fps, fp)
+	// What Speculate needs for the next import of this directory.
+	hint := func(t *Tree) {
+		if kind == "dir" && !opts.Immutable {
+			s.writeHint(abs[0], fp, t.ID)
 		}
 	}
-	fp := hex.EncodeToString(fph.Sum(nil))
-	fps = append(fps, fp)
 	if t, err := hit(fp); t != nil || err != nil {
+		if t != nil {
+			hint(t)
+		}
 		return t, err
 	}
 
@@ -332,7 +328,39 @@ func (s *Store) importDirs(ctx context.Context, kind string, dirs []string, opts
 		return nil, err
 	}
 	t := &Tree{ID: manifestID(mt.root, s.opts.KeyMtime), Kind: kind, Sources: abs}
-	return s.finish(ctx, imp, t, mt.root, fps, opts.Ref)
+	if t, err = s.finish(ctx, imp, t, mt.root, fps, opts.Ref); err != nil {
+		return nil, err
+	}
+	hint(t)
+	return t, nil
+}
+
+// absDir is d made absolute. The directory itself may be reached through
+// a symlink (a bundle's rootfs often is); nothing below it is followed.
+func absDir(d string) (string, error) {
+	a, err := filepath.Abs(d)
+	var st unix.Stat_t
+	if err == nil && (unix.Lstat(a, &st) != nil || st.Mode&unix.S_IFMT == unix.S_IFLNK) {
+		// Only a symlink is resolved (a stat per component); symlinks
+		// among the parents are the kernel's to follow.
+		a, err = filepath.EvalSymlinks(a)
+	}
+	return a, err
+}
+
+// fingerprint walks the directories (scan) into the fingerprint of their
+// current state, the key of the store's index.
+func (s *Store) fingerprint(op, kind string, abs []string) (string, [][]scanEntry, error) {
+	fph := sha256.New()
+	fmt.Fprintf(fph, "fre-fingerprint-v1 %s %t %t\n", kind, s.opts.StripSetuid, s.opts.KeyMtime)
+	layers := make([][]scanEntry, len(abs))
+	for i, d := range abs {
+		var err error
+		if layers[i], err = scan(d, fph, s.opts.Workers); err != nil {
+			return "", nil, &ImportError{Op: op, Source: d, Err: err}
+		}
+	}
+	return hex.EncodeToString(fph.Sum(nil)), layers, nil
 }
 
 // implicitMeta is given to parent directories a layer uses but does not

@@ -17,6 +17,7 @@ import (
 
 	"github.com/fre-runtime/fre/cgroup"
 	"github.com/fre-runtime/fre/netns"
+	"github.com/fre-runtime/fre/rootfs"
 	"github.com/fre-runtime/fre/runtime/spawn"
 	"github.com/fre-runtime/fre/seccomp"
 )
@@ -105,7 +106,20 @@ var capLastOnce = sync.OnceValue(func() int {
 // Create creates a container: on return its init is set up and waits for
 // Start (or, with opts.Started, already runs the program). On error
 // nothing is left: no state, no cgroup, no process.
-func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, retErr error) {
+func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (*Container, error) {
+	c, err := r.create(ctx, opts, true)
+	if errors.Is(err, rootfs.ErrStale) {
+		// The bundle's rootfs changed since its last import, which the
+		// first try bet on: that try is undone (the init ran nothing of
+		// the container's); this one imports it anew.
+		c, err = r.create(ctx, opts, false)
+	}
+	return c, err
+}
+
+// create is Create; speculate allows the bet on the rootfs's last import
+// (prepareRootfs), where a lost bet can be undone without a trace.
+func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (_ *Container, retErr error) {
 	if err := ValidateID(opts.ID); err != nil {
 		return nil, err
 	}
@@ -158,6 +172,7 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	}()
 
 	var rootMount *spawn.MountOp
+	var verifyRootfs func() error // the walk a speculated tree waits for
 	if m := opts.RootMount; m != nil {
 		if !cfg.hasNew(specs.MountNamespace) {
 			return nil, fmt.Errorf("%w: a root mount for the init needs a new mount namespace", ErrInvalidConfig)
@@ -168,8 +183,13 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		}
 		rootMount = &spawn.MountOp{Kind: spawn.Mount, Source: cm.Source, Target: cfg.Rootfs, Fstype: cm.Type, Flags: cm.Flags, Data: cm.Data}
 	} else {
+		// A lost bet is undone by a second create: only where nothing has
+		// left this process before the walk's verdict (no console handed
+		// over, no hook run), and with the init waiting for us at the end
+		// of its set-up (not with Async).
+		speculate = speculate && !cfg.Process.Terminal && !anyHooks(cfg.Hooks) && !(opts.Async && !opts.Started)
 		var releaseRootfs func() error
-		if rootMount, releaseRootfs, err = r.prepareRootfs(ctx, cfg, opts.ID, st, ph); err != nil {
+		if rootMount, releaseRootfs, verifyRootfs, err = r.prepareRootfs(ctx, cfg, opts.ID, st, ph, speculate); err != nil {
 			return nil, fmt.Errorf("rootfs: %w", err)
 		}
 		undo = append(undo, func() { releaseRootfs() })
@@ -438,6 +458,9 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 	// Without id maps to write and a cgroup to join for it, the child
 	// sets itself up while we work, and waits for us after its mounts.
 	sc.LateRelease = !newUser && !pauseForHooks && (cg == nil || selfJoin) && lateClaim == nil
+	// A speculated rootfs: the init waits at the end of its set-up (the
+	// late release's wait, or one of its own) until the walk is done.
+	sc.FinalRelease = verifyRootfs != nil && !sc.LateRelease
 
 	sc.Trace = r.Trace != nil
 	ph.done("plan")
@@ -519,8 +542,22 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (_ *Container, re
 		if err := prepare(); err != nil {
 			return nil, err
 		}
-	} else if err := child.Release(); err != nil {
-		return nil, err
+	} else if !(verifyRootfs != nil && sc.LateRelease) {
+		if err := child.Release(); err != nil {
+			return nil, err
+		}
+	}
+	if verifyRootfs != nil {
+		// The walk that proves the tree current, while the init sets up on
+		// it; the init waits for the release below before it runs
+		// anything of the container's.
+		if err := verifyRootfs(); err != nil {
+			return nil, err
+		}
+		ph.done("rootfs: fingerprint walk (verify)")
+		if err := child.Release(); err != nil {
+			return nil, err
+		}
 	}
 	if sc.HookPause {
 		if err := child.WaitHookPoint(); err != nil {

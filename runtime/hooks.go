@@ -146,6 +146,11 @@ func hasHooks(h *specs.Hooks, which func(*specs.Hooks) []specs.Hook) bool {
 	return h != nil && len(which(h)) > 0
 }
 
+func anyHooks(h *specs.Hooks) bool {
+	return hasHooks(h, prestartHooks) || hasHooks(h, createContainerHooks) || hasHooks(h, startContainerHooks) ||
+		hasHooks(h, poststartHooks) || hasHooks(h, func(h *specs.Hooks) []specs.Hook { return h.Poststop })
+}
+
 func prestartHooks(h *specs.Hooks) []specs.Hook {
 	//nolint:staticcheck // prestart is deprecated but still honoured
 	return append(append([]specs.Hook(nil), h.Prestart...), h.CreateRuntime...)

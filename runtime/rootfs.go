@@ -117,48 +117,62 @@ func (r *Runtime) storeRef(id string) string {
 // copied up to 255 others' roots), and would need an unmount at delete;
 // the init's mount goes with its namespace. nil: the rootfs is used as
 // it is.
-func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st *savedState, ph *phases) (rootMount *spawn.MountOp, release func() error, err error) {
+func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st *savedState, ph *phases, speculate bool) (rootMount *spawn.MountOp, release, verify func() error, err error) {
 	noop := func() error { return nil }
 	mode, err := rootfsMode(cfg, r.Options.Rootfs)
 	if err != nil || mode == RootfsPlain {
-		return nil, noop, err
+		return nil, noop, nil, err
 	}
 	// Mounting overlay needs root; without a mount namespace of its own
 	// the container would see (and the runtime leak) host mounts, and a
 	// mount namespace joined by path does not see a mount made here now.
 	if os.Geteuid() != 0 || !cfg.hasNew(specs.MountNamespace) {
-		return nil, noop, nil
+		return nil, noop, nil, nil
 	}
 	// In a user namespace the mapped root must reach its root through the
 	// state dir, and the store's files (owned by host ids) would show as
 	// nobody's anyway: such a container keeps its bundle's rootfs.
 	if cfg.hasNS(specs.UserNamespace) {
-		return nil, noop, nil
+		return nil, noop, nil, nil
 	}
 	// Only a plain directory: a mount point is somebody else's rootfs (the
 	// shim's overlay of containerd's snapshots, a bind mount).
 	if isMountPoint(cfg.Rootfs) {
-		return nil, noop, nil
+		return nil, noop, nil, nil
 	}
 	dir := r.dir(id)
 	rs := &rootfsState{Store: r.storeRoot(), Ref: r.storeRef(id)}
-	fallback := func(format string, args ...any) (*spawn.MountOp, func() error, error) {
+	fallback := func(format string, args ...any) (*spawn.MountOp, func() error, func() error, error) {
 		// Only there to say why (in state.json).
 		st.RootfsStore = &rootfsState{Mode: RootfsPlain, Reason: fmt.Sprintf(format, args...)}
-		return nil, noop, nil
+		return nil, noop, nil, nil
 	}
 	s, err := rootfs.OpenShared(rs.Store)
 	if err != nil {
 		return fallback("%v", err)
 	}
-	tree, err := s.ImportDir(ctx, cfg.Rootfs, rootfs.ImportOptions{Ref: rs.Ref})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, noop, err
+	// The tree of the rootfs's last import, when there is one to bet on:
+	// the walk that proves it current (verify) then runs while the init
+	// sets up, and the init runs nothing of the container's before it
+	// has returned nil (see Create).
+	var tree *rootfs.Tree
+	var ok bool
+	if speculate {
+		if tree, verify, ok, err = s.Speculate(ctx, cfg.Rootfs, rootfs.ImportOptions{Ref: rs.Ref}); err != nil {
+			return fallback("%v", err)
 		}
-		return fallback("%v", err)
 	}
-	ph.done("rootfs: import (fingerprint walk)")
+	if ok {
+		ph.done("rootfs: last import's tree (walk deferred)")
+	} else {
+		if tree, err = s.ImportDir(ctx, cfg.Rootfs, rootfs.ImportOptions{Ref: rs.Ref}); err != nil {
+			if ctx.Err() != nil {
+				return nil, noop, nil, err
+			}
+			return fallback("%v", err)
+		}
+		ph.done("rootfs: import (fingerprint walk)")
+	}
 	rs.Tree = tree.ID
 	releaseRef := func() error { return s.Release(rs.Tree, rs.Ref) }
 
@@ -192,7 +206,7 @@ func (r *Runtime) prepareRootfs(ctx context.Context, cfg *Config, id string, st 
 	ph.done("rootfs: mount prepared")
 	st.RootfsStore = rs
 	cfg.Rootfs = mnt
-	return op, func() error { return releaseRootfsState(rs) }, nil
+	return op, func() error { return releaseRootfsState(rs) }, verify, nil
 }
 
 // mountOverlay prepares the mount of tree as the lowerdir of an overlay

@@ -106,7 +106,7 @@ func prepare(tb testing.TB, r *Runtime, base *Config, id string) (*Config, *save
 		tb.Fatal(err)
 	}
 	st := &savedState{ID: id}
-	op, release, err := r.prepareRootfs(context.Background(), &cfg, id, st, r.phases())
+	op, release, _, err := r.prepareRootfs(context.Background(), &cfg, id, st, r.phases(), false)
 	if err != nil {
 		tb.Fatal(err)
 	}

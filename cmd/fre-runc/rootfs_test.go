@@ -484,3 +484,53 @@ func TestStoreJoinedMountNamespace(t *testing.T) {
 		t.Fatalf("exit %d, out %q, err %q", code, out, errOut)
 	}
 }
+
+// A run bets on the tree of the rootfs's last import and walks the rootfs
+// while the init sets up (rootfs.Speculate): a rootfs changed in between
+// must still be what the container sees, the lost bet leaving nothing.
+func TestStoreSeesRootfsChanges(t *testing.T) {
+	e, _ := storeEnv(t)
+	// Each run appends what it saw to a host file: a program started on a
+	// stale tree, even if killed, would leave a line too many.
+	logDir := t.TempDir()
+	b := bundle(t, "sh", "-c", "cat /etc/msg | tee -a /log/seen")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/log", Type: "bind", Source: logDir, Options: []string{"rbind", "rw"}})
+	})
+	msg := filepath.Join(b, "rootfs", "etc", "msg")
+	// Enough entries that the walk outlasts the init's set-up: an init
+	// that did not wait for it would run the program before the verdict.
+	many := filepath.Join(b, "rootfs", "many")
+	if err := os.Mkdir(many, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4000; i++ {
+		if err := os.WriteFile(filepath.Join(many, strconv.Itoa(i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []string
+	for i, m := range []string{"one", "one", "two", "two", "three"} {
+		if cur, _ := os.ReadFile(msg); string(cur) != m+"\n" {
+			if err := os.WriteFile(msg, []byte(m+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, errOut, code := e.run(nil, "run", "--bundle", b, newID())
+		if code != 0 || strings.TrimSpace(out) != m {
+			t.Fatalf("run %d: exit %d, output %q (%s), want %q", i, code, out, errOut, m)
+		}
+		want = append(want, m)
+	}
+	// A file of the same size rewritten in place.
+	if err := os.WriteFile(msg, []byte("thref\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := e.run(nil, "run", "--bundle", b, newID()); code != 0 || strings.TrimSpace(out) != "thref" {
+		t.Fatalf("after an in-place rewrite: exit %d, output %q (%s)", code, out, errOut)
+	}
+	want = append(want, "thref")
+	if seen, _ := os.ReadFile(filepath.Join(logDir, "seen")); strings.Join(strings.Fields(string(seen)), " ") != strings.Join(want, " ") {
+		t.Fatalf("the containers saw %q, want %q", seen, want)
+	}
+}

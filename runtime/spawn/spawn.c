@@ -765,8 +765,9 @@ static int child(void *arg)
 	 * must then allow what follows. Otherwise fre-dmz installs it last. */
 	/* A filter with a listener (SCMP_ACT_NOTIFY) goes in here too: its fd
 	 * goes to the parent ("S" + SCM_RIGHTS), which hands it to the agent. */
-	/* The late wait goes before a filter that might refuse recv. */
-	if (s->late_go)
+	/* The late (or final) wait goes before a filter that might refuse
+	 * recv. */
+	if (s->late_go || s->final_go)
 		wait_go(s);
 	int notify = (s->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER) != 0;
 	if (s->seccomp_fd >= 0 && (!s->no_new_privs || notify)) {

@@ -87,6 +87,7 @@ struct fre_spawn {
 	const char *root_mount_type; /* non-NULL: mount this on rootfs first (the shim's overlay) */
 	const char *root_mount_source, *root_mount_data; unsigned long root_mount_flags;
 	int late_go;        /* set up first, wait for "G" just before exec */
+	int final_go;       /* and wait for one more "G" there (after the others) */
 	int go_at_mount;    /* >= 0: wait for "G" (then join cgroup_late, unshare the
 	                     * cgroup ns) before mounts[go_at_mount], or after the
 	                     * last one when it is nmounts; -1: before the set-up */

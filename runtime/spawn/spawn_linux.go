@@ -116,6 +116,10 @@ type Config struct {
 	// Only when its set-up needs nothing of the parent's (no id maps to
 	// write, no hooks, its cgroup joined by itself).
 	LateRelease bool
+	// FinalRelease: besides the waits above, the child waits for one more
+	// Release at the end of its set-up, just before anything of the
+	// container's runs (where LateRelease waits; not with it).
+	FinalRelease bool
 	// ReleaseAtMount, when not -1, makes the child wait for Release
 	// (and then join CgroupJoinLate and unshare the cgroup namespace)
 	// before Mounts[ReleaseAtMount], or after the last mount when it is
@@ -393,6 +397,7 @@ func Start(cfg *Config) (*Process, error) {
 	s.no_pivot = cbool(cfg.NoPivot)
 	s.hook_pause = cbool(cfg.HookPause)
 	s.late_go = cbool(cfg.LateRelease && !cfg.HookPause)
+	s.final_go = cbool(cfg.FinalRelease && !(cfg.LateRelease && !cfg.HookPause))
 	s.go_at_mount, s.go2_at_mount = -1, -1
 	if cfg.ReleaseAtMount >= 0 && cfg.MountNS && !cfg.LateRelease && !cfg.HookPause {
 		s.go_at_mount = C.int(cfg.ReleaseAtMount)
@@ -546,7 +551,10 @@ func Start(cfg *Config) (*Process, error) {
 // Release lets the child go on with its set-up.
 func (p *Process) Release() error {
 	if _, err := p.sync.Write([]byte{'G'}); err != nil {
-		return fmt.Errorf("release child: %w", p.Wait())
+		if werr := p.Wait(); werr != nil {
+			return fmt.Errorf("release child: %w", werr)
+		}
+		return fmt.Errorf("release child: container init exited: %w", err)
 	}
 	return nil
 }
