@@ -155,6 +155,53 @@ static int openat2_in(int dirfd, const char *path, int flags)
 }
 
 /*
+ * create_last makes the last component of path (absolute, inside the root
+ * dirfd) in its parent, which exists, and opens it with O_PATH: a mount
+ * target in a directory of the image, the common case. -1 means "take the
+ * long way" (resolve's walk): the parent is missing, the name exists (a
+ * dangling symlink, say), or anything else went wrong; nothing is left
+ * half done that the walk does not expect.
+ */
+static int create_last(int rootfd, const char *path, int is_file)
+{
+	char dir[4096], name[256];
+	size_t n = slen(path);
+	while (n > 1 && path[n - 1] == '/') n--;
+	size_t k = n;
+	while (k > 0 && path[k - 1] != '/') k--;
+	if (k == 0 || k == n || n >= sizeof(dir) || n - k >= sizeof(name))
+		return -1;
+	memcpy(dir, path, k);
+	dir[k] = 0;
+	memcpy(name, path + k, n - k);
+	name[n - k] = 0;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return -1;
+	int parent = openat2_in(rootfd, dir, O_PATH | O_DIRECTORY);
+	if (parent < 0)
+		return -1;
+	int r;
+	if (is_file) {
+		r = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0755);
+		if (r >= 0) close(r);
+	} else {
+		r = mkdirat(parent, name, 0755);
+	}
+	int fd = -1;
+	if (r == 0 || (is_file && r >= 0)) {
+		/* Just made: one component, no symlink, below the parent. */
+		struct open_how how;
+		memset(&how, 0, sizeof(how));
+		how.flags = O_PATH | O_CLOEXEC;
+		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+		do fd = syscall(SYS_openat2, parent, name, &how, sizeof(how));
+		while (fd < 0 && errno == EAGAIN);
+	}
+	close(parent);
+	return fd;
+}
+
+/*
  * resolve opens path (absolute, inside the root dirfd) with O_PATH. With
  * create it makes missing directories (and the last component, as a file
  * when is_file) on the way; a dangling symlink is followed inside the
@@ -169,6 +216,8 @@ static int resolve(int rootfd, const char *path, int create, int is_file)
 	memcpy(cur, path, n + 1);
 	int fd = openat2_in(rootfd, cur, O_PATH);
 	if (fd >= 0 || errno != ENOENT || !create)
+		return fd;
+	if ((fd = create_last(rootfd, cur, is_file)) >= 0)
 		return fd;
 	for (int hops = 0; hops < 40; hops++) {
 		n = slen(cur);
