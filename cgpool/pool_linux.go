@@ -1,13 +1,12 @@
 package cgpool
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -245,7 +244,7 @@ func (p *Pool) slots(parent string) int {
 }
 
 func (p *Pool) slotsFile(parent string) string {
-	return filepath.Join(p.cfg.StateDir, "slots", url.PathEscape(parent))
+	return filepath.Join(p.cfg.StateDir, "slots", escapeParent(parent))
 }
 
 // setSlots raises parent's slot count to at least n (under its lock).
@@ -687,7 +686,7 @@ func (p *Pool) parents() []string {
 		if strings.HasSuffix(e.Name(), ".tmp") {
 			continue
 		}
-		if pa, err := url.PathUnescape(e.Name()); err == nil {
+		if pa, err := unescapeParent(e.Name()); err == nil {
 			set[pa] = true
 		}
 	}
@@ -701,7 +700,7 @@ func (p *Pool) parents() []string {
 
 // remember records parent so that Fill("") warms it.
 func (p *Pool) remember(parent string) {
-	f := filepath.Join(p.cfg.StateDir, "parents", url.PathEscape(parent))
+	f := filepath.Join(p.cfg.StateDir, "parents", escapeParent(parent))
 	if _, err := os.Stat(f); err == nil {
 		return
 	}
@@ -712,7 +711,7 @@ func (p *Pool) remember(parent string) {
 func (p *Pool) lock(parent string) (func(), error) { return p.lockMode(parent, unix.LOCK_EX) }
 
 func (p *Pool) lockMode(parent string, how int) (func(), error) {
-	f := filepath.Join(p.cfg.StateDir, "locks", url.PathEscape(parent)+".lock")
+	f := filepath.Join(p.cfg.StateDir, "locks", escapeParent(parent)+".lock")
 	fd, err := unix.Open(f, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("cgpool: lock %s: %w", f, err)
@@ -737,10 +736,12 @@ func cleanParent(parent string) (string, error) {
 	return path.Clean("/" + parent), nil
 }
 
+// randName is a unique enough name: math/rand's generator is seeded per
+// process from the kernel's random bytes.
 func randName() string {
-	b := make([]byte, 8)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], mrand.Uint64())
+	return hex.EncodeToString(b[:])
 }
 
 // randUint32 picks where a probe of the slots starts: math/rand's

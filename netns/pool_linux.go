@@ -2,7 +2,7 @@ package netns
 
 import (
 	"context"
-	crand "crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io/fs"
@@ -432,7 +432,7 @@ func removeEntry(entry string) error {
 // newEntry creates a uniquely named empty entry directory in d.
 func newEntry(d string) (string, error) {
 	var b [8]byte
-	crand.Read(b[:])
+	binary.LittleEndian.PutUint64(b[:], rand.Uint64())
 	entry := filepath.Join(d, hex.EncodeToString(b[:]))
 	if err := os.Mkdir(entry, 0o700); err != nil {
 		return "", &Error{Op: "mkdir", Path: entry, Err: err}

@@ -16,8 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"compress/gzip"
 	"github.com/fre-runtime/fre/rootfs/internal/zstd"
-	"github.com/klauspost/compress/gzip"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -781,17 +780,23 @@ func setProcess(sc *spawn.Config, proc *ProcessConfig) {
 func setStdio(sc *spawn.Config, socket string, console *os.File, stdio [3]*os.File) (func(), error) {
 	closeFn := func() {}
 	if socket != "" {
-		conn, err := net.Dial("unix", socket)
+		// A plain socket: package net's set-up would cost every process.
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return nil, fmt.Errorf("connect console socket %s: %w", socket, err)
 		}
-		f, err := conn.(*net.UnixConn).File()
-		conn.Close()
-		if err != nil {
-			return nil, err
+		for {
+			err = unix.Connect(fd, &unix.SockaddrUnix{Name: socket})
+			if err != unix.EINTR {
+				break
+			}
 		}
-		sc.ConsoleFD = int(f.Fd())
-		closeFn = func() { f.Close() }
+		if err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("connect console socket %s: %w", socket, err)
+		}
+		sc.ConsoleFD = fd
+		closeFn = func() { unix.Close(fd) }
 	} else if console != nil {
 		sc.ConsoleFD = int(console.Fd())
 	}

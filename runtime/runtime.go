@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -127,8 +126,6 @@ func (r *Runtime) NetnsPool() *netns.Pool {
 	return r.netPool
 }
 
-var idRE = regexp.MustCompile(`^[\w+\-.]+$`)
-
 // ValidateID checks a container ID as runc does.
 func ValidateID(id string) error {
 	if id == "" {
@@ -137,10 +134,23 @@ func ValidateID(id string) error {
 	if len(id) > 1024 {
 		return fmt.Errorf("%w: longer than 1024 bytes", ErrInvalidID)
 	}
-	if id == "." || id == ".." || !idRE.MatchString(id) {
+	if id == "." || id == ".." || !idChars(id) {
 		return fmt.Errorf("%w: %q", ErrInvalidID, id)
 	}
 	return nil
+}
+
+// idChars: id is made of runc's characters, [\w+\-.] (ASCII letters,
+// digits, '_', '+', '-', '.'). A loop, not a regexp: the regexp package's
+// set-up cost every fre-runc process about 40 us.
+func idChars(id string) bool {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '+' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *Runtime) dir(id string) string { return filepath.Join(r.Root, id) }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -48,7 +47,29 @@ var nsTypes = map[specs.LinuxNamespaceType]int{
 	specs.TimeNamespace:    unix.CLONE_NEWTIME,
 }
 
-var ociVersionRE = regexp.MustCompile(`^1\.[0-9]+\.[0-9]+`)
+// ociVersion1 reports whether v starts with 1.<digits>.<digits> (runc's
+// check, which accepts any suffix).
+func ociVersion1(v string) bool {
+	digits := func(s string) (rest string, ok bool) {
+		i := 0
+		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
+			i++
+		}
+		return s[i:], i > 0
+	}
+	rest, ok := strings.CutPrefix(v, "1.")
+	if !ok {
+		return false
+	}
+	if rest, ok = digits(rest); !ok {
+		return false
+	}
+	if rest, ok = strings.CutPrefix(rest, "."); !ok {
+		return false
+	}
+	_, ok = digits(rest)
+	return ok
+}
 
 // Convert validates the spec and converts it into a Config. bundle must
 // be absolute.
@@ -56,7 +77,7 @@ func Convert(spec *specs.Spec, bundle string) (*Config, error) {
 	if spec.Version == "" {
 		return nil, invalid("ociVersion", "missing")
 	}
-	if !ociVersionRE.MatchString(spec.Version) {
+	if !ociVersion1(spec.Version) {
 		return nil, invalid("ociVersion", "unsupported version %q (FRE supports 1.x)", spec.Version)
 	}
 	if spec.Root == nil || spec.Root.Path == "" {
