@@ -934,6 +934,11 @@ done`
 		e.must("create", "--bundle", b2, victim)
 		e.run(nil, "start", victim)
 		e.must("delete", "--force", victim)
+		// run has no start to wait for: a static ELF is exec'd without
+		// fre-dmz, anything else (this script) still through it.
+		victim = newID()
+		e.run(nil, "run", "--bundle", b2, victim)
+		e.run(nil, "delete", "--force", victim)
 	}
 	e.must("delete", "--force", attacker)
 	seen, _ := os.ReadFile(filepath.Join(logDir, "seen"))
@@ -1623,5 +1628,33 @@ func TestRunForwardsSignals(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		cmd.Process.Kill()
 		t.Fatal("SIGTERM to run was not forwarded")
+	}
+}
+
+// run execs a static program directly, anything else through fre-dmz; the
+// program sees the same thing either way: its arguments, no signal blocked
+// or caught, only stdio open.
+func TestDirectExecAndDmzAgree(t *testing.T) {
+	e := newEnv(t)
+	const probe = `grep -E '^Sig(Blk|Ign|Cgt)' /proc/self/status; ls /proc/self/fd | tr '\n' ' '`
+	// sh (busybox, static): direct; the same through a script: fre-dmz.
+	direct := bundle(t, "sh", "-c", probe)
+	viaDmz := bundle(t, "/probe.sh")
+	if err := os.WriteFile(filepath.Join(viaDmz, "rootfs", "probe.sh"), []byte("#!/bin/sh\n"+probe+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	outDirect, errOut, code := e.run(nil, "run", "--bundle", direct, newID())
+	if code != 0 {
+		t.Fatalf("direct: exit %d: %s", code, errOut)
+	}
+	outDmz, errOut, code := e.run(nil, "run", "--bundle", viaDmz, newID())
+	if code != 0 {
+		t.Fatalf("through fre-dmz: exit %d: %s", code, errOut)
+	}
+	if outDirect != outDmz {
+		t.Fatalf("direct exec:\n%s\nthrough fre-dmz:\n%s", outDirect, outDmz)
+	}
+	if !strings.Contains(outDirect, "SigBlk:\t0000000000000000") || !strings.Contains(outDirect, "SigCgt:\t0000000000000000") {
+		t.Fatalf("the program starts with signals blocked or caught:\n%s", outDirect)
 	}
 }
