@@ -49,9 +49,16 @@
 // succeed and the other gets ENOENT and tries the next slot. Fill and
 // Release make idle cgroups visible in the reverse order (first hierarchy
 // last), so an idle name in the first hierarchy always exists in all.
-// Fill and Release take the per-parent lock file (flock) under StateDir
-// alone, so two fills do not overfill, a release never picks a slot a
-// claim is still renaming, and stale half-made entries can be swept.
+// Release takes the lock shared too, once the parent's slot count is the
+// pool's size (so any free slot is room): it tries the slot its cgroup was
+// claimed from (ClaimSlot, ReleaseAt), then others, and its rename in the
+// last hierarchy settles who gets a slot, between two releases as between
+// a release and a claim still emptying it (EEXIST: the loser puts back
+// what it moved and tries the next). Fill, Drain and a release that must
+// set the slot count take the lock alone, so two fills do not overfill
+// and stale half-made entries can be swept. (Releases used to take it
+// alone always: with hundreds of containers at once, each holder,
+// preempted on a crowded CPU, held every other release up.)
 //
 // Counters (hits, misses, releases, removals, the claim ticket) live in a small file under
 // StateDir mapped shared into each process and updated with atomic adds:

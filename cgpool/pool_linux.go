@@ -150,22 +150,31 @@ func (l layout) renameAll(from, to string, firstLast bool) error {
 // Claim returns the cgroup at cgroupsPath, made: renamed from an idle one
 // of its parent (hit) or created (miss). Errors are those of creating it.
 func (p *Pool) Claim(cgroupsPath string) (cgroup.Manager, bool, error) {
+	m, slot, err := p.ClaimSlot(cgroupsPath)
+	return m, slot >= 0, err
+}
+
+// ClaimSlot is Claim, and says which slot a hit came from (-1 on a miss):
+// given to ReleaseAt, it is where the cgroup most likely goes back.
+func (p *Pool) ClaimSlot(cgroupsPath string) (cgroup.Manager, int, error) {
 	m, err := p.newManager(cgroupsPath)
 	if err != nil {
-		return nil, false, err
+		return nil, -1, err
 	}
-	if p.enabled && p.claim(m) {
-		p.count(cHits)
-		return m, true, nil
+	if p.enabled {
+		if slot := p.claim(m); slot >= 0 {
+			p.count(cHits)
+			return m, slot, nil
+		}
 	}
 	if err := m.Create(); err != nil {
-		return nil, false, err
+		return nil, -1, err
 	}
 	if p.enabled {
 		p.count(cMisses)
 		p.remember(path.Dir(m.Path()))
 	}
-	return m, false, nil
+	return m, -1, nil
 }
 
 // Manager is the cgroup Claim(cgroupsPath) returns, without claiming or
@@ -178,21 +187,21 @@ func (p *Pool) Manager(cgroupsPath string) (cgroup.Manager, error) {
 // could be taken. Idle cgroups sit in numbered slots, so a claim tries
 // renames straight away, from a random slot on, and never lists the
 // parent (a cgroupfs readdir of a big parent costs more than the claim).
-func (p *Pool) claim(m cgroup.Manager) bool {
+func (p *Pool) claim(m cgroup.Manager) int {
 	l := layoutOf(m)
 	if len(l.roots) == 0 {
-		return false
+		return -1
 	}
 	parent := path.Dir(m.Path())
 	slots := p.slots(parent)
 	if slots == 0 {
-		return false // no pool for this parent
+		return -1 // no pool for this parent
 	}
 	// Claims share the parent's lock; Fill and Release take it alone, so
 	// a release never picks a slot a claim is still renaming.
 	unlock, err := p.lockMode(parent, unix.LOCK_SH)
 	if err != nil {
-		return false
+		return -1
 	}
 	defer unlock()
 	// Concurrent claimers take consecutive tickets, so each starts at a
@@ -205,27 +214,28 @@ func (p *Pool) claim(m cgroup.Manager) bool {
 	}
 	target := m.Path()
 	for i := 0; i < slots; i++ {
-		idle := slotPath(p.idle, parent, (off+i)%slots)
+		k := (off + i) % slots
+		idle := slotPath(p.idle, parent, k)
 		err := unix.Rename(l.roots[0]+idle, l.roots[0]+target)
 		if err == unix.ENOENT {
 			continue // taken by another claimer, or not refilled yet
 		}
 		if err != nil {
-			return false // e.g. EEXIST: the cgroup exists, Create joins it
+			return -1 // e.g. EEXIST: the cgroup exists, Create joins it
 		}
 		for _, r := range l.roots[1:] {
 			if err := unix.Rename(r+idle, r+target); err != nil {
 				// Should not happen (see the package doc); Create makes
 				// what is missing and Fill sweeps the leftover.
 				if cerr := m.Create(); cerr != nil {
-					return false
+					return -1
 				}
 				break
 			}
 		}
-		return true
+		return k
 	}
-	return false
+	return -1
 }
 
 func slotPath(prefix, parent string, slot int) string {
@@ -286,17 +296,26 @@ func idleNames(prefix, dir string) ([]string, error) {
 
 // Release empties m, resets its limits and puts it back into its parent's
 // pool, or removes it when the pool is full, disabled, or the reset fails.
-func (p *Pool) Release(m cgroup.Manager) error { return p.release(m, m.Reset) }
+func (p *Pool) Release(m cgroup.Manager) error { return p.release(m, m.Reset, -1) }
+
+// ReleaseAt is Release with the slot ClaimSlot gave (-1: none), tried
+// first.
+func (p *Pool) ReleaseAt(m cgroup.Manager, slot int) error { return p.release(m, m.Reset, slot) }
 
 // ReleaseOnly is Release for a cgroup whose limits changed only through
 // Set of resources touching ctrls (cgroup.Controllers): only those and
 // the freezer are reset. The caller vouches that nothing else could write
 // the cgroup's files (no writable cgroupfs, no CAP_SYS_ADMIN inside).
 func (p *Pool) ReleaseOnly(m cgroup.Manager, ctrls []string) error {
-	return p.release(m, func() error { return m.ResetOnly(ctrls) })
+	return p.ReleaseOnlyAt(m, ctrls, -1)
 }
 
-func (p *Pool) release(m cgroup.Manager, reset func() error) error {
+// ReleaseOnlyAt is ReleaseOnly with ClaimSlot's slot (see ReleaseAt).
+func (p *Pool) ReleaseOnlyAt(m cgroup.Manager, ctrls []string, slot int) error {
+	return p.release(m, func() error { return m.ResetOnly(ctrls) }, slot)
+}
+
+func (p *Pool) release(m cgroup.Manager, reset func() error, hint int) error {
 	if err := empty(m); err != nil {
 		return err
 	}
@@ -315,13 +334,23 @@ func (p *Pool) release(m cgroup.Manager, reset func() error) error {
 	}
 	parent := path.Dir(m.Path())
 	l := layoutOf(m)
+	// Only pooled parents keep idle cgroups: one merely seen (a pod's
+	// cgroup, a one-off parent) must stay removable by whoever made it.
+	if !p.pooled(parent) {
+		p.count(cRemoved)
+		return m.Destroy()
+	}
+	if p.slots(parent) == p.cfg.Size && len(l.roots) > 0 {
+		return p.releaseShared(m, l, parent, hint)
+	}
+	// A first release, or one after the pool's size changed: the slot
+	// count is set and the idle cgroups counted under the parent's lock
+	// alone.
 	unlock, err := p.lock(parent)
 	if err != nil {
 		return errors.Join(err, m.Destroy())
 	}
 	defer unlock()
-	// Only pooled parents keep idle cgroups: one merely seen (a pod's
-	// cgroup, a one-off parent) must stay removable by whoever made it.
 	if !p.pooled(parent) {
 		p.count(cRemoved)
 		return m.Destroy()
@@ -347,6 +376,88 @@ func (p *Pool) release(m cgroup.Manager, reset func() error) error {
 	}
 	p.count(cReleased)
 	return nil
+}
+
+// releaseShared puts m into a free slot of parent's pool, whose slot count
+// is its size (so a free slot means room), holding the parent's lock
+// shared: with claims and other releases, against Fill, Drain and sweeps.
+// Releases used to take it alone, and at a few hundred containers at once
+// that lock made a convoy: each holder, preempted on a crowded CPU, held
+// every other release (and their containers' run) up. The renames now
+// settle who gets a slot (see putInSlot). The claim's slot comes first:
+// the slot it left is most likely still free.
+func (p *Pool) releaseShared(m cgroup.Manager, l layout, parent string, hint int) error {
+	unlock, err := p.lockMode(parent, unix.LOCK_SH)
+	if err != nil {
+		return errors.Join(err, m.Destroy())
+	}
+	defer unlock()
+	slots := p.cfg.Size
+	last := l.roots[len(l.roots)-1]
+	try := func(k int) (bool, error) {
+		var st unix.Stat_t
+		if unix.Lstat(last+slotPath(p.idle, parent, k), &st) != unix.ENOENT {
+			return false, nil // held, or being filled or emptied
+		}
+		return p.putInSlot(l, m, parent, k)
+	}
+	if hint >= 0 && hint < slots {
+		if ok, err := try(hint); ok || err != nil {
+			return p.released(m, err)
+		}
+	}
+	off := int(randUint32() % uint32(slots))
+	for i := 0; i < slots; i++ {
+		if ok, err := try((off + i) % slots); ok || err != nil {
+			return p.released(m, err)
+		}
+	}
+	p.count(cRemoved) // full
+	return m.Destroy()
+}
+
+// released counts a release, or removes m when putInSlot failed.
+func (p *Pool) released(m cgroup.Manager, err error) error {
+	if err != nil {
+		p.count(cRemoved)
+		return errors.Join(err, m.Destroy())
+	}
+	p.count(cReleased)
+	return nil
+}
+
+// putInSlot renames m into idle slot k of parent, last hierarchy first:
+// a claim takes a slot by its first hierarchy's rename and empties the
+// others in order, so a slot whose last hierarchy is free is free in all,
+// and an idle name in the first hierarchy (what claims look for) appears
+// only once all the others are in place. Two releases that pick one slot
+// meet at the first rename, where the kernel lets one through (the other
+// gets EEXIST); so does a release that meets a claim still emptying the
+// slot. false, nil: the slot was taken, nothing of m moved. An error:
+// the renames done were undone (m is whole at its path again, unless
+// the error says otherwise).
+func (p *Pool) putInSlot(l layout, m cgroup.Manager, parent string, k int) (bool, error) {
+	idle := slotPath(p.idle, parent, k)
+	from := m.Path()
+	n := len(l.roots)
+	for i := n - 1; i >= 0; i-- {
+		r := l.roots[i]
+		err := unix.Rename(r+from, r+idle)
+		if err == nil {
+			continue
+		}
+		var undo error
+		for j := i + 1; j < n; j++ {
+			if uerr := unix.Rename(l.roots[j]+idle, l.roots[j]+from); uerr != nil {
+				undo = errors.Join(undo, &os.LinkError{Op: "rename", Old: l.roots[j] + idle, New: l.roots[j] + from, Err: uerr})
+			}
+		}
+		if (err == unix.EEXIST || err == unix.ENOTEMPTY) && undo == nil {
+			return false, nil // taken (or a crash's leftover there)
+		}
+		return false, errors.Join(&os.LinkError{Op: "rename", Old: r + from, New: r + idle, Err: err}, undo)
+	}
+	return true, nil
 }
 
 // freeSlot is a slot of parent with no idle cgroup, or -1 when the pool

@@ -8,8 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"runtime"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -571,6 +574,79 @@ func TestUnpooledParentIsLeftRemovable(t *testing.T) {
 	for _, d := range top.Paths() {
 		if _, err := os.Stat(d); !os.IsNotExist(err) {
 			t.Fatalf("%s left: %v", d, err)
+		}
+	}
+}
+
+// Claims and releases at once, with releases sharing the parent's lock
+// (releaseShared): no cgroup is ever held by two claimers, each released
+// one goes back whole (or is removed), and the pool ends at its size with
+// nothing stray and every idle cgroup reset.
+func TestConcurrentClaimsAndReleases(t *testing.T) {
+	const size, workers, cycles = 6, 12, 25
+	p, parent := openTest(t, size)
+	if err := p.Fill(parent, 0); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < cycles; i++ {
+				m, slot, err := p.ClaimSlot(path.Join(parent, fmt.Sprintf("w%d-%d", w, i)))
+				if err != nil {
+					errs <- err
+					return
+				}
+				// A mark only this claimer writes: read back changed, the
+				// cgroup was someone else's too.
+				mark := strconv.Itoa(1000 + w*cycles + i)
+				f := m.Paths()["pids"] + "/pids.max"
+				if err := os.WriteFile(f, []byte(mark), 0); err != nil {
+					errs <- err
+					return
+				}
+				runtime.Gosched()
+				if b, _ := os.ReadFile(f); strings.TrimSpace(string(b)) != mark {
+					errs <- fmt.Errorf("worker %d: cgroup %s shared: pids.max %q, wrote %s", w, m.Path(), b, mark)
+					return
+				}
+				if err := p.ReleaseAt(m, slot); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	kids := children(t, parent)
+	var first []string
+	for c, names := range kids {
+		sort.Strings(names)
+		if first == nil {
+			first = names
+		} else if strings.Join(names, " ") != strings.Join(first, " ") {
+			t.Errorf("%s holds %v, another hierarchy %v: a slot is not whole", c, names, first)
+		}
+		if len(names) > size {
+			t.Errorf("%s: %d idle cgroups, more than the pool's %d", c, len(names), size)
+		}
+		for _, n := range names {
+			if !strings.HasPrefix(n, idlePrefix) {
+				t.Errorf("%s: stray cgroup %s", c, n)
+			}
+		}
+	}
+	pm, _ := cgroup.New(parent)
+	for _, n := range first {
+		if b, _ := os.ReadFile(pm.Paths()["pids"] + "/" + n + "/pids.max"); strings.TrimSpace(string(b)) != "max" {
+			t.Errorf("idle %s: pids.max %q, want max (reset)", n, b)
 		}
 	}
 }

@@ -298,6 +298,7 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 	}
 	// cgroup: created before clone so the child can be put in at once.
 	var cg cgroup.Manager
+	claimedSlot := -1 // the pool slot it came from (set by whoever takes the claim)
 	var cgm *cgroupMount
 	if cfg.CgroupsPath != "" || cfg.Resources != nil {
 		p := cfg.CgroupsPath
@@ -308,14 +309,14 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 		if err != nil {
 			return nil, err
 		}
-		claim := func() (cgroup.Manager, error) {
+		claim := func() (cgroup.Manager, int, error) {
 			// A pooled cgroup is renamed into place; a miss creates one.
-			m, _, err := pool.Claim(p)
+			m, slot, err := pool.ClaimSlot(p)
 			if err != nil {
-				return nil, fmt.Errorf("cgroup %s: %w", p, err)
+				return nil, -1, fmt.Errorf("cgroup %s: %w", p, err)
 			}
 			r.tookFromPool()
-			return m, nil
+			return m, slot, nil
 		}
 		at := cg
 		if claimLate {
@@ -327,17 +328,18 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 			// only amid its mounts, and its limits before its first device
 			// node (mknod is checked against the device rules).
 			type claimed struct {
-				m   cgroup.Manager
-				err error
+				m    cgroup.Manager
+				slot int
+				err  error
 			}
 			claimCh, limitsCh := make(chan claimed, 1), make(chan error, 1)
 			go func() {
 				t0 := time.Now()
-				m, err := claim()
+				m, slot, err := claim()
 				if r.Trace != nil {
 					r.Trace("cgroup claim (async)", time.Since(t0))
 				}
-				claimCh <- claimed{m, err}
+				claimCh <- claimed{m, slot, err}
 				if err == nil {
 					err = setLimits(m)
 				}
@@ -348,6 +350,7 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 			}()
 			lateClaim = sync.OnceValues(func() (cgroup.Manager, error) {
 				c := <-claimCh
+				claimedSlot = c.slot
 				return c.m, c.err
 			})
 			lateLimits = sync.OnceValue(func() error { return <-limitsCh })
@@ -359,7 +362,7 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 				}
 			})
 		} else {
-			if cg, err = claim(); err != nil {
+			if cg, claimedSlot, err = claim(); err != nil {
 				return nil, err
 			}
 			undo = append(undo, func() { pool.Release(cg) })
@@ -572,6 +575,7 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 	if err := r.setUp(child, st, opts.Started, cfg.Seccomp, ph); err != nil {
 		return nil, err
 	}
+	st.CgroupSlot = claimedSlot + 1 // the claim was taken above (prepare)
 	if err := saveCreated(st, dir, opts.PidFile); err != nil {
 		return nil, err
 	}

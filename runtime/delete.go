@@ -45,9 +45,10 @@ func (c *Container) Delete(force bool) error {
 		if err != nil {
 			return err
 		}
-		release := pool.Release
+		slot := c.state.CgroupSlot - 1
+		release := func(m cgroup.Manager) error { return pool.ReleaseAt(m, slot) }
 		if c.state.CgroupSelective && !fileExists(filepath.Join(c.dir, cgroupChangedFile)) {
-			release = func(m cgroup.Manager) error { return pool.ReleaseOnly(m, c.state.CgroupLimits) }
+			release = func(m cgroup.Manager) error { return pool.ReleaseOnlyAt(m, c.state.CgroupLimits, slot) }
 		}
 		if err := release(cg); err != nil {
 			return fmt.Errorf("delete %s: cgroup: %w", c.id, err)

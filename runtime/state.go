@@ -71,7 +71,10 @@ type savedState struct {
 	// (update, a privileged exec), it resets every limit.
 	CgroupSelective bool     `json:"cgroup_selective,omitempty"`
 	CgroupLimits    []string `json:"cgroup_limits,omitempty"`
-	NetnsPooled     string   `json:"netns_pooled,omitempty"` // a pooled netns to destroy at delete
+	// CgroupSlot is 1 + the pool slot the cgroup was claimed from (0:
+	// none known), where delete puts it back first.
+	CgroupSlot  int    `json:"cgroup_slot,omitempty"`
+	NetnsPooled string `json:"netns_pooled,omitempty"` // a pooled netns to destroy at delete
 	// Hooks run after create (poststop at delete). Only what later
 	// operations need is kept: encoding the whole config costs time on
 	// the start path.
