@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,7 +56,12 @@ func BenchmarkCreateStart(b *testing.B) {
 		}
 	}()
 	phases := map[string]time.Duration{}
-	r.Trace = func(phase string, d time.Duration) { phases[phase] += d }
+	var mu sync.Mutex
+	r.Trace = func(phase string, d time.Duration) {
+		mu.Lock()
+		phases[phase] += d
+		mu.Unlock()
+	}
 	WarmUp()
 	run := func(id string) (time.Duration, time.Duration) {
 		t0 := time.Now()

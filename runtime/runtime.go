@@ -46,7 +46,9 @@ type Runtime struct {
 	taken chan struct{}
 	// Warn receives warnings (a failed poststart or poststop hook).
 	Warn func(msg string)
-	// Trace, when set, receives the duration of each phase of Create.
+	// Trace, when set, receives the duration of each phase of Create. It
+	// is called from more than one goroutine at once (the cgroup claim and
+	// the rootfs's walk run beside the rest).
 	Trace func(phase string, d time.Duration)
 }
 
