@@ -937,20 +937,23 @@ static int child(void *arg)
 		fail(errno, "no_new_privs", NULL);
 	prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
 
+	/* What takes effect at the next exec (the LSM labels) or stays
+	 * across it. */
+	for (int i = 0; i < s->nattr; i++)
+		write_file(s->attr_paths[i], s->attr_values[i]);
+	if (s->personality >= 0 && personality((unsigned long)s->personality) < 0)
+		fail(errno, "personality", NULL);
+	if (s->ioprio >= 0 && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, s->ioprio) < 0)
+		fail(errno, "ioprio_set", NULL);
+	if (s->set_sched)
+		set_sched(s);
+
 	/* Nothing left for fre-dmz to do (no start to wait for, no filter to
 	 * install last) and a program that is safe to exec from here: exec it
 	 * directly, one exec less on the start path. */
 	if (s->fifo_fd < 0 && s->seccomp_fd < 0) {
 		int pfd = open_static_elf(prog);
 		if (pfd >= 0) {
-			for (int i = 0; i < s->nattr; i++)
-				write_file(s->attr_paths[i], s->attr_values[i]);
-			if (s->personality >= 0 && personality((unsigned long)s->personality) < 0)
-				fail(errno, "personality", NULL);
-			if (s->ioprio >= 0 && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, s->ioprio) < 0)
-				fail(errno, "ioprio_set", NULL);
-			if (s->set_sched)
-				set_sched(s);
 			default_handlers();
 			ts(s, FRE_TS_EXEC);
 			/* "X": exec'ing now; the socket closes with the exec (it is
@@ -972,14 +975,6 @@ static int child(void *arg)
 	for (int i = 0; i < 3; i++)
 		if (keep[i] >= 0 && fcntl(keep[i], F_SETFD, 0) < 0)
 			fail(errno, "fcntl", NULL);
-	for (int i = 0; i < s->nattr; i++)
-		write_file(s->attr_paths[i], s->attr_values[i]);
-	if (s->personality >= 0 && personality((unsigned long)s->personality) < 0)
-		fail(errno, "personality", NULL);
-	if (s->ioprio >= 0 && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, s->ioprio) < 0)
-		fail(errno, "ioprio_set", NULL);
-	if (s->set_sched)
-		set_sched(s);
 
 	s->dmz_argv[6] = (char *)prog;
 	ts(s, FRE_TS_EXEC);
