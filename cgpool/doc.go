@@ -68,7 +68,10 @@
 //
 //	Open(Config) (*Pool, error)
 //	(*Pool).Claim(cgroupsPath) (cgroup.Manager, hit bool, error)
+//	(*Pool).ClaimSlot(cgroupsPath) (cgroup.Manager, slot int, error)
 //	(*Pool).Release(cgroup.Manager) error
+//	(*Pool).ReleaseAt(cgroup.Manager, slot int) error
+//	(*Pool).ReleaseOnlyAt(cgroup.Manager, ctrls []string, slot int) error
 //	(*Pool).Fill(parent string, n int) error   // parent "": all known
 //	(*Pool).Drain(parent string) error
 //	(*Pool).Status() (Status, error)

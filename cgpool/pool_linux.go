@@ -302,15 +302,10 @@ func (p *Pool) Release(m cgroup.Manager) error { return p.release(m, m.Reset, -1
 // first.
 func (p *Pool) ReleaseAt(m cgroup.Manager, slot int) error { return p.release(m, m.Reset, slot) }
 
-// ReleaseOnly is Release for a cgroup whose limits changed only through
-// Set of resources touching ctrls (cgroup.Controllers): only those and
-// the freezer are reset. The caller vouches that nothing else could write
-// the cgroup's files (no writable cgroupfs, no CAP_SYS_ADMIN inside).
-func (p *Pool) ReleaseOnly(m cgroup.Manager, ctrls []string) error {
-	return p.ReleaseOnlyAt(m, ctrls, -1)
-}
-
-// ReleaseOnlyAt is ReleaseOnly with ClaimSlot's slot (see ReleaseAt).
+// ReleaseOnlyAt is ReleaseAt for a cgroup whose limits changed only
+// through Set of resources touching ctrls (cgroup.Controllers): only those
+// and the freezer are reset. The caller vouches that nothing else could
+// write the cgroup's files (no writable cgroupfs, no CAP_SYS_ADMIN inside).
 func (p *Pool) ReleaseOnlyAt(m cgroup.Manager, ctrls []string, slot int) error {
 	return p.release(m, func() error { return m.ResetOnly(ctrls) }, slot)
 }

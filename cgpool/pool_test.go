@@ -192,7 +192,7 @@ func TestClaimHasNameAndLimitsReleaseResets(t *testing.T) {
 	}
 }
 
-// ReleaseOnly resets the controllers it is given and the freezer, and
+// ReleaseOnlyAt resets the controllers it is given and the freezer, and
 // leaves the others (the runtime gives it what create set, when nothing
 // else could write the cgroup).
 func TestReleaseOnlyResetsTheNamedControllers(t *testing.T) {
@@ -211,7 +211,7 @@ func TestReleaseOnlyResetsTheNamedControllers(t *testing.T) {
 	if err := m.Freeze(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.ReleaseOnly(m, cgroup.Controllers(&specs.LinuxResources{Memory: r.Memory})); err != nil {
+	if err := p.ReleaseOnlyAt(m, cgroup.Controllers(&specs.LinuxResources{Memory: r.Memory}), -1); err != nil {
 		t.Fatal(err)
 	}
 	m, hit, err = p.Claim(path.Join(parent, "again"))

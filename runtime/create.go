@@ -358,14 +358,14 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 			undo = append(undo, func() {
 				if m, err := lateClaim(); err == nil {
 					lateLimits() // done with it
-					pool.Release(m)
+					pool.ReleaseAt(m, claimedSlot)
 				}
 			})
 		} else {
 			if cg, claimedSlot, err = claim(); err != nil {
 				return nil, err
 			}
-			undo = append(undo, func() { pool.Release(cg) })
+			undo = append(undo, func() { pool.ReleaseAt(cg, claimedSlot) })
 			at = cg
 		}
 		st.CgroupPaths = at.Paths()
