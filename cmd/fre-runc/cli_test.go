@@ -798,6 +798,7 @@ func TestBadInput(t *testing.T) {
 		{"id dotdot", "..", nil, "invalid container ID"},
 		{"id too long", strings.Repeat("x", 1025), nil, "invalid container ID"},
 		{"missing program", "", mut(func(s *specs.Spec) { s.Process.Args = []string{"no-such-program"} }), "executable file not found"},
+		{"missing program path", "", mut(func(s *specs.Spec) { s.Process.Args = []string{"/no/such/program"} }), `exec: "/no/such/program": stat /no/such/program: no such file or directory`},
 		{"apparmor unavailable", "", mut(func(s *specs.Spec) { s.Process.ApparmorProfile = "fre-test" }), "AppArmor"},
 		{"bad rlimit", "", mut(func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_BOGUS"}} }), "process.rlimits"},
 		{"hostname without uts", "", mut(func(s *specs.Spec) {

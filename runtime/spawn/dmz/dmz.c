@@ -59,13 +59,24 @@ static long atol_(const char *s)
 	return neg ? -v : v;
 }
 
-static void __attribute__((noreturn)) die(long sync, long err)
+/* die reports "E", the errno (4 bytes) and what failed (what, then path
+ * if any), as spawn.c's fail does, and exits 127. */
+static void __attribute__((noreturn)) die(long sync, long err, const char *what, const char *path)
 {
 	if (sync >= 0) {
-		char m[5] = { 'E' };
+		static char m[4096];
+		long n = 0;
+		m[n++] = 'E';
 		int e = (int)-err;
-		__builtin_memcpy(m + 1, &e, 4);
-		sys6(__NR_sendto, sync, (long)m, 5, 0x4000 /* MSG_NOSIGNAL */, 0, 0);
+		__builtin_memcpy(m + n, &e, 4);
+		n += 4;
+		for (const char *p = what; p && *p && n < (long)sizeof(m) - 1; p++)
+			m[n++] = *p;
+		if (path && n < (long)sizeof(m) - 1)
+			m[n++] = ' ';
+		for (const char *p = path; p && *p && n < (long)sizeof(m); p++)
+			m[n++] = *p;
+		sys6(__NR_sendto, sync, (long)m, n, 0x4000 /* MSG_NOSIGNAL */, 0, 0);
 	}
 	sys3(__NR_exit_group, 127, 0, 0);
 	__builtin_unreachable();
@@ -92,11 +103,11 @@ int dmz_main(long argc, char **argv, char **envp)
 
 	if (sfd >= 0) {
 		if (slen <= 0 || slen > 4096)
-			die(sync, -22);
+			die(sync, -22, "read seccomp filter", 0);
 		long want = slen * (long)sizeof(struct sock_filter), got = 0;
 		while (got < want) {
 			r = sys6(__NR_pread64, sfd, (long)filter + got, want - got, got, 0, 0);
-			if (r <= 0) die(sync, r < 0 ? r : -5);
+			if (r <= 0) die(sync, r < 0 ? r : -5, "read seccomp filter", 0);
 			got += r;
 		}
 		sys3(__NR_close, sfd, 0, 0);
@@ -119,7 +130,7 @@ int dmz_main(long argc, char **argv, char **envp)
 	if (sfd >= 0) {
 		struct sock_fprog p = { .len = (unsigned short)slen, .filter = filter };
 		r = sys3(__NR_seccomp, SECCOMP_SET_MODE_FILTER, sflags, &p);
-		if (r < 0) die(sync, r);
+		if (r < 0) die(sync, r, "seccomp", 0);
 	}
 	r = sys3(__NR_execve, prog, argv + 7, envp);
 	if (sync < 0) {
@@ -127,7 +138,7 @@ int dmz_main(long argc, char **argv, char **envp)
 		static const char msg[] = "fre-dmz: exec failed\n";
 		sys3(__NR_write, 2, msg, sizeof(msg) - 1);
 	}
-	die(sync, r);
+	die(sync, r, "exec", prog);
 }
 
 #if defined(__x86_64__)
