@@ -1,22 +1,24 @@
-// Package sysmon lowers the Go runtime's system monitor thread to
-// SCHED_IDLE for the start path of a short-lived process (fre-runc).
+// Package sysmon puts the Go runtime's system monitor thread in
+// SCHED_BATCH for the start path of a short-lived process (fre-runc).
 //
 // sysmon wakes every 20 µs at first, and takes the P from every system
 // call that lasts longer than that, handing it to another thread when a
 // goroutine is runnable. fre-runc makes many such calls (clone, mount,
-// renames in cgroupfs, reads of its child's socket) on one pinned CPU, so
-// each take is a thread switch that gains nothing. At SCHED_IDLE sysmon
-// runs only when the CPU has nothing else to do, which on the start path
-// is when fre-runc waits for its child: goroutines then run when the main
-// one blocks, not in the middle of its system calls.
+// renames in cgroupfs, reads of its child's socket) on one pinned CPU, and
+// each wake-up of sysmon preempted the main thread: a thread switch that
+// gains nothing. A SCHED_BATCH thread never preempts the running one when
+// it wakes; it gets its fair share of the CPU all the same. (SCHED_IDLE,
+// tried first, was no faster, and a thread inherits its creator's policy:
+// the Ms sysmon starts would have run Go code at idle priority, starved on
+// a busy host. They run in SCHED_BATCH now, which only gives up wake-up
+// preemption.)
 //
 // What needs sysmon to be timely (a timer or a signal's goroutine while
-// the main goroutine sits in a blocking system call such as waitid) must
-// call Normal first: a busy host could otherwise hold those off for long.
+// the main goroutine sits in a blocking system call such as waitid) calls
+// Normal first, and gets preemption back.
 package sysmon
 
 import (
-	"os"
 	"strconv"
 	"sync"
 
@@ -28,17 +30,24 @@ var (
 	tid int // the quieted thread, 0 if none
 )
 
-// Quiet puts the sysmon thread at SCHED_IDLE; call it first thing in main.
+// Quiet puts the sysmon thread in SCHED_BATCH; call it first thing in main.
 // sysmon is the first thread the runtime starts after the main one
 // (runtime.main, before any package init), and /proc/self/task lists a
 // process's threads in the order they were created.
 func Quiet() {
-	d, err := os.Open("/proc/self/task")
+	// Raw calls: an *os.File would set up the poller, and Readdirnames
+	// its buffers, in every process.
+	fd, err := unix.Open("/proc/self/task", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return
 	}
-	names, _ := d.Readdirnames(3)
-	d.Close()
+	var buf [512]byte
+	n, err := unix.Getdents(fd, buf[:])
+	unix.Close(fd)
+	if err != nil || n <= 0 {
+		return
+	}
+	_, _, names := unix.ParseDirent(buf[:n], 3, nil) // ".." and "." are skipped
 	if len(names) < 2 {
 		return
 	}
@@ -48,7 +57,7 @@ func Quiet() {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if unix.SchedSetAttr(t, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}, 0) == nil {
+	if unix.SchedSetAttr(t, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_BATCH}, 0) == nil {
 		tid = t
 	}
 }

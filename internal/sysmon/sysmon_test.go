@@ -2,46 +2,39 @@ package sysmon
 
 import (
 	"os"
-	"strconv"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
-// idleThreads lists the process's threads at SCHED_IDLE.
-func idleThreads(t *testing.T) []int {
-	d, err := os.Open("/proc/self/task")
+func policy(t *testing.T, tid int) uint32 {
+	t.Helper()
+	a, err := unix.SchedGetAttr(tid, 0)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("sched_getattr %d: %v", tid, err)
 	}
-	defer d.Close()
-	names, err := d.Readdirnames(-1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var idle []int
-	for _, n := range names {
-		tid, _ := strconv.Atoi(n)
-		a, err := unix.SchedGetAttr(tid, 0)
-		if err == nil && a.Policy == unix.SCHED_IDLE {
-			idle = append(idle, tid)
-		}
-	}
-	return idle
+	return a.Policy
 }
 
+// Quiet puts one thread, not the main one, in SCHED_BATCH; Normal puts it
+// back.
 func TestQuietThenNormal(t *testing.T) {
-	if got := idleThreads(t); len(got) != 0 {
-		t.Fatalf("idle threads before Quiet: %v", got)
-	}
 	Quiet()
-	got := idleThreads(t)
-	if len(got) != 1 || got[0] == os.Getpid() {
-		t.Fatalf("after Quiet: idle threads %v (main %d), want one, not the main thread", got, os.Getpid())
+	mu.Lock()
+	q := tid
+	mu.Unlock()
+	if q == 0 || q == os.Getpid() {
+		t.Fatalf("Quiet picked thread %d (main %d)", q, os.Getpid())
+	}
+	if p := policy(t, q); p != unix.SCHED_BATCH {
+		t.Fatalf("thread %d after Quiet: policy %d, want SCHED_BATCH", q, p)
+	}
+	if p := policy(t, os.Getpid()); p != unix.SCHED_NORMAL {
+		t.Fatalf("main thread's policy %d", p)
 	}
 	Normal()
-	if got := idleThreads(t); len(got) != 0 {
-		t.Fatalf("idle threads after Normal: %v", got)
+	if p := policy(t, q); p != unix.SCHED_NORMAL {
+		t.Fatalf("thread %d after Normal: policy %d, want SCHED_NORMAL", q, p)
 	}
 	Normal() // twice is fine
 }
