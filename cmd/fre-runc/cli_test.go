@@ -368,8 +368,16 @@ func TestLifecycle(t *testing.T) {
 	if strings.TrimSpace(string(pf)) != strconv.Itoa(s.Pid) {
 		t.Fatalf("pid file %q, state pid %d", pf, s.Pid)
 	}
-	// The created init waits in fre-dmz, not in a copy of fre-runc.
-	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", s.Pid)); !strings.Contains(exe, "fre-dmz") {
+	// The created init waits in fre-dmz, not in a copy of fre-runc. It says
+	// it is set up just before it execs fre-dmz (non-dumpable until then),
+	// so create may return a moment before that exec.
+	exe := ""
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if exe, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", s.Pid)); strings.Contains(exe, "fre-dmz") {
+			break
+		}
+	}
+	if !strings.Contains(exe, "fre-dmz") {
 		t.Errorf("created init's exe is %q", exe)
 	}
 	if out := e.must("list", "-q"); strings.TrimSpace(out) != id {
