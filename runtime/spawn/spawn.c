@@ -951,10 +951,11 @@ static int child(void *arg)
 	if (s->set_sched)
 		set_sched(s);
 
-	/* Nothing left for fre-dmz to do (no start to wait for, no filter to
-	 * install last) and a program that is safe to exec from here: exec it
-	 * directly, one exec less on the start path. */
-	if (s->fifo_fd < 0 && s->seccomp_fd < 0) {
+	/* Nothing left for fre-dmz to do (no start to wait for, no filter at
+	 * all: one installed above would have to allow the calls below, which
+	 * fre-dmz does not make) and a program that is safe to exec from here:
+	 * exec it directly, one exec less on the start path. */
+	if (s->fifo_fd < 0 && s->seccomp_len == 0) {
 		int pfd = open_static_elf(prog);
 		if (pfd >= 0) {
 			default_handlers();
