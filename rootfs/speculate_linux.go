@@ -42,19 +42,27 @@ func (s *Store) Speculate(ctx context.Context, dir string, opts ImportOptions) (
 	if !found {
 		return nil, nil, false, nil
 	}
+	// Read and held under the store's lock, which GC takes alone: the
+	// tree read is the tree held.
+	unlock, err := s.lock(false)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	t, err = s.readTree(id)
+	if err != nil {
+		unlock()
+		return nil, nil, false, nil // collected (or unreadable): nothing to bet on
+	}
 	if opts.Ref != "" {
-		if err := s.Acquire(id, opts.Ref); err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return nil, nil, false, nil
-			}
-			return nil, nil, false, err
+		if !validID(opts.Ref) {
+			err = fmt.Errorf("rootfs: acquire tree %s for %q: %w", id, opts.Ref, ErrInvalidID)
+		} else {
+			err = s.acquireLocked(id, opts.Ref)
 		}
 	}
-	if t, err = s.readTree(id); err != nil {
-		if opts.Ref != "" {
-			s.Release(id, opts.Ref)
-		}
-		return nil, nil, false, nil
+	unlock()
+	if err != nil {
+		return nil, nil, false, err
 	}
 	t.Cached = true
 	check = func() error {
