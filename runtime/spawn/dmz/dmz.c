@@ -88,6 +88,53 @@ static void __attribute__((noreturn)) die(long sync, long err, const char *what,
 
 static struct sock_filter filter[4096];
 
+/* Until start, a signal whose default action ends a process ends the
+ * waiting init, as it ends runc's (a Go process then): `kill` of a created
+ * container with SIGTERM must not be a no-op. As the init of a new pid
+ * namespace the kernel drops such a signal while its action is the
+ * default, so the wait catches them. The handler dies of the signal where
+ * it can (not a namespace's init) and exits 128+signal where it cannot.
+ * It never returns, but x86_64 delivers no signal to a handler without a
+ * restorer; execve resets it. */
+struct ksigaction {
+	void (*handler)(int);
+	unsigned long flags;
+	void (*restorer)(void);
+	unsigned long mask;
+};
+#define SA_NODEFER 0x40000000UL
+#if defined(__x86_64__)
+#define SA_RESTORER 0x04000000UL
+void dmz_restorer(void);
+__asm__(".text\n.global dmz_restorer\ndmz_restorer:\n"
+	"mov $15,%rax\n" /* rt_sigreturn */
+	"syscall\n");
+#define DMZ_SA_FLAGS (SA_NODEFER | SA_RESTORER)
+#define DMZ_RESTORER dmz_restorer
+#else
+#define DMZ_SA_FLAGS SA_NODEFER
+#define DMZ_RESTORER 0
+#endif
+
+static void on_signal(int sig)
+{
+	struct ksigaction dfl = { 0 };
+	sys6(__NR_rt_sigaction, sig, (long)&dfl, 0, sizeof(dfl.mask), 0, 0);
+	sys3(__NR_kill, sys3(__NR_getpid, 0, 0, 0), sig, 0);
+	sys3(__NR_exit_group, 128 + sig, 0, 0);
+}
+
+static int ends_process(int sig)
+{
+	switch (sig) {
+	case 9: case 17: case 18: case 19: case 20: case 21: case 22: case 23: case 28:
+		/* SIGKILL (cannot be caught), SIGCHLD, SIGCONT, SIGSTOP, SIGTSTP,
+		 * SIGTTIN, SIGTTOU, SIGURG, SIGWINCH */
+		return 0;
+	}
+	return 1;
+}
+
 int dmz_main(long argc, char **argv, char **envp)
 {
 	if (argc < 8)
@@ -96,8 +143,15 @@ int dmz_main(long argc, char **argv, char **envp)
 	long sfd = atol_(argv[3]), sflags = atol_(argv[4]), slen = atol_(argv[5]);
 	char *prog = argv[6];
 	long r;
+	if (fifo >= 0) {
+		struct ksigaction sa = { .handler = on_signal, .flags = DMZ_SA_FLAGS, .restorer = DMZ_RESTORER };
+		for (int sig = 1; sig <= 64; sig++)
+			if (ends_process(sig))
+				sys6(__NR_rt_sigaction, sig, (long)&sa, 0, sizeof(sa.mask), 0, 0);
+	}
 	/* fre-runc's child blocked every signal; our handlers are the
-	 * defaults now, so the program starts with none blocked. */
+	 * defaults (or, until start, on_signal: execve resets it), so the
+	 * program starts with none blocked. */
 	unsigned long none = 0;
 	sys6(__NR_rt_sigprocmask, 2 /* SIG_SETMASK */, (long)&none, 0, sizeof(none), 0, 0);
 
