@@ -76,6 +76,7 @@ type ttyIO struct {
 	in      io.Closer
 	logger  *pipeIO // for binary://
 	once    sync.Once
+	down    sync.Once
 }
 
 func newTTYIO(ctx context.Context, ep *console.Epoller, c console.Console, id, ns string, sio Stdio) (_ *ttyIO, retErr error) {
@@ -100,7 +101,7 @@ func newTTYIO(ctx context.Context, ep *console.Epoller, c console.Console, id, n
 				copyBuf(ec, in)
 			}
 			// stdin closed: hang up the terminal as runc's shim does.
-			ec.Shutdown(ep.CloseConsole)
+			t.shutdown()
 		}()
 	}
 	u, err := url.Parse(sio.Stdout)
@@ -184,11 +185,16 @@ func (t *ttyIO) CloseStdin() error {
 	return nil
 }
 
+// shutdown ends the output copy once the pty has nothing more to read.
+func (t *ttyIO) shutdown() {
+	t.down.Do(func() { t.cons.Shutdown(t.epoller.CloseConsole) })
+}
+
 // Close shuts the console down; the output copy ends with it.
 func (t *ttyIO) Close() error {
 	t.once.Do(func() {
 		t.CloseStdin()
-		t.cons.Shutdown(t.epoller.CloseConsole)
+		t.shutdown()
 		t.cons.Close()
 		if t.logger != nil {
 			t.logger.Close()

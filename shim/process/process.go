@@ -80,6 +80,13 @@ func (b *base) SetExited(status int, at time.Time) {
 		return
 	}
 	b.state, b.status, b.exitedAt = Stopped, status, at
+	// The terminal's output ends with the process, as with runc's shim:
+	// what is left in the pty is still read, then the copy closes the
+	// client's fifo, so that its IO().Wait() returns (a client's stdin
+	// held open must not keep it waiting).
+	if b.tty != nil {
+		b.tty.shutdown()
+	}
 	close(b.done)
 }
 
