@@ -222,12 +222,13 @@ func bundle(t *testing.T, args ...string) string {
 	return testutil.BusyboxBundle(t, "", args...)
 }
 
-// A program path that is not there: run says which exec failed and why.
+// A program path that is not there inside the container's root: create
+// fails (not the exec after start) with runc's message.
 func TestRunMissingProgramPath(t *testing.T) {
 	e := newEnv(t)
 	b := bundle(t, "/no/such/program")
 	_, errOut, code := e.run(nil, "run", "--bundle", b, newID())
-	if code == 0 || !strings.Contains(errOut, "exec /no/such/program: no such file or directory") {
+	if code == 0 || !strings.Contains(errOut, `exec: "/no/such/program": stat /no/such/program: no such file or directory`) {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 }

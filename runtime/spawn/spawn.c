@@ -408,7 +408,28 @@ static void do_mount(int rootfd, struct fre_mount *m)
 	}
 	case FRE_MNT_MOUNT:
 	default: {
-		fd = resolve(rootfd, m->target, 1, 0);
+		fd = -1;
+		if (m->fstype && (!strcmp(m->fstype, "proc") || !strcmp(m->fstype, "sysfs"))) {
+			/* proc and sysfs go on an ordinary directory, never through
+			 * a symlink (or onto a file), as runc insists: a rootfs whose
+			 * /proc points elsewhere would put the kernel's files where
+			 * the image chose. */
+			fd = openat2_in(rootfd, m->target, O_PATH | O_NOFOLLOW);
+			if (fd >= 0) {
+				struct stat st;
+				if (fstat(fd, &st) < 0) fail(errno, "mount destination", m->target);
+				if (!S_ISDIR(st.st_mode)) {
+					char msg[128], *q = scat(msg, msg + sizeof(msg), "filesystem \"");
+					q = scat(q, msg + sizeof(msg), m->fstype);
+					scat(q, msg + sizeof(msg), "\" must be mounted on ordinary directory");
+					fail(ENOTDIR, msg, NULL);
+				}
+			} else if (errno != ENOENT) {
+				fail(errno, "mount destination", m->target);
+			}
+		}
+		if (fd < 0)
+			fd = resolve(rootfd, m->target, 1, 0);
 		if (fd < 0) fail(errno, "mount destination", m->target);
 		procfd(p, sizeof(p), fd);
 		if (mount(m->source, p, m->fstype, m->flags, m->data) < 0) {
@@ -610,11 +631,22 @@ static const char *lookup(struct fre_spawn *s, char *buf, size_t n)
 	if (s->exec_path)
 		return s->exec_path;
 	const char *prog = s->argv[0];
-	/* A path is exec'd as it is, where it is at start: it may not be
-	 * there yet at create (runtime-tools' linux_ns_itype puts it there
-	 * in between). */
-	for (const char *q = prog; *q; q++)
-		if (*q == '/') return prog;
+	for (const char *q = prog; *q; q++) {
+		if (*q != '/')
+			continue;
+		/* A path: it must be there now, inside the container's root, as
+		 * runc checks (create fails, not the exec after start). */
+		struct stat st;
+		if (stat(prog, &st) < 0) {
+			char msg[512], *m = msg, *mend = msg + sizeof(msg);
+			m = scat(m, mend, "exec: \"");
+			m = scat(m, mend, prog);
+			m = scat(m, mend, "\": stat ");
+			scat(m, mend, prog);
+			fail(errno, msg, NULL);
+		}
+		return prog;
+	}
 	const char *path = s->path_env ? s->path_env : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 	int denied = 0;
 	while (*path) {

@@ -24,8 +24,9 @@ type InitConfig struct {
 	Runtime *runtime.Runtime
 	// Epoller serves every terminal of the shim from one goroutine.
 	Epoller *console.Epoller
-	// Async: NewInit returns once the init is cloned; its set-up goes on
-	// until Start, which returns its error (runtime.CreateOpts.Async).
+	// Async: runtime.Create returns once the init is cloned, and the
+	// shim's own work (stdio, the console) overlaps the init's set-up;
+	// NewInit still returns the set-up's error (runtime.CreateOpts.Async).
 	Async bool
 	// RootMount is mounted on the rootfs by the init in its own mount
 	// namespace (runtime.CreateOpts.RootMount).
@@ -42,8 +43,7 @@ type Init struct {
 }
 
 // NewInit creates the container (runtime.Create, in-process): on return
-// the init is set up (or, with cfg.Async, setting itself up) and waits for
-// Start.
+// the init is set up and waits for Start.
 func NewInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 	p := &Init{base: newBase("", cfg.Stdio), cfg: cfg}
 	t0 := time.Now()
@@ -111,13 +111,17 @@ func NewInit(ctx context.Context, cfg InitConfig) (_ *Init, retErr error) {
 			return nil, err
 		}
 	}
+	if cfg.Async {
+		// containerd's NewTask fails when the set-up does (a program not
+		// found in the container's root), as with runc's create: the
+		// shim's own work above overlapped the set-up, not its result.
+		if err := ctr.Ready(); err != nil {
+			return nil, fmt.Errorf("create %s: %w", cfg.ID, runtimeErr(err))
+		}
+	}
 	step("after")
 	return p, nil
 }
-
-// Async reports whether the init was created with Async (its set-up may
-// still run; Start returns its error).
-func (p *Init) Async() bool { return p.cfg.Async }
 
 // Container is the runtime's container.
 func (p *Init) Container() *runtime.Container { return p.ctr }

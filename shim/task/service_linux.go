@@ -70,8 +70,7 @@ type container struct {
 	initExit *ExitRecord // the init's exit, held back while execs run
 	oomSeen  uint64
 	oomStop  func()
-	// oomWatched: watchOOM ran (in Create, or after an async create's
-	// set-up in a goroutine of Create's).
+	// oomWatched: watchOOM ran (in Create).
 	oomWatched bool
 }
 
@@ -375,9 +374,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	defer timed("create.oom+event", r.ID)()
 	c := &container{id: r.ID, bundle: r.Bundle, ns: ns, init: init, hasPidNS: hasNewPidNS(spec),
 		rootfs: rfs, execs: map[string]*process.Exec{}}
-	if !init.Async() {
-		s.watchOOM(ctx, c)
-	}
+	s.watchOOM(ctx, c)
 	s.mu.Lock()
 	s.containers[r.ID] = c
 	s.mu.Unlock()
@@ -392,23 +389,12 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	})
 	c.mu.Unlock()
 	go s.watchInit(c)
-	if init.Async() {
-		// The OOM watch, once the set-up has claimed the cgroup (after
-		// Start, if Start holds c.mu then).
-		go func() {
-			init.Container().Ready()
-			c.mu.Lock()
-			s.watchOOM(s.ctx, c)
-			c.mu.Unlock()
-		}()
-	}
 	return &taskAPI.CreateTaskResponse{Pid: uint32(init.Pid())}, nil
 }
 
 // watchOOM publishes the container's OOM kills as they happen, and one
-// that came before it. After an async create it waits for the set-up
-// (which claims the cgroup): a goroutine of Create calls it then, after
-// Start if Start came first. c.mu is held or c unpublished.
+// that came before it. Create calls it once the set-up (which claims the
+// cgroup) is done; c.mu is held or c unpublished.
 func (s *service) watchOOM(ctx context.Context, c *container) {
 	if c.oomWatched || c.initExit != nil {
 		return
@@ -532,12 +518,6 @@ func (s *service) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	defer c.mu.Unlock()
 	if r.ExecID == "" {
 		defer timed("start", r.ID)()
-		// init.Start waits for the set-up too; this wait is for its timing.
-		doneWait := timed("start.set-up_wait", r.ID)
-		c.init.Container().Ready()
-		doneWait()
-		// The OOM watch is Create's goroutine's, once this returns: it
-		// reports a kill that came before it too (watchOOM).
 		d := timed("start.init", r.ID)
 		if err := c.init.Start(ctx); err != nil {
 			return nil, errgrpc.ToGRPC(err)
