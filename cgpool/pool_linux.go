@@ -155,7 +155,9 @@ func (p *Pool) Claim(cgroupsPath string) (cgroup.Manager, bool, error) {
 }
 
 // ClaimSlot is Claim, and says which slot a hit came from (-1 on a miss):
-// given to ReleaseAt, it is where the cgroup most likely goes back.
+// given to ReleaseAt, it is where the cgroup most likely goes back. A
+// cgroup that is there already and frozen is refused (cgroup.ErrFrozen)
+// before anything is made.
 func (p *Pool) ClaimSlot(cgroupsPath string) (cgroup.Manager, int, error) {
 	m, err := p.newManager(cgroupsPath)
 	if err != nil {
@@ -166,6 +168,10 @@ func (p *Pool) ClaimSlot(cgroupsPath string) (cgroup.Manager, int, error) {
 			p.count(cHits)
 			return m, slot, nil
 		}
+	}
+	// Missing (the usual miss), Frozen fails and nothing is frozen.
+	if frozen, err := m.Frozen(); err == nil && frozen {
+		return nil, -1, cgroup.ErrFrozen
 	}
 	if err := m.Create(); err != nil {
 		return nil, -1, err

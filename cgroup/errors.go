@@ -18,6 +18,9 @@ var (
 	// ErrTimeout: a freeze, an emptying or a removal did not finish before
 	// its deadline.
 	ErrTimeout = errors.New("cgroup: timed out")
+	// ErrFrozen: a container's cgroup that exists already is frozen (its
+	// init would stop for good as it joined); runc's words.
+	ErrFrozen = errors.New("container's cgroup unexpectedly frozen")
 	// ErrNoCgroupFS: no cgroup hierarchy is mounted.
 	ErrNoCgroupFS = errors.New("cgroup: no cgroup filesystem mounted")
 )

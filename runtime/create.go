@@ -315,6 +315,10 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 			if err != nil {
 				return nil, -1, fmt.Errorf("cgroup %s: %w", p, err)
 			}
+			if slot < 0 {
+				// Not a pooled one: it may have been there already.
+				r.warnNonEmptyCgroup(m)
+			}
 			r.tookFromPool()
 			return m, slot, nil
 		}
@@ -859,4 +863,14 @@ func cgroupWritableInside(cfg *Config) bool {
 // mayAdmin: a process with these capabilities may hold CAP_SYS_ADMIN.
 func mayAdmin(c *CapSets) bool {
 	return c == nil || c.Bounding&(1<<unix.CAP_SYS_ADMIN) != 0 || c.Permitted&(1<<unix.CAP_SYS_ADMIN) != 0
+}
+
+// warnNonEmptyCgroup warns, with runc's words, about a cgroup that
+// already has processes.
+func (r *Runtime) warnNonEmptyCgroup(m cgroup.Manager) {
+	if r.Warn != nil {
+		if pids, err := m.Pids(); err == nil && len(pids) > 0 {
+			r.Warn(fmt.Sprintf("container's cgroup is not empty: %d process(es) found", len(pids)))
+		}
+	}
 }
