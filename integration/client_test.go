@@ -1,0 +1,294 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+
+	"io"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/containerd/v2/pkg/oci"
+)
+
+// These tests drive the fre shim through containerd's Go client, as a
+// program using containerd does (and as containerd's own client tests do):
+// each checks a behaviour the runc shim has.
+
+// clientTimeout bounds every wait of these tests: a hang fails the test
+// instead of the whole run.
+const clientTimeout = 20 * time.Second
+
+// goClient connects to the shared containerd.
+func (c *containerd) goClient(t *testing.T) (*client.Client, context.Context) {
+	t.Helper()
+	cl, err := client.New(c.sock, client.WithDefaultNamespace(namespace), client.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatalf("containerd client: %v", err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return cl, ctx
+}
+
+// newClientContainer makes a container of the test image with the fre
+// runtime; the cleanup removes its task (killed), itself and its snapshot.
+func newClientContainer(t *testing.T, cl *client.Client, ctx context.Context, id string, opts ...oci.SpecOpts) client.Container {
+	t.Helper()
+	img, err := cl.GetImage(ctx, imageRef)
+	if err != nil {
+		t.Fatalf("image: %v", err)
+	}
+	ctr, err := cl.NewContainer(ctx, id, client.WithNewSnapshot(id, img),
+		client.WithNewSpec(append([]oci.SpecOpts{oci.WithImageConfig(img)}, opts...)...),
+		client.WithRuntime(runtimeName, nil))
+	if err != nil {
+		t.Fatalf("new container: %v", err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if tk, err := ctr.Task(cctx, nil); err == nil {
+			tk.Delete(cctx, client.WithProcessKill)
+		}
+		ctr.Delete(cctx, client.WithSnapshotCleanup)
+	})
+	return ctr
+}
+
+// lockedBuffer is a bytes.Buffer that the IO copy may write while the
+// test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitIO waits (bounded) for a process's IO to be complete.
+func waitIO(t *testing.T, what string, io cio.IO) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { io.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(clientTimeout):
+		io.Cancel()
+		t.Fatalf("%s: the output was not closed %v after the process exited", what, clientTimeout)
+	}
+}
+
+// waitStatus waits (bounded) for an exit status.
+func waitExit(t *testing.T, what string, ch <-chan client.ExitStatus) uint32 {
+	t.Helper()
+	select {
+	case st := <-ch:
+		code, _, err := st.Result()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return code
+	case <-time.After(clientTimeout):
+		t.Fatalf("%s: no exit in %v", what, clientTimeout)
+	}
+	return 0
+}
+
+// TestClientTTYOutputCloses: with a terminal, once the init exits the
+// shim closes the output it holds, so that the client's IO().Wait()
+// returns (containerd's TestContainerPTY), and large output arrives whole.
+func TestClientTTYOutputCloses(t *testing.T) {
+	c := setup(t)
+	cl, ctx := c.goClient(t)
+	ctr := newClientContainer(t, cl, ctx, "fre-client-tty", oci.WithTTY,
+		oci.WithProcessArgs("sh", "-c", `echo hello; seq -s " " 200000`))
+	var out lockedBuffer
+	task, err := ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, nil), cio.WithTerminal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusC, err := task.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, "init", statusC); code != 0 {
+		t.Fatalf("exit status %d", code)
+	}
+	waitIO(t, "init with a terminal", task.IO())
+	if _, err := task.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if !strings.Contains(s, "hello") || !strings.HasSuffix(strings.TrimSpace(s), "199999 200000") {
+		t.Fatalf("output incomplete (%d bytes), ends %q", len(s), tail(s, 40))
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// TestClientKillCreatedTask: a signal that ends a process (SIGKILL, and
+// SIGTERM, ctr's default) sent to a task created and never started kills
+// its init (waiting in fre-dmz for start) and reports the exit.
+func TestClientKillCreatedTask(t *testing.T) {
+	c := setup(t)
+	cl, ctx := c.goClient(t)
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		ctr := newClientContainer(t, cl, ctx, "fre-client-kill-created-"+strings.ToLower(sig.String()[:4]), oci.WithProcessArgs("sleep", "1000"))
+		task, err := ctr.NewTask(ctx, cio.NullIO)
+		if err != nil {
+			t.Fatal(err)
+		}
+		statusC, err := task.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := task.Kill(ctx, sig); err != nil {
+			t.Fatalf("kill a created task with %v: %v", sig, err)
+		}
+		if code := waitExit(t, "created init after "+sig.String(), statusC); code != 128+uint32(sig) {
+			t.Fatalf("%v: exit status %d, want %d", sig, code, 128+sig)
+		}
+		st, err := task.Status(ctx)
+		if err != nil || st.Status != client.Stopped {
+			t.Fatalf("status %v (%v), want stopped", st.Status, err)
+		}
+		if _, err := task.Delete(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestClientInitKilledFromOutside: an init SIGKILLed by someone else (not
+// through containerd) shows as stopped, promptly.
+func TestClientInitKilledFromOutside(t *testing.T) {
+	c := setup(t)
+	cl, ctx := c.goClient(t)
+	ctr := newClientContainer(t, cl, ctx, "fre-client-killed-outside", oci.WithProcessArgs("sleep", "1000"))
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusC, err := task.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(int(task.Pid()), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code := waitExit(t, "init killed from outside", statusC); code != 137 {
+		t.Fatalf("exit status %d, want 137", code)
+	}
+	st, err := task.Status(ctx)
+	if err != nil || st.Status != client.Stopped {
+		t.Fatalf("status %v (%v), want stopped", st.Status, err)
+	}
+}
+
+// TestClientExecTTYStdin: an exec with a terminal and a stdin the client
+// keeps open (kubectl exec -it) ends its output as soon as it exits;
+// large output arrives whole (containerd's
+// TestContainerExecLargeOutputWithTTY).
+func TestClientExecTTYStdin(t *testing.T) {
+	c := setup(t)
+	cl, ctx := c.goClient(t)
+	ctr := newClientContainer(t, cl, ctx, "fre-client-exec-tty", oci.WithProcessArgs("sleep", "1000"))
+	task, err := ctr.NewTask(ctx, cio.NullIO)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := ctr.Spec(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, args := range [][]string{
+		{"sh", "-c", "read line; echo got $line"},
+		{"sh", "-c", `seq -s " " 1000000`},
+	} {
+		pspec := *spec.Process
+		pspec.Args, pspec.Terminal = args, true
+		stdinR, stdinW := io.Pipe()
+		defer stdinW.Close() // open until the test ends, as a terminal's
+		var out lockedBuffer
+		start := time.Now()
+		proc, err := task.Exec(ctx, "e"+string(rune('0'+i)), &pspec, cio.NewCreator(cio.WithStreams(stdinR, &out, nil), cio.WithTerminal))
+		if err != nil {
+			t.Fatal(err)
+		}
+		statusC, err := proc.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			stdinW.Write([]byte("ping\n"))
+		}
+		if code := waitExit(t, "exec", statusC); code != 0 {
+			t.Fatalf("exec %v: exit status %d", args, code)
+		}
+		waitIO(t, "exec with a terminal and stdin", proc.IO())
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("exec %v: output closed after %v", args, d)
+		}
+		if _, err := proc.Delete(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s := strings.TrimSpace(out.String())
+		want := "got ping"
+		if i == 1 {
+			want = "999999 1000000"
+		}
+		if !strings.HasSuffix(s, want) {
+			t.Fatalf("exec %v: output (%d bytes) ends %q, want %q", args, len(s), tail(s, 40), want)
+		}
+	}
+}
+
+// TestClientNoBinary: NewTask fails for a program that does not exist in
+// the container's root (containerd's TestContainerNoBinaryExists).
+func TestClientNoBinary(t *testing.T) {
+	c := setup(t)
+	cl, ctx := c.goClient(t)
+	for _, prog := range []string{"notfound404", "/bin/notfound404"} {
+		ctr := newClientContainer(t, cl, ctx, "fre-client-nobin"+strings.ReplaceAll(prog, "/", "-"), oci.WithProcessArgs(prog))
+		task, err := ctr.NewTask(ctx, cio.NullIO)
+		if err == nil {
+			task.Delete(ctx, client.WithProcessKill)
+			t.Fatalf("NewTask of %q succeeded, want an error", prog)
+		}
+		if !strings.Contains(err.Error(), "notfound404") {
+			t.Errorf("NewTask of %q: %v: the error does not name the program", prog, err)
+		}
+	}
+}
