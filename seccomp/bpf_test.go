@@ -145,13 +145,25 @@ func reference(s *specs.LinuxSeccomp, goarch string, d data) uint32 {
 		conds = append(conds, sc)
 	}
 	for _, sc := range conds {
-		ok := true
+		// Conditions are ANDed, unless two name the same argument: then
+		// each is a rule of its own, ORed (runc's reading).
+		idx := map[uint]bool{}
+		or := false
+		for _, c := range sc.Args {
+			or = or || idx[c.Index]
+			idx[c.Index] = true
+		}
+		ok := !or
 		for _, c := range sc.Args {
 			arg := d.args[c.Index]
 			if ab.bits32 {
 				arg &= 0xffffffff
 			}
-			ok = ok && holds(c, arg)
+			if or {
+				ok = ok || holds(c, arg)
+			} else {
+				ok = ok && holds(c, arg)
+			}
 		}
 		if ok {
 			act, _ := action("", sc.Action, sc.ErrnoRet, "")

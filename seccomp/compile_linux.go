@@ -215,9 +215,29 @@ func validate(s *specs.LinuxSeccomp, native specs.Arch) (*profile, error) {
 		if r.act == p.def {
 			continue
 		}
+		if sameArgTwice(r.conds) {
+			// Like runc: conditions on the same argument could never all
+			// hold, so each becomes a rule of its own (they are ORed).
+			for _, c := range r.conds {
+				p.rules = append(p.rules, rule{names: r.names, act: r.act, conds: []cond{c}})
+			}
+			continue
+		}
 		p.rules = append(p.rules, r)
 	}
 	return p, nil
+}
+
+// sameArgTwice reports whether two conditions test the same argument.
+func sameArgTwice(conds []cond) bool {
+	var seen [6]bool
+	for _, c := range conds {
+		if seen[c.index] {
+			return true
+		}
+		seen[c.index] = true
+	}
+	return false
 }
 
 // outcome is what happens to one syscall number: a ret, or a list of

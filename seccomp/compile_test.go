@@ -429,3 +429,41 @@ func BenchmarkCompileDocker(b *testing.B) {
 		}
 	}
 }
+
+// TestSameArgumentTwice: runc's seccomp_syscall_test1 rules. Conditions
+// on different arguments are ANDed (kcmp); two on the same argument are
+// each a rule, ORed (process_vm_readv, process_vm_writev), as runc does
+// with libseccomp.
+func TestSameArgumentTwice(t *testing.T) {
+	s := &specs.LinuxSeccomp{
+		DefaultAction: specs.ActErrno,
+		Architectures: []specs.Arch{specs.ArchX86_64},
+		Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"kcmp"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 0, Op: specs.OpEqualTo}, {Index: 1, Value: 1337, Op: specs.OpEqualTo}}},
+			{Names: []string{"process_vm_readv"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 100, Op: specs.OpEqualTo}, {Index: 0, Value: 9001, Op: specs.OpEqualTo}}},
+			{Names: []string{"process_vm_writev"}, Action: specs.ActErrno, ErrnoRet: uptr(55), Args: []specs.LinuxSeccompArg{{Index: 0, Value: 1337, Op: specs.OpEqualTo}, {Index: 0, Value: 2020, Op: specs.OpEqualTo}}},
+		},
+	}
+	prog := mustCompile(t, s, "amd64")
+	perm := unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
+	for _, c := range []struct {
+		name string
+		args [6]uint64
+		want uint32
+	}{
+		{"kcmp", [6]uint64{0, 1337}, unix.SECCOMP_RET_ALLOW},
+		{"kcmp", [6]uint64{0, 0}, perm},
+		{"kcmp", [6]uint64{500, 1337}, perm},
+		{"process_vm_readv", [6]uint64{100}, unix.SECCOMP_RET_ALLOW},
+		{"process_vm_readv", [6]uint64{9001}, unix.SECCOMP_RET_ALLOW},
+		{"process_vm_readv", [6]uint64{0}, perm},
+		{"process_vm_writev", [6]uint64{1337}, unix.SECCOMP_RET_ERRNO | 55},
+		{"process_vm_writev", [6]uint64{2020}, unix.SECCOMP_RET_ERRNO | 55},
+		{"process_vm_writev", [6]uint64{0}, perm},
+	} {
+		d := data{arch: auditX86_64, nr: nr(t, specs.ArchX86_64, c.name), args: c.args}
+		if got := check(t, s, "amd64", prog, d); got != c.want {
+			t.Errorf("%s%v: %#x, want %#x", c.name, c.args[:2], got, c.want)
+		}
+	}
+}
