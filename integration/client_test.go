@@ -5,6 +5,7 @@ import (
 	"context"
 
 	"io"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -14,6 +15,7 @@ import (
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	"github.com/containerd/errdefs"
 )
 
 // These tests drive the fre shim through containerd's Go client, as a
@@ -183,31 +185,43 @@ func TestClientKillCreatedTask(t *testing.T) {
 }
 
 // TestClientInitKilledFromOutside: an init SIGKILLed by someone else (not
-// through containerd) shows as stopped, promptly.
+// through containerd), or a container deleted under the shim with
+// `fre-runc delete --force` (containerd's TestKillContainerDeletedByRunc),
+// shows as stopped, promptly; a kill after that is NotFound.
 func TestClientInitKilledFromOutside(t *testing.T) {
 	c := setup(t)
 	cl, ctx := c.goClient(t)
-	ctr := newClientContainer(t, cl, ctx, "fre-client-killed-outside", oci.WithProcessArgs("sleep", "1000"))
-	task, err := ctr.NewTask(ctx, cio.NullIO)
-	if err != nil {
-		t.Fatal(err)
-	}
-	statusC, err := task.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := task.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Kill(int(task.Pid()), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if code := waitExit(t, "init killed from outside", statusC); code != 137 {
-		t.Fatalf("exit status %d, want 137", code)
-	}
-	st, err := task.Status(ctx)
-	if err != nil || st.Status != client.Stopped {
-		t.Fatalf("status %v (%v), want stopped", st.Status, err)
+	for _, how := range []string{"kill", "fre-runc-delete"} {
+		id := "fre-client-outside-" + how
+		ctr := newClientContainer(t, cl, ctx, id, oci.WithProcessArgs("sleep", "1000"))
+		task, err := ctr.NewTask(ctx, cio.NullIO)
+		if err != nil {
+			t.Fatal(err)
+		}
+		statusC, err := task.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := task.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if how == "kill" {
+			if err := syscall.Kill(int(task.Pid()), syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+		} else if out, err := exec.Command(freRuncBin(t), "--root", freRoot, "delete", "--force", id).CombinedOutput(); err != nil {
+			t.Fatalf("fre-runc delete --force: %v: %s", err, out)
+		}
+		if code := waitExit(t, "init stopped from outside ("+how+")", statusC); code != 137 {
+			t.Fatalf("%s: exit status %d, want 137", how, code)
+		}
+		st, err := task.Status(ctx)
+		if err != nil || st.Status != client.Stopped {
+			t.Fatalf("%s: status %v (%v), want stopped", how, st.Status, err)
+		}
+		if err := task.Kill(ctx, syscall.SIGKILL); !errdefs.IsNotFound(err) {
+			t.Fatalf("%s: kill after the exit: %v, want NotFound", how, err)
+		}
 	}
 }
 

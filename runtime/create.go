@@ -508,7 +508,7 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 		if err := runHooks("createRuntime", prestartHooks(cfg.Hooks), state); err != nil {
 			return err
 		}
-		return runHooksIn("createContainer", cfg.Hooks.CreateContainer, child.Pid, state)
+		return runHooksIn("createContainer", cfg.Hooks.CreateContainer, child.Pid, state, nil)
 	}
 	if pauseForHooks && !sc.HookPause {
 		if err := runCreateHooks(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	goruntime "runtime"
+	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -85,18 +86,26 @@ func runHook(h specs.Hook, state []byte) error {
 
 // runHooksIn runs hooks inside the namespaces of process pid (whose mount
 // namespace may not have pivoted yet), each as a process started by spawn.
-func runHooksIn(kind string, hooks []specs.Hook, pid int, state []byte) error {
+// With a seccomp profile (startContainer's: runc runs those from its init,
+// under the container's filter) each hook runs under its filter.
+func runHooksIn(kind string, hooks []specs.Hook, pid int, state []byte, profile *specs.LinuxSeccomp) error {
 	for i, h := range hooks {
-		if err := runHookIn(h, pid, state); err != nil {
+		if err := runHookIn(h, pid, state, profile); err != nil {
 			return fmt.Errorf("%s hook #%d (%s): %w", kind, i, h.Path, err)
 		}
 	}
 	return nil
 }
 
-func runHookIn(h specs.Hook, pid int, state []byte) error {
+func runHookIn(h specs.Hook, pid int, state []byte, profile *specs.LinuxSeccomp) error {
 	sc := newSpawnConfig()
 	joinNamespacesOf(sc, pid)
+	if err := setSeccomp(sc, profile); err != nil {
+		return err
+	}
+	// A notify action's listener belongs to the init's agent: a hook's
+	// filter gets none (such calls fail with ENOSYS).
+	sc.SeccompFlag &^= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
 	sc.Args = h.Args
 	if len(sc.Args) == 0 {
 		sc.Args = []string{h.Path}
@@ -131,15 +140,34 @@ func runHookIn(h specs.Hook, pid int, state []byte) error {
 		})
 		defer t.Stop()
 	}
-	code, err := waitPidfd(child.PidFD)
+	var info unix.Siginfo
+	for {
+		err = unix.Waitid(unix.P_PIDFD, child.PidFD, &info, unix.WEXITED, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
 	unix.Close(child.PidFD)
 	if err != nil {
 		return err
 	}
-	if code != 0 {
-		return fmt.Errorf("exit status %d", code)
+	return exitError(&info)
+}
+
+// exitError is nil for a clean exit, else what os/exec would say ("exit
+// status 2", "signal: bad system call").
+func exitError(info *unix.Siginfo) error {
+	b := (*[128]byte)(unsafePointer(info))
+	code := int32(ne.Uint32(b[8:12]))
+	status := int32(ne.Uint32(b[24:28]))
+	const cldExited = 1
+	switch {
+	case code == cldExited && status == 0:
+		return nil
+	case code == cldExited:
+		return fmt.Errorf("exit status %d", status)
 	}
-	return nil
+	return fmt.Errorf("signal: %v", syscall.Signal(status))
 }
 
 func hasHooks(h *specs.Hooks, which func(*specs.Hooks) []specs.Hook) bool {

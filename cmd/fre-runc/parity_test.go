@@ -140,3 +140,27 @@ func TestSpecialMountOnSymlinkRefused(t *testing.T) {
 		t.Fatalf("containers left: %q", out)
 	}
 }
+
+// A startContainer hook runs under the container's seccomp filter, as
+// runc runs it (from its init, after the filter is in).
+func TestStartContainerHookUnderSeccomp(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "true")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Process.NoNewPrivileges = false
+		s.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction: specs.ActAllow,
+			Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActKill}},
+		}
+		s.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "mkdir /dev/shm/hook-dir"}}}}
+	})
+	_, errOut, code := e.run(nil, "run", "--bundle", b, newID())
+	if code == 0 || !strings.Contains(errOut, "bad system call") {
+		t.Fatalf("exit %d, stderr %q: want the hook killed by its filter", code, errOut)
+	}
+	// Without the filter's rule the same hook runs.
+	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Linux.Seccomp.Syscalls[0].Names = []string{"kcmp"} })
+	if _, errOut, code := e.run(nil, "run", "--bundle", b, newID()); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
