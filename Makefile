@@ -2,6 +2,7 @@
 #
 #   make            build bin/fre-runc (and the shim once cmd/containerd-shim-fre-v1 has code)
 #   make test       build, build containerd v2.4.2, go vet, go test ./... (as root)
+#   make test-v2    the tests inside a cgroup v2 guest (qemu, Debian's kernel)
 #   make bench      Go benchmarks + bench/cmd/frebench (fre-runc vs runc vs crun), results/
 #   make conformance  OCI runtime-tools v0.9.0 validation suite against runc and fre-runc
 #   make demo       run a busybox bundle with fre-runc and show the time it took
@@ -39,14 +40,14 @@ BENCH_PKGS ?= ./cgpool/ ./netns/ ./rootfs/ ./runtime/
 
 # Debian packages the tests, benchmarks and conformance suite need.
 DEB_PACKAGES := runc crun busybox-static musl-tools iproute2 containernetworking-plugins \
-	util-linux tar gzip git ca-certificates procps bc
+	util-linux tar gzip git ca-certificates procps bc qemu-system-x86 cpio e2fsprogs gcc
 
 # What the integration tests read to find the binaries.
 export FRE_BIN_DIR        := $(BIN_DIR)
 export CONTAINERD_BIN_DIR
 
 .DEFAULT_GOAL := build
-.PHONY: build build-soft containerd deps test test-race vet bench bench-go bench-run bench-plot conformance demo install clean
+.PHONY: build build-soft containerd deps test test-race test-v2 vet bench bench-go bench-run bench-plot conformance demo install clean
 
 # fre-runc and the shim link statically against musl when musl-gcc is
 # there (make deps installs it). A glibc process spends about 0.5 ms here
@@ -121,6 +122,12 @@ test: build containerd vet
 test-race:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./runtime/ ./shim/...
 	FRE_TEST_SHIM_RACE=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./integration/
+
+# The tests again on a real cgroup v2 kernel: Debian's kernel in qemu
+# (KVM when it works, else emulation), cgroup v2 only (hack/test-v2.sh,
+# hack/vm/vm.sh). The kernel is cached under /var/cache/fre-vm.
+test-v2: build containerd
+	@hack/test-v2.sh
 
 # A failing Go benchmark is reported but does not stop the runtime
 # comparison; make bench still exits non-zero.

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# make test-v2: FRE's tests on a real cgroup v2 kernel. Builds fre-runc,
+# the shim and static test binaries on the host, stages them with what
+# they need (busybox, runc and crun, containerd, CNI's loopback plugin),
+# boots Debian's kernel with cgroup v2 only (hack/vm/vm.sh) and runs the
+# test packages there, one after the other, each under a timeout. The
+# console is in _output/vm/test-v2.log; a failing package fails the run.
+#
+# Env: V2_PACKAGES (default below), V2_TESTFLAGS (e.g. '-test.run TestX'),
+# V2_PKG_TIMEOUT (go test -timeout for each package, default 8m), and
+# hack/vm/vm.sh's FRE_VM_* settings.
+set -euo pipefail
+export PATH=/usr/local/go/bin:$PATH
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$REPO/_output/vm
+STAGE=$OUT/stage
+BIN=$REPO/bin
+CTRD=${CONTAINERD_BIN_DIR:-$BIN/containerd-v2.4.2}
+PACKAGES=${V2_PACKAGES:-cgroup cgroup/devfilter cgpool runtime cmd/fre-runc integration}
+PKG_TIMEOUT=${V2_PKG_TIMEOUT:-8m}
+
+log() { echo "test-v2: $*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+	log "must run as root (qemu's guest runs the root tests)"
+	exit 1
+fi
+for b in "$BIN/fre-runc" "$BIN/containerd-shim-fre-v1" "$CTRD/containerd" "$CTRD/ctr"; do
+	[ -x "$b" ] || { log "$b missing: make build containerd"; exit 1; }
+done
+
+rm -rf "$STAGE"
+mkdir -p "$STAGE/fre/bin" "$STAGE/fre/tests" "$STAGE/fre/src" "$STAGE/usr/lib/cni"
+
+# copy_bin SRC DST: a binary and the shared libraries it needs (at the
+# same paths, with the loader).
+copy_bin() {
+	local src=$1 dst=$2
+	mkdir -p "$(dirname "$STAGE$dst")"
+	[ "$src" -ef "$STAGE$dst" ] || cp -L "$src" "$STAGE$dst"
+	local lib
+	for lib in $(ldd "$src" 2>/dev/null | grep -o '/[^ ]*' | sort -u); do
+		[ -e "$STAGE$lib" ] && continue
+		mkdir -p "$(dirname "$STAGE$lib")"
+		cp -L "$lib" "$STAGE$lib"
+	done
+}
+
+# Static test binaries, built the way make build builds fre-runc (musl,
+# when musl-gcc is there): the guest has no Go toolchain and no libc.
+build_env=()
+ldflags=()
+if [ -n "${FRE_BUILD_CC:-}" ]; then
+	build_env=(CC="$FRE_BUILD_CC" CGO_CFLAGS="${FRE_BUILD_CGO_CFLAGS:-}")
+	ldflags=(-ldflags "$FRE_BUILD_LDFLAGS")
+fi
+for pkg in $PACKAGES; do
+	[ -d "$REPO/$pkg" ] || { log "no package $pkg; skipped"; continue; }
+	name=${pkg//\//_}
+	log "go test -c ./$pkg"
+	(cd "$REPO" && env "${build_env[@]}" go test -c "${ldflags[@]}" -o "$STAGE/fre/tests/$name.test" "./$pkg")
+	[ -f "$STAGE/fre/tests/$name.test" ] || continue # no tests
+	# The package's directory: tests run there and read testdata/.
+	mkdir -p "$STAGE/fre/src/$pkg"
+	[ -d "$REPO/$pkg/testdata" ] && cp -a "$REPO/$pkg/testdata" "$STAGE/fre/src/$pkg/"
+	copy_bin "$STAGE/fre/tests/$name.test" "/fre/tests/$name.test"
+done
+
+# What the tests start: FRE's binaries (GoBuild copies them from
+# FRE_PREBUILT_DIR), containerd, the anchors, CNI's loopback.
+cp "$BIN/fre-runc" "$BIN/containerd-shim-fre-v1" "$STAGE/fre/bin/"
+for b in containerd ctr containerd-shim-runc-v2; do
+	copy_bin "$CTRD/$b" "/fre/containerd/$b"
+done
+for b in runc crun; do
+	p=$(command -v "$b" || true)
+	[ -n "$p" ] && copy_bin "$p" "/usr/bin/$b"
+done
+for b in loopback; do
+	[ -x "/usr/lib/cni/$b" ] && copy_bin "/usr/lib/cni/$b" "/usr/lib/cni/$b"
+done
+for b in ip; do
+	p=$(command -v "$b" || true)
+	[ -n "$p" ] && copy_bin "$p" "/sbin/$b"
+done
+# A setuid test's helper (the guest has no compiler).
+gcc -static -O2 -o "$STAGE/fre/bin/euid" "$REPO/cmd/fre-runc/testdata/euid.c"
+# The tests' bundles and images are made from a static busybox.
+mkdir -p "$STAGE/usr/bin"
+cp /bin/busybox "$STAGE/usr/bin/busybox-static" 2>/dev/null || true
+
+# The guest's script: every package in its own directory, go test's
+# summary line for each, and the status of the whole.
+cat >"$STAGE/fre/run-tests.sh" <<EOF
+export CI=true FRE_PREBUILT_DIR=/fre/bin FRE_BIN_DIR=/fre/bin CONTAINERD_BIN_DIR=/fre/containerd
+export PATH=/fre/bin:/fre/containerd:\$PATH HOME=/root
+status=0
+for pkg in $PACKAGES; do
+	name=\$(echo \$pkg | tr / _)
+	t=/fre/tests/\$name.test
+	[ -x \$t ] || continue
+	cd /fre/src/\$pkg
+	start=\$(date +%s)
+	echo "=== package \$pkg"
+	\$t -test.count=1 -test.timeout $PKG_TIMEOUT ${V2_TESTFLAGS:-} 2>&1
+	rc=\$?
+	d=\$((\$(date +%s) - start))
+	if [ \$rc = 0 ]; then
+		echo "ok  	github.com/fre-runtime/fre/\$pkg	\${d}s (cgroup v2 guest)"
+	else
+		echo "FAIL	github.com/fre-runtime/fre/\$pkg	\${d}s (cgroup v2 guest)"
+		status=1
+	fi
+done
+exit \$status
+EOF
+
+mkdir -p "$OUT"
+status=0
+"$REPO/hack/vm/vm.sh" run "$STAGE" /fre/run-tests.sh "$OUT/test-v2.log" || status=$?
+# The console, less the firmware's and the kernel's noise.
+grep -v -e '^\[ *[0-9]*\.[0-9]*\]' -e 'SeaBIOS' -e 'Booting from ROM' "$OUT/test-v2.log" | tr -d '\r' | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/^c//' || true
+if [ "$status" != 0 ]; then
+	log "FAIL (guest status $status); console: $OUT/test-v2.log"
+	exit 1
+fi
+log "PASS"
