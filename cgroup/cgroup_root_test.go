@@ -14,6 +14,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 func needRoot(t testing.TB) {
@@ -84,6 +85,25 @@ func TestParseMountinfo(t *testing.T) {
 	m := newV1(hm.v1, "/a")
 	if p := m.Paths(); p["cpu"] != "/sys/fs/cgroup/cpu,cpuacct/a" || p["cpuacct"] != p["cpu"] || len(p) != 3 {
 		t.Errorf("Paths = %v", p)
+	}
+}
+
+// A cgroup2 mounted over a v1 tree: mountinfo still lists the hidden v1
+// hierarchies, but statfs of /sys/fs/cgroup says unified, and that wins.
+func TestUnifiedOverride(t *testing.T) {
+	in := `25 1 0:22 / /sys/fs/cgroup ro - tmpfs tmpfs ro
+28 25 0:25 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct
+29 25 0:26 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
+40 25 0:30 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+`
+	hm := parseMountinfo(bufio.NewScanner(strings.NewReader(in)))
+	over := unifiedOverride(hm, func(string) int64 { return unix.CGROUP2_SUPER_MAGIC })
+	if len(over.v1) != 0 || over.v2 != "/sys/fs/cgroup" {
+		t.Errorf("cgroup2 at /sys/fs/cgroup: %+v, want unified", over)
+	}
+	kept := unifiedOverride(hm, func(string) int64 { return unix.TMPFS_MAGIC })
+	if len(kept.v1) != 2 {
+		t.Errorf("tmpfs at /sys/fs/cgroup: %+v, want the v1 hierarchies", kept)
 	}
 }
 
@@ -359,7 +379,16 @@ func TestV2UnifiedReal(t *testing.T) {
 	if err := m.Rename(top + "/other"); !errors.Is(err, ErrNotSupported) {
 		t.Errorf("v2 Rename = %v, want ErrNotSupported (cgroup2 has no rename)", err)
 	}
-	if err := m.Set(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(3)}}); !errors.Is(err, ErrNotSupported) {
+	// A limit is set where the hierarchy delegates the controller (a v2
+	// host), and refused where it has none (hybrid's empty cgroup2).
+	err = m.Set(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(3)}})
+	if ctrls, _ := os.ReadFile(mp + "/cgroup.controllers"); strings.Contains(string(ctrls), "pids") {
+		if err != nil {
+			t.Errorf("Set pids: %v", err)
+		} else if b, _ := os.ReadFile(mp + top + "/ctr/pids.max"); strings.TrimSpace(string(b)) != "3" {
+			t.Errorf("pids.max = %q after Set, want 3", b)
+		}
+	} else if !errors.Is(err, ErrNotSupported) {
 		t.Errorf("Set pids on a controller-less hierarchy = %v, want ErrNotSupported", err)
 	}
 	if err := m.Reset(); err != nil {

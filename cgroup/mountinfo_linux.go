@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // managedV1 are the v1 controllers FRE creates cgroups in: the ones it sets
@@ -43,9 +45,28 @@ func hostCgroupMounts() (hostMounts, error) {
 			return
 		}
 		defer f.Close()
-		mounts = parseMountinfo(bufio.NewScanner(f))
+		mounts = unifiedOverride(parseMountinfo(bufio.NewScanner(f)), statfsType)
 	})
 	return mounts, mountsErr
+}
+
+// unifiedOverride decides the layout as runc does: /sys/fs/cgroup that is
+// itself a cgroup2 file system means a unified host, whatever mountinfo
+// lists besides (v1 hierarchies hidden under a cgroup2 mounted over them:
+// a runtime in a container, a private mount namespace).
+func unifiedOverride(hm hostMounts, fstype func(string) int64) hostMounts {
+	if fstype("/sys/fs/cgroup") == unix.CGROUP2_SUPER_MAGIC {
+		return hostMounts{v2: "/sys/fs/cgroup"}
+	}
+	return hm
+}
+
+func statfsType(path string) int64 {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return 0
+	}
+	return int64(st.Type)
 }
 
 func parseMountinfo(sc *bufio.Scanner) hostMounts {
