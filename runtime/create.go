@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -298,6 +299,7 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 	}
 	// cgroup: created before clone so the child can be put in at once.
 	var cg cgroup.Manager
+	bornIn := false
 	claimedSlot := -1 // the pool slot it came from (set by whoever takes the claim)
 	var cgm *cgroupMount
 	if cfg.CgroupsPath != "" || cfg.Resources != nil {
@@ -322,12 +324,15 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 			r.tookFromPool()
 			return m, slot, nil
 		}
-		at := cg
-		if claimLate {
-			// Where the claim will put it (the mounts need the paths).
-			if at, err = pool.Manager(p); err != nil {
-				return nil, fmt.Errorf("cgroup %s: %w", p, err)
-			}
+		at, err := pool.Manager(p)
+		if err != nil {
+			return nil, fmt.Errorf("cgroup %s: %w", p, err)
+		}
+		// cgroup v2: the init is born in its cgroup (clone3's
+		// CLONE_INTO_CGROUP), so the cgroup and its limits come first.
+		bornIn = at.Version() == 2 && !noCloneIntoCgroup.Load()
+		if claimLate && !bornIn {
+			// at is where the claim will put it (the mounts need the paths).
 			// Claimed and filled alongside: the child needs the cgroup
 			// only amid its mounts, and its limits before its first device
 			// node (mknod is checked against the device rules).
@@ -457,7 +462,9 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 	// The child joins its cgroup itself, first thing (no global lock, see
 	// SelfJoinFiles), unless hooks that may look at it run before it goes.
 	selfJoin := false
-	if cg != nil && !pauseForHooks {
+	if cg != nil && bornIn {
+		sc.CgroupDir, selfJoin = cg.Paths()[""], true
+	} else if cg != nil && !pauseForHooks {
 		sc.CgroupJoin = cg.SelfJoinFiles()
 		selfJoin = sc.CgroupJoin != nil
 	}
@@ -472,6 +479,15 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 	ph.done("plan")
 	// Clone. From here the child exists and must not outlive an error.
 	child, err := spawn.Start(sc)
+	if errors.Is(err, spawn.ErrNoCloneIntoCgroup) {
+		// A kernel before 5.7: moved in after clone, as on v1 without
+		// self-join; later creates of this process skip the try.
+		noCloneIntoCgroup.Store(true)
+		sc.CgroupDir, selfJoin = "", false
+		sc.LateRelease = false
+		sc.FinalRelease = verifyRootfs != nil
+		child, err = spawn.Start(sc)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -864,6 +880,9 @@ func cgroupWritableInside(cfg *Config) bool {
 func mayAdmin(c *CapSets) bool {
 	return c == nil || c.Bounding&(1<<unix.CAP_SYS_ADMIN) != 0 || c.Permitted&(1<<unix.CAP_SYS_ADMIN) != 0
 }
+
+// noCloneIntoCgroup: this kernel has no clone3 with CLONE_INTO_CGROUP.
+var noCloneIntoCgroup atomic.Bool
 
 // warnNonEmptyCgroup warns, with runc's words, about a cgroup that
 // already has processes.

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -95,6 +96,9 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 	cg := c.cgroup()
 	if cg != nil {
 		sc.CgroupJoin = cg.SelfJoinFiles()
+		if cg.Version() == 2 && !noCloneIntoCgroup.Load() {
+			sc.CgroupDir = cg.Paths()[""] // born in it
+		}
 		// A process that may hold CAP_SYS_ADMIN could change its limits.
 		if mayAdmin(proc.Caps) {
 			if err := c.CgroupChanged(); err != nil {
@@ -102,12 +106,17 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 			}
 		}
 	}
-	sc.LateRelease = cg == nil || sc.CgroupJoin != nil
+	sc.LateRelease = cg == nil || sc.CgroupJoin != nil || sc.CgroupDir != ""
 	child, err := spawn.Start(sc)
+	if errors.Is(err, spawn.ErrNoCloneIntoCgroup) {
+		noCloneIntoCgroup.Store(true)
+		sc.CgroupDir, sc.LateRelease = "", false
+		child, err = spawn.Start(sc)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if cg != nil && sc.CgroupJoin == nil {
+	if cg != nil && sc.CgroupJoin == nil && sc.CgroupDir == "" {
 		if err := cg.Add(child.Pid); err != nil {
 			child.Kill()
 			return nil, fmt.Errorf("exec: join cgroup: %w", err)

@@ -1026,6 +1026,41 @@ static int child(void *arg)
 	fail(errno, "exec fre-dmz", NULL);
 }
 
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* clone3 with a function to run on the new stack, as clone(2)'s libc
+ * wrapper does for clone: the child must not return into our frames.
+ * x86_64 only; elsewhere -ENOSYS (the caller falls back). */
+struct fre_clone_args {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+};
+#if defined(__x86_64__)
+long fre_clone3(struct fre_clone_args *args, size_t size, int (*fn)(void *), void *arg);
+__asm__(".text\n.globl fre_clone3\n.type fre_clone3,@function\nfre_clone3:\n"
+	"mov %rdx, %r8\n"      /* fn: r8 and r9 survive the syscall */
+	"mov %rcx, %r9\n"      /* arg */
+	"mov $435, %eax\n"     /* SYS_clone3 */
+	"syscall\n"
+	"test %rax, %rax\n"
+	"jnz 1f\n"
+	"xor %ebp, %ebp\n"     /* the child, on its own stack */
+	"mov %r9, %rdi\n"
+	"call *%r8\n"
+	"mov %eax, %edi\n"
+	"mov $60, %eax\n"      /* exit */
+	"syscall\n"
+	"hlt\n"
+	"1: ret\n");
+#else
+static long fre_clone3(struct fre_clone_args *args, size_t size, int (*fn)(void *), void *arg)
+{
+	(void)args; (void)size; (void)fn; (void)arg;
+	return -ENOSYS;
+}
+#endif
+
 int fre_spawn_start(struct fre_spawn *s, int *pidfd)
 {
 	/* CLONE_VM: no copy of the parent's page tables (a Go process maps a
@@ -1063,8 +1098,29 @@ int fre_spawn_start(struct fre_spawn *s, int *pidfd)
 		return -e;
 	}
 	int fd = -1;
-	int pid = clone(child, (char *)s->stack + stack_size, s->clone_flags | CLONE_VM | CLONE_PIDFD | SIGCHLD, s, &fd);
-	int e = errno;
+	int pid, e;
+	if (s->cgroup_dir_fd >= 0) {
+		/* Born in its cgroup: no migration afterwards, so none of the
+		 * write side of the kernel's cgroup_threadgroup_rwsem that a
+		 * write to cgroup.procs takes (and its RCU grace period). */
+		struct fre_clone_args ca;
+		memset(&ca, 0, sizeof(ca));
+		ca.flags = (uint64_t)(unsigned)s->clone_flags | CLONE_VM | CLONE_PIDFD | CLONE_INTO_CGROUP;
+		ca.pidfd = (uint64_t)(uintptr_t)&fd;
+		ca.exit_signal = SIGCHLD;
+		ca.stack = (uint64_t)(uintptr_t)s->stack;
+		ca.stack_size = stack_size;
+		ca.cgroup = (uint64_t)s->cgroup_dir_fd;
+		long r = fre_clone3(&ca, sizeof(ca), child, s);
+		pid = r < 0 ? -1 : (int)r;
+		e = r < 0 ? (int)-r : 0;
+		/* No clone3, or none with CLONE_INTO_CGROUP (before 5.7). */
+		if (r == -E2BIG)
+			e = ENOSYS;
+	} else {
+		pid = clone(child, (char *)s->stack + stack_size, s->clone_flags | CLONE_VM | CLONE_PIDFD | SIGCHLD, s, &fd);
+		e = errno;
+	}
 	if (repin)
 		sched_setaffinity(0, sizeof pinned, &pinned);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -69,6 +69,9 @@ struct fre_spawn {
 	int *cgroup_fds; int ncgroup_fds; /* v1 "tasks" files: the child writes "0" to each */
 	const char **cgroup_late; int ncgroup_late; /* the same by path, opened after the (early) "G" */
 	int pidns_fd;       /* >= 0: setns(CLONE_NEWPID) in the parent thread before clone */
+	int cgroup_dir_fd;  /* >= 0: a cgroup v2 directory the child is born in (clone3's
+	                     * CLONE_INTO_CGROUP); fre_spawn_start returns -ENOSYS where
+	                     * the kernel has no clone3 with it */
 
 	int sync_fd;        /* child end of the sync socket */
 	int parent_sync_fd; /* parent end, closed in the child */

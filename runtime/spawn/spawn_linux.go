@@ -91,6 +91,10 @@ type Config struct {
 	// after Release (not LateRelease): the parent claims the cgroup while
 	// the child makes its namespaces. Only without a user namespace.
 	CgroupJoinLate []string
+	// CgroupDir is a cgroup v2 directory the child is born in (clone3's
+	// CLONE_INTO_CGROUP): nothing to join afterwards. Start fails with
+	// ErrNoCloneIntoCgroup where the kernel cannot (before Linux 5.7).
+	CgroupDir string
 
 	FifoFD      int    // exec fifo (O_RDWR) to wait on, or -1: exec right away
 	ConsoleFD   int    // console socket, or -1
@@ -199,6 +203,10 @@ type Process struct {
 
 	finished sync.Once // free, once: after Wait, or after the exec Wait no longer waits for
 }
+
+// ErrNoCloneIntoCgroup: the kernel has no clone3 with CLONE_INTO_CGROUP;
+// start the child without Config.CgroupDir and move it in.
+var ErrNoCloneIntoCgroup = errors.New("spawn: clone3 with CLONE_INTO_CGROUP not supported")
 
 // ChildError is a set-up failure reported by the child.
 type ChildError struct {
@@ -329,6 +337,16 @@ func Start(cfg *Config) (*Process, error) {
 	s.unshare_flags = C.int(cfg.UnshareFlags)
 	s.cgroupns_new = cbool(cfg.NewCgroupNS)
 	s.pidns_fd = -1
+	s.cgroup_dir_fd = -1
+	if cfg.CgroupDir != "" {
+		fd, err := unix.Open(cfg.CgroupDir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			parentSync.Close()
+			return nil, fmt.Errorf("open cgroup %s: %w", cfg.CgroupDir, err)
+		}
+		closeAfter = append(closeAfter, fd)
+		s.cgroup_dir_fd = C.int(fd)
+	}
 	if len(cfg.Join) > 0 {
 		arr := unsafe.Slice((*C.struct_fre_ns)(a.alloc(uintptr(len(cfg.Join))*C.sizeof_struct_fre_ns)), len(cfg.Join))
 		for i, j := range cfg.Join {
@@ -542,6 +560,9 @@ func Start(cfg *Config) (*Process, error) {
 		}
 		parentSync.Close()
 		C.fre_spawn_free(s)
+		if cfg.CgroupDir != "" && syscall.Errno(-r.pid) == unix.ENOSYS {
+			return nil, ErrNoCloneIntoCgroup
+		}
 		return nil, fmt.Errorf("clone: %w", syscall.Errno(-r.pid))
 	}
 	started = true
