@@ -17,7 +17,15 @@ import (
 
 func selinuxEnabled() bool { return selinux.GetEnabled() }
 
+// apparmorEnabled: as runc decides (AppArmor's securityfs is there and
+// the module says it is on), and the process has AppArmor's attr files.
 func apparmorEnabled() bool {
+	if _, err := os.Stat("/sys/kernel/security/apparmor"); err != nil {
+		return false
+	}
+	if _, err := os.Stat("/proc/self/attr/apparmor"); err != nil {
+		return false
+	}
 	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
 	return err == nil && strings.HasPrefix(string(b), "Y")
 }

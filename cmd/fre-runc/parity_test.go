@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -162,5 +164,41 @@ func TestStartContainerHookUnderSeccomp(t *testing.T) {
 	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Linux.Seccomp.Syscalls[0].Names = []string{"kcmp"} })
 	if _, errOut, code := e.run(nil, "run", "--bundle", b, newID()); code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+}
+
+// A cgroup2 mounted over this host's v1 tree (a runtime in a container, a
+// private mount namespace): statfs says unified, and fre-runc runs the
+// container in the unified hierarchy instead of failing on the hidden v1
+// directories. Its device rules hold there too.
+func TestCgroup2OverV1Tree(t *testing.T) {
+	if m := cgroup.Mode(); m != cgroup.Hybrid && m != cgroup.Legacy {
+		t.Skipf("needs a v1 host to mount cgroup2 over; host is %v", m)
+	}
+	e := newEnv(t)
+	cg := "/" + newID()
+	b := bundle(t, "sh", "-c", "cat /proc/self/cgroup; head -c1 /dev/null && echo null-ok; mknod /dev/tunX c 10 200; { exec 3<>/dev/tunX; } 2>/dev/null && echo tun-opened || echo tun-denied")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Linux.CgroupsPath = cg
+		s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_MKNOD")
+		s.Process.Capabilities.Effective = append(s.Process.Capabilities.Effective, "CAP_MKNOD")
+		s.Process.Capabilities.Permitted = append(s.Process.Capabilities.Permitted, "CAP_MKNOD")
+		s.Root.Readonly = false
+	})
+	script := `mount --make-rprivate / && mount -t cgroup2 none /sys/fs/cgroup && exec "$@"`
+	args := append([]string{"-m", "sh", "-c", script, "sh", e.bin}, e.args...)
+	args = append(args, "run", "--bundle", b, newID())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "unshare", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("fre-runc under a cgroup2 over v1: %v\n%s", err, out)
+	}
+	s := string(out)
+	if !strings.Contains(s, "0::"+cg) || !strings.Contains(s, "null-ok") || !strings.Contains(s, "tun-denied") {
+		t.Fatalf("want the init in 0::%s, /dev/null readable, c 10:200 denied; got\n%s", cg, s)
+	}
+	if _, err := os.Stat(cgroup.UnifiedMountpoint() + cg); !os.IsNotExist(err) {
+		t.Errorf("cgroup left in the unified hierarchy: %v", err)
 	}
 }
