@@ -23,7 +23,7 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func init() {
-	register(&command{name: "exec", usage: "<container-id> <command> [command options]", short: "execute new process inside the container", minArgs: 1, maxArgs: -1,
+	register(&command{name: "exec", noReorder: true, usage: "<container-id> <command> [command options]", short: "execute new process inside the container", minArgs: 1, maxArgs: -1,
 		flags: func(fs *flag.FlagSet, g *globalOptions) func([]string) error {
 			var (
 				processPath, consoleSocket, cwd, user, pidFile, apparmor, label string

@@ -94,6 +94,11 @@ func init() {
 				if err != nil {
 					return err
 				}
+				// As runc: --all (now obsolete there) on a stopped container
+				// is no error; without it, "container not running".
+				if all && c.Status() == runtime.Stopped {
+					return nil
+				}
 				return c.Signal(sig, all)
 			}
 		}})
@@ -237,7 +242,8 @@ var forwarded = []os.Signal{unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM
 
 func parseSignal(s string) (unix.Signal, error) {
 	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
+		// 0 checks that the process is there, as kill(1) does.
+		if n < 0 || n > 64 {
 			return 0, fmt.Errorf("invalid signal %q", s)
 		}
 		return unix.Signal(n), nil

@@ -28,6 +28,11 @@ type command struct {
 	flags func(fs *flag.FlagSet, g *globalOptions) func(args []string) error
 	// minArgs/maxArgs bound the positional arguments (maxArgs < 0: any).
 	minArgs, maxArgs int
+	// noReorder: flags end at the first positional argument (runc's
+	// SkipArgReorder: exec's and ps's arguments are another program's);
+	// other commands take flags after their arguments too, as runc's
+	// parser does ("update ID --memory M").
+	noReorder bool
 }
 
 var commands = map[string]*command{}
@@ -114,7 +119,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	runFn := c.flags(fs, g)
-	cargs, err := parseInterspersed(fs, rest[1:])
+	cargs, err := parseInterspersed(fs, rest[1:], !c.noReorder)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -143,11 +148,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 // "--all" before it; containerd's go-runc puts flags first). A "--" ends
 // flag parsing; everything after the first positional of commands taking
 // a program (exec) is handled by the command itself.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+func parseInterspersed(fs *flag.FlagSet, args []string, reorder bool) ([]string, error) {
+	if !reorder {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		return fs.Args(), nil
 	}
-	return fs.Args(), nil
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
 }
 
 func argCountText(c *command) string {

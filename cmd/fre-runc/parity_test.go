@@ -202,3 +202,23 @@ func TestCgroup2OverV1Tree(t *testing.T) {
 		t.Errorf("cgroup left in the unified hierarchy: %v", err)
 	}
 }
+
+// kill takes signal 0 (is it there?); on a stopped container it says
+// "container not running", and with --all it is no error (runc's
+// kill.bats). Flags may follow the ID, as runc's parser takes them.
+func TestKillSignalZeroAndFlagsAfterID(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sleep", "60")
+	id := newID()
+	e.must("run", "-d", "--bundle", b, id)
+	e.must("kill", id, "0")
+	e.must("kill", id, "0", "--all")
+	e.must("update", id, "--pids-limit", "50")
+	e.must("kill", id, "KILL")
+	e.waitStatus(id, specs.StateStopped)
+	if _, errOut, code := e.run(nil, "kill", id, "0"); code == 0 || !strings.Contains(errOut, "not running") {
+		t.Fatalf("kill 0 of a stopped container: exit %d, %q", code, errOut)
+	}
+	e.must("kill", "-a", id, "0")
+	e.must("delete", id)
+}

@@ -21,7 +21,7 @@ type poolOptions struct {
 }
 
 func init() {
-	register(&command{name: "pool", usage: "fill|status|drain [options]",
+	register(&command{name: "pool", noReorder: true, usage: "fill|status|drain [options]",
 		short: "manage the cgroup pool (fill, status, drain)", minArgs: 1, maxArgs: -1,
 		flags: func(fs *flag.FlagSet, g *globalOptions) func([]string) error {
 			o := &poolOptions{}

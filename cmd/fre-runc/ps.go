@@ -11,7 +11,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "ps", usage: "<container-id> [ps options]", short: "ps displays the processes running inside a container", minArgs: 1, maxArgs: -1,
+	register(&command{name: "ps", noReorder: true, usage: "<container-id> [ps options]", short: "ps displays the processes running inside a container", minArgs: 1, maxArgs: -1,
 		flags: func(fs *flag.FlagSet, g *globalOptions) func([]string) error {
 			var format string
 			stringFlag(fs, &format, "format,f", "table", "select one of: table or json")

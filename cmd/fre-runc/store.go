@@ -24,7 +24,7 @@ type storeOptions struct {
 }
 
 func init() {
-	register(&command{name: "store", usage: "import|ls|df|gc|verify [options] [arguments...]",
+	register(&command{name: "store", noReorder: true, usage: "import|ls|df|gc|verify [options] [arguments...]",
 		short: "manage FRE's shared file store (import, ls, df, gc, verify)", minArgs: 1, maxArgs: -1,
 		flags: func(fs *flag.FlagSet, g *globalOptions) func([]string) error {
 			o := &storeOptions{}
