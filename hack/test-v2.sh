@@ -83,6 +83,8 @@ for b in ip; do
 	p=$(command -v "$b" || true)
 	[ -n "$p" ] && copy_bin "$p" "/sbin/$b"
 done
+# The CRI tests' pause program (the guest has no Go toolchain).
+(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -ldflags=-s\ -w -o "$STAGE/fre/bin/pause" ./integration/testdata/pause/main.go)
 # A setuid test's helper (the guest has no compiler).
 gcc -static -O2 -o "$STAGE/fre/bin/euid" "$REPO/cmd/fre-runc/testdata/euid.c"
 # The tests' bundles and images are made from a static busybox.

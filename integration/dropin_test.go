@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/fre-runtime/fre/cgroup"
 )
 
 // runcShim is containerd's own runc shim; with its BinaryName option set
@@ -133,7 +135,11 @@ func TestDropinRuncShim(t *testing.T) {
 	if err := c.updateMemory(id, limit); err != nil {
 		fail("update: %v", err)
 	}
-	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", namespace, id, "memory.limit_in_bytes"))
+	limitFile := filepath.Join("/sys/fs/cgroup/memory", namespace, id, "memory.limit_in_bytes")
+	if cgroup.Mode() == cgroup.Unified {
+		limitFile = filepath.Join("/sys/fs/cgroup", namespace, id, "memory.max")
+	}
+	b, err := os.ReadFile(limitFile)
 	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(limit) {
 		fail("memory limit after update: %v: %q, want %d", err, b, limit)
 	}
