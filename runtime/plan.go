@@ -53,9 +53,19 @@ func mountPlan(c *Config, cg *cgroupMount) (pre, post []spawn.MountOp) {
 // len(pre) when there is none (cgAt is devAt without a cgroup mount).
 func mountPlanAt(c *Config, cg *cgroupMount) (pre, post []spawn.MountOp, cgAt, devAt int) {
 	cgAt = -1
-	for _, m := range c.Mounts {
+	var remountRO []spawn.MountOp
+	for i, m := range c.Mounts {
 		if cgAt < 0 && (m.Type == "cgroup" || m.Type == "cgroup2") && !m.Bind {
 			cgAt = len(pre)
+		}
+		// A read-only tmpfs with mounts (or /dev's nodes) below it is
+		// mounted read-write and made read-only once they are in, as runc
+		// does for /dev: their targets must be made in it first. (A file
+		// system with its own contents, sysfs, has them already.)
+		if !m.Bind && m.Flags&unix.MS_RDONLY != 0 && m.Type == "tmpfs" && hasMountBelow(c, i) {
+			m.Flags &^= unix.MS_RDONLY
+			remountRO = append(remountRO, spawn.MountOp{Kind: spawn.Mount, Target: m.Destination,
+				Flags: unix.MS_REMOUNT | unix.MS_RDONLY | m.Flags&(unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_NOATIME|unix.MS_RELATIME|unix.MS_STRICTATIME)})
 		}
 		pre = append(pre, mountOps(m, cg, c.hasNS(specs.UserNamespace))...)
 	}
@@ -78,6 +88,7 @@ func mountPlanAt(c *Config, cg *cgroupMount) (pre, post []spawn.MountOp, cgAt, d
 	if cgAt < 0 {
 		cgAt = devAt
 	}
+	pre = append(pre, remountRO...)
 	for _, p := range c.ReadonlyPaths {
 		post = append(post, spawn.MountOp{Kind: spawn.RO, Target: p})
 	}
@@ -85,6 +96,21 @@ func mountPlanAt(c *Config, cg *cgroupMount) (pre, post []spawn.MountOp, cgAt, d
 		post = append(post, spawn.MountOp{Kind: spawn.Mask, Target: p})
 	}
 	return pre, post, cgAt, devAt
+}
+
+// hasMountBelow: a later mount of the spec goes below mount i's
+// destination, or mount i is /dev and the runtime makes nodes there.
+func hasMountBelow(c *Config, i int) bool {
+	d := path.Clean(c.Mounts[i].Destination)
+	if d == "/dev" && c.SetupDev {
+		return true
+	}
+	for _, m := range c.Mounts[i+1:] {
+		if strings.HasPrefix(path.Clean(m.Destination), d+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func mountOps(m Mount, cg *cgroupMount, userns bool) []spawn.MountOp {

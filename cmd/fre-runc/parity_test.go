@@ -222,3 +222,22 @@ func TestKillSignalZeroAndFlagsAfterID(t *testing.T) {
 	e.must("kill", "-a", id, "0")
 	e.must("delete", id)
 }
+
+// A read-only /dev with /dev/pts and the other mounts below it: their
+// targets and the device nodes are made before /dev goes read-only, as
+// runc does.
+func TestReadonlyDevWithMountsBelow(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", "grep ' /dev ' /proc/self/mountinfo; ls /dev/pts/ptmx /dev/null >/dev/null && echo nodes-ok; touch /dev/x 2>/dev/null || echo dev-ro")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		for i := range s.Mounts {
+			if s.Mounts[i].Destination == "/dev" {
+				s.Mounts[i].Options = append(s.Mounts[i].Options, "ro")
+			}
+		}
+	})
+	out := e.must("run", "--bundle", b, newID())
+	if !strings.Contains(out, "nodes-ok") || !strings.Contains(out, "dev-ro") || !strings.Contains(strings.SplitN(out, "\n", 2)[0], " ro,") {
+		t.Fatalf("want /dev read-only with its nodes and mounts in; got\n%s", out)
+	}
+}
