@@ -16,6 +16,9 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
+
+	freruntime "github.com/fre-runtime/fre/runtime"
 )
 
 // These tests drive the fre shim through containerd's Go client, as a
@@ -304,5 +307,25 @@ func TestClientNoBinary(t *testing.T) {
 		if !strings.Contains(err.Error(), "notfound404") {
 			t.Errorf("NewTask of %q: %v: the error does not name the program", prog, err)
 		}
+	}
+}
+
+// TestClientRuntimeInfo: containerd's RuntimeInfo for the fre runtime
+// carries the features document `fre-runc features` prints.
+func TestClientRuntimeInfo(t *testing.T) {
+	c := setup(t)
+	cl, ctx := c.goClient(t)
+	info, err := cl.RuntimeInfo(ctx, runtimeName, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ok := info.Features.(*features.Features)
+	if !ok || f == nil {
+		t.Fatalf("features %T %v, want *features.Features", info.Features, info.Features)
+	}
+	want := freruntime.Features()
+	if f.OCIVersionMax != want.OCIVersionMax || len(f.Hooks) != len(want.Hooks) || f.Linux == nil ||
+		f.Linux.Seccomp == nil || len(f.Linux.Seccomp.Actions) != len(want.Linux.Seccomp.Actions) {
+		t.Fatalf("features %+v, want %+v", f, want)
 	}
 }

@@ -22,12 +22,14 @@ import (
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/core/mount"
+	_ "github.com/containerd/containerd/v2/core/runtime" // registers features.Features with typeurl
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/containerd/v2/version"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
+	"github.com/containerd/typeurl/v2"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
@@ -431,9 +433,16 @@ func removeDeadSockets(ctx context.Context, bundle string) {
 }
 
 // Info describes the runtime to containerd.
+// Info describes the runtime to containerd, with the features document
+// `fre-runc features` prints (as the runc shim gives runc's).
 func (m *manager) Info(ctx context.Context, optionsR io.Reader) (*types.RuntimeInfo, error) {
+	f, err := typeurl.MarshalAnyToProto(runtime.Features())
+	if err != nil {
+		return nil, fmt.Errorf("features: %w", err)
+	}
 	return &types.RuntimeInfo{
-		Name:    m.name,
-		Version: &types.RuntimeVersion{Version: version.Version, Revision: version.Revision},
+		Name:     m.name,
+		Version:  &types.RuntimeVersion{Version: version.Version, Revision: version.Revision},
+		Features: f,
 	}, nil
 }
