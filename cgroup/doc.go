@@ -22,9 +22,13 @@
 // (net_cls, net_prio, perf_event, rdma, misc, name=systemd) are left to
 // the parent cgroup.
 //
-// Limits of cgroup v2 not covered: device rules (the v2 device controller
-// is an eBPF program, not a file) are skipped by Set on v2 and reported by
-// SkippedDeviceRules; real-time CPU limits do not exist on v2 and make Set
-// fail with ErrNotSupported. cgroup v2 cannot rename a cgroup (the kernel
+// On cgroup v2 the device controller is an eBPF program, not a file: Set
+// compiles the device rules into one (package devfilter) and attaches it
+// to the cgroup, replacing the one an earlier Set attached (one query on
+// an update, none on a cgroup Create just made); Reset detaches it, and it
+// goes with the cgroup at Destroy. Invalid rules are ErrInvalidResources.
+// In a user namespace, where bpf(2) is refused, the rules are skipped, as
+// runc does. Real-time CPU limits do not exist on v2 and make Set fail
+// with ErrNotSupported. cgroup v2 cannot rename a cgroup (the kernel
 // answers EPERM), so Rename returns ErrNotSupported there.
 package cgroup

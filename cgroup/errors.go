@@ -21,6 +21,9 @@ var (
 	// ErrFrozen: a container's cgroup that exists already is frozen (its
 	// init would stop for good as it joined); runc's words.
 	ErrFrozen = errors.New("container's cgroup unexpectedly frozen")
+	// ErrNotEmpty: a container's cgroup that exists already has processes
+	// (runc 1.2's refusal; 1.1 warned).
+	ErrNotEmpty = errors.New("container's cgroup is not empty")
 	// ErrNoCgroupFS: no cgroup hierarchy is mounted.
 	ErrNoCgroupFS = errors.New("cgroup: no cgroup filesystem mounted")
 )

@@ -2,13 +2,17 @@ package cgroup
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/cgroup/devfilter"
 )
 
 // fakeV2 makes a cgroup2-like tree in a temporary directory: the root and
@@ -20,6 +24,7 @@ func fakeV2(t *testing.T, files map[string]string) (root string, m *v2) {
 	old := writeFlags
 	writeFlags |= unix.O_TRUNC
 	t.Cleanup(func() { writeFlags = old })
+	fakeDevices(t)
 	root = t.TempDir()
 	put := func(dir string, kv map[string]string) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -44,6 +49,29 @@ func fakeV2(t *testing.T, files map[string]string) (root string, m *v2) {
 		t.Fatal(err)
 	}
 	return root, mgr.(*v2)
+}
+
+// devCalls records the device filter calls of the fake tests.
+var devCalls []string
+
+// fakeDevices stands in for the device filter, which needs a real cgroup:
+// it records each call and checks the rules with devfilter.Compile.
+func fakeDevices(t *testing.T) {
+	devCalls = nil
+	a, n, r := devicesApply, devicesApplyNew, devicesRemove
+	t.Cleanup(func() { devicesApply, devicesApplyNew, devicesRemove = a, n, r })
+	record := func(op string) func(string, []specs.LinuxDeviceCgroup) error {
+		return func(dir string, rules []specs.LinuxDeviceCgroup) error {
+			devCalls = append(devCalls, fmt.Sprintf("%s %s %d", op, dir, len(rules)))
+			_, err := devfilter.Compile(rules)
+			return err
+		}
+	}
+	devicesApply, devicesApplyNew = record("apply"), record("new")
+	devicesRemove = func(dir string) error {
+		devCalls = append(devCalls, "remove "+dir)
+		return nil
+	}
 }
 
 func readT(t *testing.T, p string) string {
@@ -138,6 +166,9 @@ func TestV2Set(t *testing.T) {
 			t.Errorf("%s = %q, want %q", f, got, want)
 		}
 	}
+	if want := []string{"apply " + dir + " 1"}; !reflect.DeepEqual(devCalls, want) {
+		t.Errorf("device filter calls %q, want %q", devCalls, want)
+	}
 }
 
 func TestV2SetSemantics(t *testing.T) {
@@ -199,6 +230,38 @@ func TestV2SetSemantics(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestV2SetDevices: a cgroup Create made gets FRE's device program
+// without a query; later Sets replace it, Reset removes it.
+func TestV2SetDevices(t *testing.T) {
+	root, _ := fakeV2(t, v2Files)
+	dir := filepath.Join(root, "pod", "ctr")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := NewV2(root, "/pod/ctr")
+	if err := m.Create(); err != nil {
+		t.Fatal(err)
+	}
+	rules := []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}, {Allow: true, Type: "c", Major: i64(1), Minor: i64(3), Access: "rwm"}}
+	for _, r := range []*specs.LinuxResources{{Devices: rules}, {Devices: rules[:1]}, {Pids: &specs.LinuxPids{Limit: i64(-1)}}} {
+		if err := m.Set(r); err != nil && !errors.Is(err, ErrNotSupported) {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"new " + dir + " 2", "apply " + dir + " 1", "remove " + dir}
+	if !reflect.DeepEqual(devCalls, want) {
+		t.Errorf("device filter calls %q, want %q", devCalls, want)
+	}
+	err := m.Set(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Type: "x"}}})
+	var fe *devfilter.FieldError
+	if !errors.Is(err, ErrInvalidResources) || !errors.As(err, &fe) || fe.Field != "linux.resources.devices[0].type" {
+		t.Errorf("Set of a bad device rule = %v, want ErrInvalidResources naming the field", err)
 	}
 }
 

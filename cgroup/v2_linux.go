@@ -14,6 +14,9 @@ import (
 type v2 struct {
 	mount string
 	path  string
+	// fresh: Create made the directory, so no device program of FRE's is
+	// attached and the first Set need not look for one.
+	fresh bool
 }
 
 func newV2(mount, p string) *v2 { return &v2{mount: mount, path: p} }
@@ -44,16 +47,20 @@ func (m *v2) Create() error {
 	if err != nil && err != unix.ENOENT {
 		return &Error{Op: "mkdir", Path: dir, Err: err}
 	}
+	made := err == nil
 	cur := m.mount
 	for _, e := range strings.Split(m.path[1:], "/") {
 		if err := enableSubtree(cur); err != nil {
 			return err
 		}
 		cur += "/" + e
-		if err := unix.Mkdir(cur, 0o755); err != nil && err != unix.EEXIST {
+		err := unix.Mkdir(cur, 0o755)
+		if err != nil && err != unix.EEXIST {
 			return &Error{Op: "mkdir", Path: cur, Err: err}
 		}
+		made = made || err == nil && cur == dir
 	}
+	m.fresh = made
 	return nil
 }
 

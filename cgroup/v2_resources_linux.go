@@ -7,6 +7,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/cgroup/devfilter"
 )
 
 // write writes a control file; a missing file means the controller is not
@@ -26,8 +28,16 @@ func maxOr(v int64) string {
 	return itoa(v)
 }
 
-// Set applies r. Device rules are skipped: v2 enforces them with an eBPF
-// program, which FRE does not load yet (see the package doc).
+// The device filter; the fake-cgroupfs tests, whose directories are not
+// cgroups, replace it.
+var (
+	devicesApply    = devfilter.Apply
+	devicesApplyNew = devfilter.ApplyNew
+	devicesRemove   = devfilter.Remove
+)
+
+// Set applies r. Device rules become FRE's eBPF device program on the
+// cgroup (package devfilter), replacing the one an earlier Set attached.
 func (m *v2) Set(r *specs.LinuxResources) error {
 	if r == nil {
 		return nil
@@ -68,6 +78,11 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 			}
 		}
 	}
+	if len(r.Devices) > 0 {
+		if err := m.setDevices(r.Devices); err != nil {
+			return err
+		}
+	}
 	for k, v := range r.Unified {
 		if strings.Contains(k, "/") || k == "" || strings.HasPrefix(k, ".") {
 			return &Error{Op: "set unified", Path: m.dir() + "/" + k, Err: ErrInvalidResources}
@@ -77,6 +92,37 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 		}
 	}
 	return nil
+}
+
+func (m *v2) setDevices(rules []specs.LinuxDeviceCgroup) error {
+	apply := devicesApply
+	if m.fresh {
+		apply = devicesApplyNew // nothing of ours to replace: no query
+	}
+	err := apply(m.dir(), rules)
+	switch {
+	case err == nil:
+		m.fresh = false
+		return nil
+	case errors.Is(err, devfilter.ErrInvalidRule):
+		err = errors.Join(ErrInvalidResources, err)
+	case errors.Is(err, unix.EPERM) && inUserNS():
+		// bpf(2) is not for user namespaces; runc skips the filter there
+		// too (no device node can be made in one).
+		return nil
+	}
+	return &Error{Op: "set devices", Path: m.dir(), Err: err}
+}
+
+// inUserNS reports whether this process is in a user namespace other than
+// the initial one (which maps every uid to itself).
+func inUserNS() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) != 3 || f[0] != "0" || f[1] != "0" || f[2] != "4294967295"
 }
 
 func (m *v2) setMemory(mem *specs.LinuxMemory) error {
@@ -222,7 +268,8 @@ func (m *v2) setIO(b *specs.LinuxBlockIO) error {
 }
 
 // Reset writes the kernel's defaults for a new cgroup into every control
-// file this cgroup has (an empty cpuset means "the parent's").
+// file this cgroup has (an empty cpuset means "the parent's") and detaches
+// FRE's device program.
 // ResetOnly resets everything: v2 cgroups are not pooled (no rename).
 func (m *v2) ResetOnly([]string) error { return m.Reset() }
 
@@ -243,6 +290,9 @@ func (m *v2) Reset() error {
 				errs = append(errs, err)
 			}
 		}
+	}
+	if err := devicesRemove(dir); err != nil && !(errors.Is(err, unix.EPERM) && inUserNS()) {
+		errs = append(errs, &Error{Op: "remove devices", Path: dir, Err: err})
 	}
 	set("cgroup.freeze", "0")
 	set("memory.max", "max")
