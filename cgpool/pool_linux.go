@@ -156,8 +156,8 @@ func (p *Pool) Claim(cgroupsPath string) (cgroup.Manager, bool, error) {
 
 // ClaimSlot is Claim, and says which slot a hit came from (-1 on a miss):
 // given to ReleaseAt, it is where the cgroup most likely goes back. A
-// cgroup that is there already and frozen is refused (cgroup.ErrFrozen)
-// before anything is made.
+// cgroup that is there already and frozen or with processes is refused
+// (cgroup.ErrFrozen, cgroup.ErrNotEmpty) before anything is made.
 func (p *Pool) ClaimSlot(cgroupsPath string) (cgroup.Manager, int, error) {
 	m, err := p.newManager(cgroupsPath)
 	if err != nil {
@@ -169,9 +169,15 @@ func (p *Pool) ClaimSlot(cgroupsPath string) (cgroup.Manager, int, error) {
 			return m, slot, nil
 		}
 	}
-	// Missing (the usual miss), Frozen fails and nothing is frozen.
-	if frozen, err := m.Frozen(); err == nil && frozen {
-		return nil, -1, cgroup.ErrFrozen
+	// A cgroup that is there already must be neither frozen nor in use,
+	// as runc insists. (Missing, the usual miss: Frozen fails.)
+	if frozen, err := m.Frozen(); err == nil {
+		if frozen {
+			return nil, -1, cgroup.ErrFrozen
+		}
+		if pids, err := m.Pids(); err == nil && len(pids) > 0 {
+			return nil, -1, fmt.Errorf("%w: %d process(es) found", cgroup.ErrNotEmpty, len(pids))
+		}
 	}
 	if err := m.Create(); err != nil {
 		return nil, -1, err

@@ -317,10 +317,6 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 			if err != nil {
 				return nil, -1, fmt.Errorf("cgroup %s: %w", p, err)
 			}
-			if slot < 0 {
-				// Not a pooled one: it may have been there already.
-				r.warnNonEmptyCgroup(m)
-			}
 			r.tookFromPool()
 			return m, slot, nil
 		}
@@ -883,13 +879,3 @@ func mayAdmin(c *CapSets) bool {
 
 // noCloneIntoCgroup: this kernel has no clone3 with CLONE_INTO_CGROUP.
 var noCloneIntoCgroup atomic.Bool
-
-// warnNonEmptyCgroup warns, with runc's words, about a cgroup that
-// already has processes.
-func (r *Runtime) warnNonEmptyCgroup(m cgroup.Manager) {
-	if r.Warn != nil {
-		if pids, err := m.Pids(); err == nil && len(pids) > 0 {
-			r.Warn(fmt.Sprintf("container's cgroup is not empty: %d process(es) found", len(pids)))
-		}
-	}
-}

@@ -28,7 +28,7 @@ func init() {
 			var (
 				processPath, consoleSocket, cwd, user, pidFile, apparmor, label string
 				env, caps, gids                                                 stringList
-				tty, detach, noNewPrivs                                         bool
+				tty, detach, noNewPrivs, ignorePaused                           bool
 				preserveFDs                                                     int
 			)
 			fs.StringVar(&processPath, "process", "", "path to the process.json")
@@ -49,7 +49,8 @@ func init() {
 			boolFlag(fs, &detach, "detach,d", "detach from the container's process")
 			fs.BoolVar(&noNewPrivs, "no-new-privs", false, "set the no new privileges value for the process")
 			fs.IntVar(&preserveFDs, "preserve-fds", 0, "pass N additional file descriptors to the container")
-			return func(args []string) error {
+			fs.BoolVar(&ignorePaused, "ignore-paused", false, "allow exec in a paused container")
+			run := func(args []string) error {
 				c, err := load(g, args[0])
 				if err != nil {
 					return err
@@ -120,7 +121,7 @@ func init() {
 				if p.Terminal && consoleSocket == "" {
 					return errors.New("cannot allocate tty if runc will detach without setting console socket")
 				}
-				proc, err := c.Exec(context.Background(), runtime.ExecOpts{Process: p, ConsoleSocket: consoleSocket, PidFile: pidFile, PreserveFDs: preserveFDs})
+				proc, err := c.Exec(context.Background(), runtime.ExecOpts{Process: p, ConsoleSocket: consoleSocket, PidFile: pidFile, PreserveFDs: preserveFDs, IgnorePaused: ignorePaused})
 				if err != nil {
 					return err
 				}
@@ -136,6 +137,16 @@ func init() {
 					return &exitError{code}
 				}
 				return nil
+			}
+			// As runc: exec's own failures exit 255, so that they are told
+			// from the program's exit codes.
+			return func(args []string) error {
+				err := run(args)
+				var ee *exitError
+				if err == nil || errors.As(err, &ee) {
+					return err
+				}
+				return &fatalError{code: 255, err: fmt.Errorf("exec failed: %w", err)}
 			}
 		}})
 }

@@ -57,6 +57,15 @@ type exitError struct{ code int }
 
 func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// fatalError is an error reported like any other, with its own exit code.
+type fatalError struct {
+	code int
+	err  error
+}
+
+func (e *fatalError) Error() string { return e.err.Error() }
+func (e *fatalError) Unwrap() error { return e.err }
+
 func main() {
 	// A short-lived process: one P keeps the runtime from starting threads
 	// it has no use for (hundreds of fre-runc start at once on a busy host).
@@ -138,6 +147,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return ee.code
 		}
 		fatalf(g, "%v", err)
+		var fe *fatalError
+		if errors.As(err, &fe) {
+			return fe.code
+		}
 		return 1
 	}
 	return 0

@@ -177,7 +177,7 @@ func TestCgroup2OverV1Tree(t *testing.T) {
 	}
 	e := newEnv(t)
 	cg := "/" + newID()
-	b := bundle(t, "sh", "-c", "cat /proc/self/cgroup; head -c1 /dev/null && echo null-ok; mknod /dev/tunX c 10 200; { exec 3<>/dev/tunX; } 2>/dev/null && echo tun-opened || echo tun-denied")
+	b := bundle(t, "sh", "-c", "cat /proc/self/cgroup; head -c1 /dev/null && echo null-ok; mknod /dev/kmsgX c 1 11; ( exec 3<>/dev/kmsgX ) 2>/dev/null && echo kmsg-opened || echo kmsg-denied")
 	testutil.MutateSpec(t, b, func(s *specs.Spec) {
 		s.Linux.CgroupsPath = cg
 		s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_MKNOD")
@@ -195,8 +195,8 @@ func TestCgroup2OverV1Tree(t *testing.T) {
 		t.Fatalf("fre-runc under a cgroup2 over v1: %v\n%s", err, out)
 	}
 	s := string(out)
-	if !strings.Contains(s, "0::"+cg) || !strings.Contains(s, "null-ok") || !strings.Contains(s, "tun-denied") {
-		t.Fatalf("want the init in 0::%s, /dev/null readable, c 10:200 denied; got\n%s", cg, s)
+	if !strings.Contains(s, "0::"+cg) || !strings.Contains(s, "null-ok") || !strings.Contains(s, "kmsg-denied") {
+		t.Fatalf("want the init in 0::%s, /dev/null readable, c 1:11 denied; got\n%s", cg, s)
 	}
 	if _, err := os.Stat(cgroup.UnifiedMountpoint() + cg); !os.IsNotExist(err) {
 		t.Errorf("cgroup left in the unified hierarchy: %v", err)
@@ -240,4 +240,88 @@ func TestReadonlyDevWithMountsBelow(t *testing.T) {
 	if !strings.Contains(out, "nodes-ok") || !strings.Contains(out, "dev-ro") || !strings.Contains(strings.SplitN(out, "\n", 2)[0], " ro,") {
 		t.Fatalf("want /dev read-only with its nodes and mounts in; got\n%s", out)
 	}
+}
+
+// exec's own failures exit 255, as runc's do (a pid file in a missing
+// directory, a paused container, a missing program); --ignore-paused
+// runs a process in a paused container, which runs once it is resumed.
+func TestExecFailuresAndIgnorePaused(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sleep", "60")
+	id := newID()
+	e.must("run", "-d", "--bundle", b, id)
+	if _, errOut, code := e.run(nil, "exec", "--pid-file", "/nonexistent/dir/pid", id, "true"); code != 255 {
+		t.Errorf("pid file in a missing dir: exit %d (%q), want 255", code, errOut)
+	}
+	if _, errOut, code := e.run(nil, "exec", id, "/no/such/prog"); code != 255 {
+		t.Errorf("missing program: exit %d (%q), want 255", code, errOut)
+	}
+	e.must("pause", id)
+	if _, errOut, code := e.run(nil, "exec", id, "true"); code != 255 || !strings.Contains(errOut, "paused") {
+		t.Errorf("exec in a paused container: exit %d (%q), want 255", code, errOut)
+	}
+	// As runc's cgroups.bats: the exec waits for the resume, then runs.
+	type result struct {
+		out  string
+		code int
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, _, code := e.run(nil, "exec", "--ignore-paused", id, "echo", "ok")
+		done <- result{out, code}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("exec --ignore-paused returned while paused: %+v", r)
+	case <-time.After(300 * time.Millisecond):
+	}
+	e.must("resume", id)
+	select {
+	case r := <-done:
+		if r.code != 0 || strings.TrimSpace(r.out) != "ok" {
+			t.Fatalf("exec --ignore-paused after resume: %+v", r)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("exec --ignore-paused still waiting 20s after resume")
+	}
+	e.must("delete", "--force", id)
+}
+
+// A second container in a cgroup that has processes is refused, as runc
+// (1.2 on; 1.1 warned) does: run and create.
+func TestCreateInNonEmptyCgroup(t *testing.T) {
+	e := newEnv(t)
+	cg := "/" + newID() + "-shared"
+	b := bundle(t, "sleep", "60")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Linux.CgroupsPath = cg })
+	first := newID()
+	e.must("run", "-d", "--bundle", b, first)
+	for _, args := range [][]string{{"run", "-d"}, {"create"}} {
+		_, errOut, code := e.run(nil, append(args, "--bundle", b, newID())...)
+		if code == 0 || !strings.Contains(errOut, "container's cgroup is not empty") {
+			t.Fatalf("%v into a cgroup in use: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+	if out := strings.Fields(e.must("list", "-q")); len(out) != 1 || out[0] != first {
+		t.Fatalf("containers: %v, want only %s", out, first)
+	}
+	e.must("delete", "--force", first)
+}
+
+// update with a resources document that carries device rules (what
+// containerd's runc shim sends: the spec's whole resources) changes the
+// limits and leaves the device rules as create made them, as runc does.
+func TestUpdateKeepsDeviceRules(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sleep", "60")
+	id := newID()
+	e.must("run", "-d", "--bundle", b, id)
+	res := `{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":11,"access":"rwm"}],"pids":{"limit":42}}`
+	if _, errOut, code := e.run([]byte(res), "update", "-r", "-", id); code != 0 {
+		t.Fatalf("update -r with devices: exit %d: %s", code, errOut)
+	}
+	if out, errOut, code := e.run(nil, "exec", id, "sh", "-c", "head -c1 /dev/zero | wc -c"); code != 0 || strings.TrimSpace(out) != "1" {
+		t.Fatalf("/dev/zero after update: exit %d, %q %q", code, out, errOut)
+	}
+	e.must("delete", "--force", id)
 }

@@ -113,6 +113,10 @@ func init() {
 				if err := c.CgroupChanged(); err != nil {
 					return err
 				}
+				// As runc's update: device rules stay as create made them
+				// (a resources file may carry the spec's whole list, without
+				// the defaults create added).
+				r.Devices = nil
 				return cg.Set(r)
 			}
 		}})

@@ -817,6 +817,9 @@ func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*pt
 	if err := c.init.Container().CgroupChanged(); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	// containerd sends the spec's whole resources; the device rules stay
+	// as create made them, as with runc's update (the runc shim's path).
+	res.Devices = nil
 	if err := cg.Set(&res); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
