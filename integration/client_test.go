@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 
 	freruntime "github.com/fre-runtime/fre/runtime"
@@ -327,5 +328,36 @@ func TestClientRuntimeInfo(t *testing.T) {
 	if f.OCIVersionMax != want.OCIVersionMax || len(f.Hooks) != len(want.Hooks) || f.Linux == nil ||
 		f.Linux.Seccomp == nil || len(f.Linux.Seccomp.Actions) != len(want.Linux.Seccomp.Actions) {
 		t.Fatalf("features %+v, want %+v", f, want)
+	}
+}
+
+// TestClientDeviceRules: through the shim, containerd's default device
+// rules hold (v1 devices controller, v2 BPF program): with CAP_MKNOD a
+// node outside them cannot be opened, /dev/null's can.
+func TestClientDeviceRules(t *testing.T) {
+	c := setup(t)
+	cl, ctx := c.goClient(t)
+	probe := `mknod /tmp/kmsgX c 1 11; mknod /tmp/nullX c 1 3; ` +
+		`( exec 3<>/tmp/kmsgX ) 2>/dev/null && echo kmsg-opened || echo kmsg-denied; ` +
+		`( exec 3<>/tmp/nullX ) 2>/dev/null && echo null-opened || echo null-denied`
+	ctr := newClientContainer(t, cl, ctx, "fre-client-devices", oci.WithAddedCapabilities([]string{"CAP_MKNOD"}),
+		oci.WithMounts([]specs.Mount{{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"dev"}}}),
+		oci.WithProcessArgs("sh", "-c", probe))
+	var out lockedBuffer
+	task, err := ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, &out)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusC, err := task.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, "device probe", statusC)
+	waitIO(t, "device probe", task.IO())
+	if s := out.String(); !strings.Contains(s, "kmsg-denied") || !strings.Contains(s, "null-opened") {
+		t.Fatalf("want c 1:11 denied and c 1:3 allowed; got %q", s)
 	}
 }

@@ -325,3 +325,39 @@ func TestUpdateKeepsDeviceRules(t *testing.T) {
 	}
 	e.must("delete", "--force", id)
 }
+
+// Device rules hold on every layout (v1's devices controller, v2's BPF
+// program): with CAP_MKNOD a node the rules deny cannot be opened and one
+// they allow can, for the init, for exec, and after an update; the rules
+// are in place before the program's first instruction.
+func TestDeviceRulesEnforced(t *testing.T) {
+	e := newEnv(t)
+	probe := `mknod /dev/kmsgX c 1 11 2>/dev/null; mknod /dev/nullX c 1 3 2>/dev/null; ` +
+		`( exec 3<>/dev/kmsgX ) 2>/dev/null && echo kmsg-opened || echo kmsg-denied; ` +
+		`( exec 3<>/dev/nullX ) 2>/dev/null && echo null-opened || echo null-denied`
+	b := bundle(t, "sh", "-c", probe+"; sleep 60")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		for _, set := range []*[]string{&s.Process.Capabilities.Bounding, &s.Process.Capabilities.Effective, &s.Process.Capabilities.Permitted} {
+			*set = append(*set, "CAP_MKNOD")
+		}
+		s.Root.Readonly = false
+	})
+	id := newID()
+	e.must("create", "--bundle", b, id)
+	e.must("start", id)
+	check := func(what, out string) {
+		t.Helper()
+		if !strings.Contains(out, "kmsg-denied") || !strings.Contains(out, "null-opened") {
+			t.Fatalf("%s: want c 1:11 denied and c 1:3 allowed; got %q", what, out)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(readAll(e.lastOut), "null-") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	check("init", readAll(e.lastOut))
+	check("exec", e.must("exec", id, "sh", "-c", probe))
+	e.must("update", "--pids-limit", "99", id)
+	check("exec after update", e.must("exec", id, "sh", "-c", probe))
+	e.must("delete", "--force", id)
+}
