@@ -37,7 +37,14 @@ func (c *containerd) goClient(t *testing.T) (*client.Client, context.Context) {
 	if err != nil {
 		t.Fatalf("containerd client: %v", err)
 	}
-	t.Cleanup(func() { cl.Close() })
+	t.Cleanup(func() {
+		cl.Close()
+		// Run after the containers' clean-ups (registered later): no
+		// shim outlives its containers, after a failed create too.
+		if !pollFor(clientTimeout, func() bool { return len(c.shimPids()) == 0 }) {
+			t.Errorf("fre shims %v still running %v after the test's clean-up", c.shimPids(), clientTimeout)
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return cl, ctx
