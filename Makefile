@@ -57,17 +57,22 @@ export CONTAINERD_BIN_DIR
 # `fre-runc run` (6.9 → 6.1 ms). musl's headers lack the kernel's, so
 # linux/, asm/ and asm-generic/ come from the system's, after musl's own.
 # Without musl-gcc: the usual glibc build.
+# runc's "commit:" line of --version.
+COMMIT := $(shell git -C $(CURDIR) describe --always --dirty 2>/dev/null || echo unknown)
+COMMIT_LDFLAGS := -X main.Commit=$(COMMIT)
 MUSL_GCC := $(shell command -v musl-gcc 2>/dev/null)
 ifneq ($(MUSL_GCC),)
 MUSL_INC    := $(OUT_DIR)/musl-include
 BUILD_CFLAGS := -O2 -idirafter $(MUSL_INC)
-BUILD_LDFLAGS := -linkmode external -extldflags -static
+BUILD_LDFLAGS := -linkmode external -extldflags -static $(COMMIT_LDFLAGS)
 BUILD_ENV   := CC=$(MUSL_GCC) CGO_CFLAGS="$(BUILD_CFLAGS)"
 BUILD_FLAGS := -ldflags '$(BUILD_LDFLAGS)'
 # The tests build fre-runc and the shim the same way (testutil.GoBuild).
 export FRE_BUILD_CC         := $(MUSL_GCC)
 export FRE_BUILD_CGO_CFLAGS := $(BUILD_CFLAGS)
 export FRE_BUILD_LDFLAGS    := $(BUILD_LDFLAGS)
+else
+BUILD_FLAGS := -ldflags '$(COMMIT_LDFLAGS)'
 endif
 
 build: $(MUSL_INC)

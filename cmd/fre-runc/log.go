@@ -16,6 +16,9 @@ var (
 	logJSON   bool
 	errOut    io.Writer = os.Stderr
 	debugLogs bool
+	// logIsStderr: the log is stderr (--debug without --log), where an
+	// error is then said once, as a log line.
+	logIsStderr bool
 )
 
 func setupLogging(g *globalOptions, stderr io.Writer) error {
@@ -34,6 +37,9 @@ func setupLogging(g *globalOptions, stderr io.Writer) error {
 			return fmt.Errorf("open log file: %w", err)
 		}
 		logOut = f
+	} else if g.Debug {
+		// runc: --debug without --log logs to stderr.
+		logOut, logIsStderr = stderr, true
 	}
 	return nil
 }
@@ -60,5 +66,7 @@ func debugf(format string, args ...any) {
 // fatalf reports an error as runc does: to the log, and to stderr.
 func fatalf(_ *globalOptions, format string, args ...any) {
 	logf("error", format, args...)
-	fmt.Fprintf(errOut, format+"\n", args...)
+	if !logIsStderr {
+		fmt.Fprintf(errOut, format+"\n", args...)
+	}
 }

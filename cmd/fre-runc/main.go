@@ -103,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *version {
-		fmt.Fprintf(stdout, "fre-runc version %s\nspec: %s\n", Version, specVersion())
+		fmt.Fprintf(stdout, "fre-runc version %s\ncommit: %s\nspec: %s\ngo: %s\n", Version, Commit, specVersion(), goruntime.Version())
 		return 0
 	}
 	rest := gfs.Args()

@@ -361,3 +361,32 @@ func TestDeviceRulesEnforced(t *testing.T) {
 	check("exec after update", e.must("exec", id, "sh", "-c", probe))
 	e.must("delete", "--force", id)
 }
+
+// --debug writes level=debug lines to stderr, or with --log to the log
+// only (text or JSON); --version has runc's commit: and spec: lines.
+func TestDebugLogAndVersion(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "true")
+	_, errOut, code := e.run(nil, "--debug", "run", "--bundle", b, newID())
+	if code != 0 || !strings.Contains(errOut, "level=debug") {
+		t.Fatalf("--debug: exit %d, stderr %q", code, errOut)
+	}
+	for _, format := range []string{"text", "json"} {
+		log := filepath.Join(t.TempDir(), "log")
+		_, errOut, code := e.run(nil, "--log", log, "--log-format", format, "--debug", "run", "--bundle", b, newID())
+		got, _ := os.ReadFile(log)
+		want := "level=debug"
+		if format == "json" {
+			want = `"level":"debug"`
+		}
+		if code != 0 || strings.Contains(errOut, "debug") || !strings.Contains(string(got), want) {
+			t.Fatalf("--log %s --debug: exit %d, stderr %q, log %q", format, code, errOut, got)
+		}
+	}
+	out := e.must("--version")
+	for _, l := range []string{"fre-runc version ", "\ncommit: ", "\nspec: "} {
+		if !strings.Contains(out, l) {
+			t.Fatalf("--version %q lacks %q", out, l)
+		}
+	}
+}

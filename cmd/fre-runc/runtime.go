@@ -63,7 +63,9 @@ func openRuntime(g *globalOptions) (*runtime.Runtime, error) {
 	opened = append(opened, rt)
 	rt.Warn = func(msg string) {
 		logf("warning", "%s", msg)
-		fmt.Fprintln(errOut, "warning:", msg)
+		if !logIsStderr {
+			fmt.Fprintln(errOut, "warning:", msg)
+		}
 	}
 	if g.Debug {
 		rt.Trace = func(phase string, d time.Duration) { debugf("%s: %s", phase, d) }
