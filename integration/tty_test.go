@@ -71,8 +71,10 @@ func TestCtrTTY(t *testing.T) {
 	if err := master.Resize(console.WinSize{Height: 50, Width: 120}); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Process.Signal(syscall.SIGWINCH)
+	// Again on every poll: ctr installs its SIGWINCH handler only after
+	// its first resize, and a signal before that is lost (slow guests).
 	if !pollFor(20*time.Second, func() bool {
+		cmd.Process.Signal(syscall.SIGWINCH)
 		master.Write([]byte("\n"))
 		time.Sleep(50 * time.Millisecond)
 		return strings.Contains(out.String(), "50 120")

@@ -178,6 +178,10 @@ build_initramfs() {
 	echo "$script" >"$root/fre-vm/script"
 	echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 	echo "root:x:0:" >"$root/etc/group"
+	# What a host has and containerd's CRI copies into a pod.
+	printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"$root/etc/hosts"
+	echo "nameserver 127.0.0.1" >"$root/etc/resolv.conf"
+	echo "fre-vm" >"$root/etc/hostname"
 	# The caller's files on top (its bin/ and etc/ merge with ours).
 	cp -a "$stage"/. "$root"/
 	(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$out"
