@@ -24,6 +24,8 @@ var (
 	// ErrNotEmpty: a container's cgroup that exists already has processes
 	// (runc 1.2's refusal; 1.1 warned).
 	ErrNotEmpty = errors.New("container's cgroup is not empty")
+	// ErrV1NoUnified: linux.resources.unified on a v1 host (runc's words).
+	ErrV1NoUnified = errors.New("invalid configuration: cannot use unified on cgroup v1")
 	// ErrNoCgroupFS: no cgroup hierarchy is mounted.
 	ErrNoCgroupFS = errors.New("cgroup: no cgroup filesystem mounted")
 )

@@ -29,7 +29,7 @@ func (m *v1) Set(r *specs.LinuxResources) error {
 		return nil
 	}
 	if len(r.Unified) > 0 {
-		return &Error{Op: "set unified", Path: m.path, Err: ErrNotSupported}
+		return &Error{Op: "set unified", Path: m.path, Err: ErrV1NoUnified}
 	}
 	if r.Network != nil && (r.Network.ClassID != nil || len(r.Network.Priorities) > 0) {
 		return &Error{Op: "set network", Path: m.path, Err: ErrNotSupported}

@@ -390,3 +390,23 @@ func TestDebugLogAndVersion(t *testing.T) {
 		}
 	}
 }
+
+// linux.resources.unified on a cgroup v1 host is runc's "invalid
+// configuration", and nothing is left.
+func TestUnifiedResourcesOnV1(t *testing.T) {
+	if m := cgroup.Mode(); m != cgroup.Hybrid && m != cgroup.Legacy {
+		t.Skipf("a v1 host's behaviour; host is %v", m)
+	}
+	e := newEnv(t)
+	b := bundle(t, "true")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Linux.Resources = &specs.LinuxResources{Unified: map[string]string{"memory.min": "131072"}}
+	})
+	_, errOut, code := e.run(nil, "run", "--bundle", b, newID())
+	if code == 0 || !strings.Contains(errOut, "invalid configuration") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	if out := e.must("list", "-q"); strings.TrimSpace(out) != "" {
+		t.Fatalf("containers left: %q", out)
+	}
+}
