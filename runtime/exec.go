@@ -21,6 +21,9 @@ type ExecOpts struct {
 	Stdio         [3]*os.File
 	PidFile       string
 	PreserveFDs   int
+	// IgnorePaused allows an exec into a paused container: the process
+	// starts frozen with the rest, and runs once it is resumed.
+	IgnorePaused bool
 }
 
 // Process is a process started by Exec.
@@ -61,7 +64,7 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 	if err := c.Ready(); err != nil {
 		return nil, err
 	}
-	if s := c.Status(); s != Running && s != Created {
+	if s := c.Status(); s != Running && s != Created && !(s == Paused && opts.IgnorePaused) {
 		return nil, fmt.Errorf("exec in %s: %w (%s)", c.id, ErrNotRunning, s)
 	}
 	proc, err := convertProcess(opts.Process)
