@@ -117,6 +117,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	name := rest[0]
 	if name == "help" {
+		if len(rest) > 1 {
+			if c, ok := commands[rest[1]]; ok {
+				fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+				c.flags(fs, g)
+				commandHelp(stdout, c, fs)
+				return 0
+			}
+		}
 		usage(stdout)
 		return 0
 	}
@@ -128,9 +136,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	runFn := c.flags(fs, g)
+	helped := false
+	fs.Usage = func() {
+		// -h/--help: the command's help on stdout, as runc's (urfave/cli)
+		// layout; a bad flag: the same on stderr after the error.
+		w := stderr
+		for _, a := range rest[1:] {
+			if a == "-h" || a == "--help" || a == "-help" {
+				w, helped = stdout, true
+			}
+		}
+		commandHelp(w, c, fs)
+	}
 	cargs, err := parseInterspersed(fs, rest[1:], !c.noReorder)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) || helped {
 			return 0
 		}
 		return 1
@@ -208,6 +228,39 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "   %-10s %s\n", n, commands[n].short)
 	}
 	fmt.Fprintf(w, "\nGLOBAL OPTIONS:\n   --root, --log, --log-format, --debug, --systemd-cgroup, --netns-policy, --config\n")
+}
+
+// commandHelp prints a command's help in runc's layout (NAME, USAGE,
+// OPTIONS), each option with its aliases.
+func commandHelp(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "NAME:\n   fre-runc %s - %s\n\nUSAGE:\n   fre-runc %s [command options] %s\n", c.name, c.short, c.name, c.usage)
+	type opt struct {
+		names []string
+		usage string
+	}
+	var opts []*opt
+	byUsage := map[string]*opt{}
+	fs.VisitAll(func(f *flag.Flag) {
+		n := "--" + f.Name
+		if len(f.Name) == 1 {
+			n = "-" + f.Name
+		}
+		if o := byUsage[f.Usage]; o != nil {
+			o.names = append(o.names, n)
+			return
+		}
+		o := &opt{names: []string{n}, usage: f.Usage}
+		byUsage[f.Usage] = o
+		opts = append(opts, o)
+	})
+	if len(opts) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nOPTIONS:\n")
+	for _, o := range opts {
+		sort.Slice(o.names, func(i, j int) bool { return len(o.names[i]) > len(o.names[j]) })
+		fmt.Fprintf(w, "   %s\t%s\n", strings.Join(o.names, ", "), o.usage)
+	}
 }
 
 func defaultRoot() string {

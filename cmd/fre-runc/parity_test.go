@@ -410,3 +410,25 @@ func TestUnifiedResourcesOnV1(t *testing.T) {
 		t.Fatalf("containers left: %q", out)
 	}
 }
+
+// -h/--help and `help CMD` print a command's help in runc's layout on
+// stdout, for every command runc has, checkpoint and restore included
+// (which say "not supported" when run).
+func TestCommandHelp(t *testing.T) {
+	e := newEnv(t)
+	for _, cmd := range []string{"create", "start", "run", "state", "kill", "delete", "list", "exec", "ps",
+		"pause", "resume", "update", "events", "spec", "features", "checkpoint", "restore"} {
+		for _, args := range [][]string{{cmd, "--help"}, {cmd, "-h"}, {"help", cmd}} {
+			out, _, code := e.run(nil, args...)
+			if code != 0 || !strings.Contains(out, "NAME:\n   fre-runc "+cmd+" - ") || !strings.Contains(out, "USAGE:\n") {
+				t.Fatalf("%v: exit %d, stdout %q", args, code, out)
+			}
+		}
+	}
+	if out, _, _ := e.run(nil, "kill", "--help"); !strings.Contains(out, "--all, -a") {
+		t.Fatalf("kill --help lists no --all, -a: %q", out)
+	}
+	if _, errOut, code := e.run(nil, "checkpoint", "x"); code == 0 || !strings.Contains(errOut, "not supported") {
+		t.Fatalf("checkpoint: exit %d, %q", code, errOut)
+	}
+}
