@@ -432,3 +432,30 @@ func TestCommandHelp(t *testing.T) {
 		t.Fatalf("checkpoint: exit %d, %q", code, errOut)
 	}
 }
+
+// Without a mount namespace the container's root is its rootfs by chroot,
+// as runc does (runtime-tools' linux_ns_itype): its program is looked up,
+// at create, there.
+func TestNoMountNamespaceChroots(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "/marker-prog")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		var keep []specs.LinuxNamespace
+		for _, n := range s.Linux.Namespaces {
+			if n.Type != specs.MountNamespace {
+				keep = append(keep, n)
+			}
+		}
+		s.Linux.Namespaces = keep
+		s.Mounts = nil
+		s.Linux.MaskedPaths, s.Linux.ReadonlyPaths = nil, nil
+		s.Annotations = map[string]string{"run.fre.rootfs": "plain"}
+	})
+	script := "#!/bin/sh\n[ -e /marker-prog ] && [ ! -e " + b + " ] && echo in-rootfs\n"
+	if err := os.WriteFile(filepath.Join(b, "rootfs", "marker-prog"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.must("run", "--bundle", b, newID()); strings.TrimSpace(out) != "in-rootfs" {
+		t.Fatalf("output %q, want in-rootfs", out)
+	}
+}

@@ -883,8 +883,14 @@ static int child(void *arg)
 		fail(errno, "setdomainname", s->domainname);
 	for (int i = 0; i < s->nsysctl; i++)
 		write_file(s->sysctl_paths[i], s->sysctl_values[i]);
-	if (s->mount_ns)
+	if (s->mount_ns) {
 		finish_root(s);
+	} else if (s->rootfs) {
+		/* No mount namespace: the host's mounts stay as they are, and the
+		 * container's root is its rootfs by chroot, as runc does. */
+		if (chdir(s->rootfs) < 0 || chroot(".") < 0 || chdir("/") < 0)
+			fail(errno, "chroot", s->rootfs);
+	}
 
 	for (int i = 0; i < 3; i++)
 		if (s->stdio[i] >= 0 && s->stdio[i] != i && dup3(s->stdio[i], i, 0) < 0)
