@@ -1,13 +1,11 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 
 	"io"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -75,23 +73,24 @@ func newClientContainer(t *testing.T, cl *client.Client, ctx context.Context, id
 	return ctr
 }
 
-// lockedBuffer is a bytes.Buffer that the IO copy may write while the
-// test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+// newTask creates the container's task with creator, subscribes to its
+// exit and, with start, starts it.
+func newTask(t *testing.T, ctx context.Context, ctr client.Container, creator cio.Creator, start bool) (client.Task, <-chan client.ExitStatus) {
+	t.Helper()
+	task, err := ctr.NewTask(ctx, creator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statusC, err := task.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if start {
+		if err := task.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return task, statusC
 }
 
 // waitIO waits (bounded) for a process's IO to be complete.
@@ -131,18 +130,8 @@ func TestClientTTYOutputCloses(t *testing.T) {
 	cl, ctx := c.goClient(t)
 	ctr := newClientContainer(t, cl, ctx, "fre-client-tty", oci.WithTTY,
 		oci.WithProcessArgs("sh", "-c", `echo hello; seq -s " " 200000`))
-	var out lockedBuffer
-	task, err := ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, nil), cio.WithTerminal))
-	if err != nil {
-		t.Fatal(err)
-	}
-	statusC, err := task.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := task.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	var out syncBuffer
+	task, statusC := newTask(t, ctx, ctr, cio.NewCreator(cio.WithStreams(nil, &out, nil), cio.WithTerminal), true)
 	if code := waitExit(t, "init", statusC); code != 0 {
 		t.Fatalf("exit status %d", code)
 	}
@@ -171,14 +160,7 @@ func TestClientKillCreatedTask(t *testing.T) {
 	cl, ctx := c.goClient(t)
 	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
 		ctr := newClientContainer(t, cl, ctx, "fre-client-kill-created-"+strings.ToLower(sig.String()[:4]), oci.WithProcessArgs("sleep", "1000"))
-		task, err := ctr.NewTask(ctx, cio.NullIO)
-		if err != nil {
-			t.Fatal(err)
-		}
-		statusC, err := task.Wait(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		task, statusC := newTask(t, ctx, ctr, cio.NullIO, false)
 		if err := task.Kill(ctx, sig); err != nil {
 			t.Fatalf("kill a created task with %v: %v", sig, err)
 		}
@@ -205,17 +187,7 @@ func TestClientInitKilledFromOutside(t *testing.T) {
 	for _, how := range []string{"kill", "fre-runc-delete"} {
 		id := "fre-client-outside-" + how
 		ctr := newClientContainer(t, cl, ctx, id, oci.WithProcessArgs("sleep", "1000"))
-		task, err := ctr.NewTask(ctx, cio.NullIO)
-		if err != nil {
-			t.Fatal(err)
-		}
-		statusC, err := task.Wait(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := task.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
+		task, statusC := newTask(t, ctx, ctr, cio.NullIO, true)
 		if how == "kill" {
 			if err := syscall.Kill(int(task.Pid()), syscall.SIGKILL); err != nil {
 				t.Fatal(err)
@@ -263,7 +235,7 @@ func TestClientExecTTYStdin(t *testing.T) {
 		pspec.Args, pspec.Terminal = args, true
 		stdinR, stdinW := io.Pipe()
 		defer stdinW.Close() // open until the test ends, as a terminal's
-		var out lockedBuffer
+		var out syncBuffer
 		start := time.Now()
 		proc, err := task.Exec(ctx, "e"+string(rune('0'+i)), &pspec, cio.NewCreator(cio.WithStreams(stdinR, &out, nil), cio.WithTerminal))
 		if err != nil {
@@ -350,18 +322,8 @@ func TestClientDeviceRules(t *testing.T) {
 	ctr := newClientContainer(t, cl, ctx, "fre-client-devices", oci.WithAddedCapabilities([]string{"CAP_MKNOD"}),
 		oci.WithMounts([]specs.Mount{{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"dev"}}}),
 		oci.WithProcessArgs("sh", "-c", probe))
-	var out lockedBuffer
-	task, err := ctr.NewTask(ctx, cio.NewCreator(cio.WithStreams(nil, &out, &out)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	statusC, err := task.Wait(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := task.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	var out syncBuffer
+	task, statusC := newTask(t, ctx, ctr, cio.NewCreator(cio.WithStreams(nil, &out, &out)), true)
 	waitExit(t, "device probe", statusC)
 	waitIO(t, "device probe", task.IO())
 	if s := out.String(); !strings.Contains(s, "kmsg-denied") || !strings.Contains(s, "null-opened") {

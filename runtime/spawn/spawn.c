@@ -885,7 +885,7 @@ static int child(void *arg)
 		write_file(s->sysctl_paths[i], s->sysctl_values[i]);
 	if (s->mount_ns) {
 		finish_root(s);
-	} else if (s->rootfs) {
+	} else if (s->rootfs && s->rootfs[0]) { /* the init: exec and hooks have none */
 		/* No mount namespace: the host's mounts stay as they are, and the
 		 * container's root is its rootfs by chroot, as runc does. */
 		if (chdir(s->rootfs) < 0 || chroot(".") < 0 || chdir("/") < 0)
