@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"fmt"
+	"os"
 
 	"io"
 	"os/exec"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
@@ -17,6 +20,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-spec/specs-go/features"
 
+	"github.com/fre-runtime/fre/cgroup"
 	freruntime "github.com/fre-runtime/fre/runtime"
 )
 
@@ -328,5 +332,56 @@ func TestClientDeviceRules(t *testing.T) {
 	waitIO(t, "device probe", task.IO())
 	if s := out.String(); !strings.Contains(s, "kmsg-denied") || !strings.Contains(s, "null-opened") {
 		t.Fatalf("want c 1:11 denied and c 1:3 allowed; got %q", s)
+	}
+}
+
+// TestClientShimCgroup: runc's option ShimCgroup puts the fre shim into
+// that cgroup, as the runc shim does.
+func TestClientShimCgroup(t *testing.T) {
+	c := setup(t)
+	cl, ctx := c.goClient(t)
+	cgPath := "/" + namespace + "-shimcg"
+	cg, err := cgroup.New(cgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cg.Create(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if !pollFor(clientTimeout, func() bool { return len(c.shimPids()) == 0 }) {
+			t.Errorf("shim still running")
+		}
+		if err := cg.Destroy(); err != nil {
+			t.Errorf("remove %s: %v", cgPath, err)
+		}
+	})
+	img, err := cl.GetImage(ctx, imageRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "fre-client-shimcg"
+	ctr, err := cl.NewContainer(ctx, id, client.WithNewSnapshot(id, img),
+		client.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "1000")),
+		client.WithRuntime(runtimeName, &runcoptions.Options{ShimCgroup: cgPath}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if tk, err := ctr.Task(cctx, nil); err == nil {
+			tk.Delete(cctx, client.WithProcessKill)
+		}
+		ctr.Delete(cctx, client.WithSnapshotCleanup)
+	})
+	newTask(t, ctx, ctr, cio.NullIO, true)
+	pids := c.shimPids()
+	if len(pids) != 1 {
+		t.Fatalf("fre shims %v, want one", pids)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pids[0]))
+	if err != nil || !strings.Contains(string(b), ":"+cgPath+"\n") {
+		t.Fatalf("shim %d's cgroups %q (%v), want %s", pids[0], b, err, cgPath)
 	}
 }

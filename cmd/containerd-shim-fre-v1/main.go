@@ -20,7 +20,8 @@ func main() {
 		// The start command answered containerd before Go started and
 		// forked this process to serve addr (fastpath.c).
 		task.Milestone("shim.main")
-		manager.AdoptedStart(addr)
+		stdin, _ := startStdin()
+		manager.AdoptedStart(addr, stdin)
 	} else if fd := startPipe(); fd >= 0 {
 		// Forked by the start command before Go started: do its work
 		// and go on as the daemon.

@@ -21,6 +21,7 @@ import (
 
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
 	"github.com/containerd/containerd/api/types"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/v2/core/mount"
 	_ "github.com/containerd/containerd/v2/core/runtime" // registers features.Features with typeurl
 	"github.com/containerd/containerd/v2/defaults"
@@ -33,6 +34,7 @@ import (
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/fre-runtime/fre/cgroup"
 	"github.com/fre-runtime/fre/runtime"
 	"github.com/fre-runtime/fre/shim/task"
 )
@@ -178,6 +180,9 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 		}
 	}()
 	go cmd.Wait()
+	if err := joinShimCgroup(params, cmd.Process.Pid); err != nil {
+		return nil, err
+	}
 	if err := shim.AdjustOOMScore(cmd.Process.Pid); err != nil {
 		return nil, fmt.Errorf("adjust shim OOM score: %w", err)
 	}
@@ -238,11 +243,38 @@ func startSockets(ctx context.Context, params *bootapi.BootstrapParams) (_ *boot
 	return res, sockets, nil
 }
 
+// joinShimCgroup moves the daemon pid into the cgroup of runc's option
+// ShimCgroup (an existing one), as the runc shim moves itself.
+func joinShimCgroup(params *bootapi.BootstrapParams, pid int) error {
+	var o runcoptions.Options
+	found, err := params.FindExtension(&o)
+	if err != nil {
+		return fmt.Errorf("runtime options: %w", err)
+	}
+	if !found || o.GetShimCgroup() == "" {
+		return nil
+	}
+	cg, err := cgroup.New(o.GetShimCgroup())
+	if err == nil {
+		err = cg.Add(pid)
+	}
+	if err != nil {
+		return fmt.Errorf("join shim cgroup %s: %w", o.GetShimCgroup(), err)
+	}
+	return nil
+}
+
 // AdoptedStart is the daemon that fastpath.c forked after it did the
 // start command's work and answered containerd itself (a container of no
-// group): its sockets are at fds 3 and 4 already. It returns with os.Args
-// made the daemon's.
-func AdoptedStart(addr string) {
+// group): its sockets are at fds 3 and 4 already; stdin is the bootstrap
+// parameters it read. It returns with os.Args made the daemon's.
+func AdoptedStart(addr string, stdin []byte) {
+	params := &bootapi.BootstrapParams{}
+	if proto.Unmarshal(stdin, params) == nil {
+		if err := joinShimCgroup(params, os.Getpid()); err != nil {
+			log.L.WithError(err).Error("shim cgroup")
+		}
+	}
 	os.Setenv(task.SocketEnv, addr)
 	if n := len(os.Args); n > 1 && os.Args[n-1] == "start" {
 		os.Args = os.Args[:n-1]
@@ -335,6 +367,9 @@ func ForkedStart(pipe int, stdin []byte, stdinRead bool) {
 		s.l.Close()
 	}
 	os.Setenv(task.SocketEnv, res.Address)
+	if err := joinShimCgroup(params, os.Getpid()); err != nil {
+		fail(err)
+	}
 	if err := shim.AdjustOOMScore(os.Getpid()); err != nil {
 		fail(fmt.Errorf("adjust shim OOM score: %w", err))
 	}

@@ -48,11 +48,10 @@ type Options struct {
 	Store bool `json:"store,omitempty"`
 	// StoreRoot is the store's directory (rootfs.DefaultRoot when empty).
 	StoreRoot string `json:"store_root,omitempty"`
-	// SyncCreate makes Create return only once the init is set up, as
-	// runc's shim does, so that a set-up error (a mount that fails) is
-	// Create's error. By default Create returns once the init is cloned
-	// and its set-up runs while containerd works; Start waits for it and
-	// returns its error.
+	// SyncCreate runs the init's set-up in runc's order, before the
+	// shim's own work for the container. By default the two overlap (and
+	// the init mounts containerd's rootfs itself); either way Create
+	// returns the set-up's error.
 	SyncCreate bool `json:"sync_create,omitempty"`
 }
 
