@@ -56,13 +56,20 @@ func (c *containerd) goClient(t *testing.T) (*client.Client, context.Context) {
 // runtime; the cleanup removes its task (killed), itself and its snapshot.
 func newClientContainer(t *testing.T, cl *client.Client, ctx context.Context, id string, opts ...oci.SpecOpts) client.Container {
 	t.Helper()
+	return newClientContainerWith(t, cl, ctx, id, nil, opts...)
+}
+
+// newClientContainerWith is newClientContainer with the runtime's options
+// (runc's options type, as containerd's client tests pass them).
+func newClientContainerWith(t *testing.T, cl *client.Client, ctx context.Context, id string, runtimeOpts any, opts ...oci.SpecOpts) client.Container {
+	t.Helper()
 	img, err := cl.GetImage(ctx, imageRef)
 	if err != nil {
 		t.Fatalf("image: %v", err)
 	}
 	ctr, err := cl.NewContainer(ctx, id, client.WithNewSnapshot(id, img),
 		client.WithNewSpec(append([]oci.SpecOpts{oci.WithImageConfig(img)}, opts...)...),
-		client.WithRuntime(runtimeName, nil))
+		client.WithRuntime(runtimeName, runtimeOpts))
 	if err != nil {
 		t.Fatalf("new container: %v", err)
 	}
@@ -356,25 +363,8 @@ func TestClientShimCgroup(t *testing.T) {
 			t.Errorf("remove %s: %v", cgPath, err)
 		}
 	})
-	img, err := cl.GetImage(ctx, imageRef)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const id = "fre-client-shimcg"
-	ctr, err := cl.NewContainer(ctx, id, client.WithNewSnapshot(id, img),
-		client.WithNewSpec(oci.WithImageConfig(img), oci.WithProcessArgs("sleep", "1000")),
-		client.WithRuntime(runtimeName, &runcoptions.Options{ShimCgroup: cgPath}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if tk, err := ctr.Task(cctx, nil); err == nil {
-			tk.Delete(cctx, client.WithProcessKill)
-		}
-		ctr.Delete(cctx, client.WithSnapshotCleanup)
-	})
+	ctr := newClientContainerWith(t, cl, ctx, "fre-client-shimcg", &runcoptions.Options{ShimCgroup: cgPath},
+		oci.WithProcessArgs("sleep", "1000"))
 	newTask(t, ctx, ctr, cio.NullIO, true)
 	pids := c.shimPids()
 	if len(pids) != 1 {

@@ -112,6 +112,19 @@ func (c *Container) CgroupChanged() error {
 	return f.Close()
 }
 
+// Update applies new limits to the container's cgroup, as runc's update
+// does: the device rules stay as create made them (a resources document
+// may carry the spec's whole list, without the defaults create added).
+// The caller has checked that there is a cgroup (Cgroup).
+func (c *Container) Update(r *specs.LinuxResources) error {
+	if err := c.CgroupChanged(); err != nil {
+		return err
+	}
+	rr := *r
+	rr.Devices = nil
+	return c.Cgroup().Set(&rr)
+}
+
 func fileExists(p string) bool {
 	var st unix.Stat_t
 	return unix.Stat(p, &st) == nil

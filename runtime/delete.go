@@ -121,27 +121,38 @@ func (c *Container) Wait() (int, error) {
 
 // waitPidfd reaps a child by its pidfd and returns its exit code.
 func waitPidfd(fd int) (int, error) {
+	info, err := waitPidfdInfo(fd)
+	if err != nil {
+		return -1, err
+	}
+	return exitCode(&info), nil
+}
+
+// waitPidfdInfo waits for the child behind fd, reaps it and returns its
+// SIGCHLD siginfo.
+func waitPidfdInfo(fd int) (unix.Siginfo, error) {
 	for {
 		var info unix.Siginfo
 		err := unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED, nil)
-		if err == unix.EINTR {
-			continue
+		if err != unix.EINTR {
+			return info, err
 		}
-		if err != nil {
-			return -1, err
-		}
-		return exitCode(&info), nil
 	}
 }
 
-// exitCode reads si_code and si_status from a SIGCHLD siginfo.
+// exitCode is a SIGCHLD siginfo's exit status, 128+signal when killed.
 func exitCode(info *unix.Siginfo) int {
-	b := (*[128]byte)(unsafePointer(info))
-	code := int32(ne.Uint32(b[8:12]))
-	status := int32(ne.Uint32(b[24:28]))
-	const cldExited = 1
-	if code == cldExited {
-		return int(status)
+	exited, status := siginfoStatus(info)
+	if exited {
+		return status
 	}
-	return 128 + int(status)
+	return 128 + status
+}
+
+// siginfoStatus reads si_code and si_status: whether the child exited
+// (else a signal ended it) and its status or signal.
+func siginfoStatus(info *unix.Siginfo) (exited bool, status int) {
+	b := (*[128]byte)(unsafePointer(info))
+	const cldExited = 1
+	return int32(ne.Uint32(b[8:12])) == cldExited, int(int32(ne.Uint32(b[24:28])))
 }

@@ -140,13 +140,7 @@ func runHookIn(h specs.Hook, pid int, state []byte, profile *specs.LinuxSeccomp)
 		})
 		defer t.Stop()
 	}
-	var info unix.Siginfo
-	for {
-		err = unix.Waitid(unix.P_PIDFD, child.PidFD, &info, unix.WEXITED, nil)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	info, err := waitPidfdInfo(child.PidFD)
 	unix.Close(child.PidFD)
 	if err != nil {
 		return err
@@ -157,17 +151,14 @@ func runHookIn(h specs.Hook, pid int, state []byte, profile *specs.LinuxSeccomp)
 // exitError is nil for a clean exit, else what os/exec would say ("exit
 // status 2", "signal: bad system call").
 func exitError(info *unix.Siginfo) error {
-	b := (*[128]byte)(unsafePointer(info))
-	code := int32(ne.Uint32(b[8:12]))
-	status := int32(ne.Uint32(b[24:28]))
-	const cldExited = 1
-	switch {
-	case code == cldExited && status == 0:
+	switch exited, status := siginfoStatus(info); {
+	case exited && status == 0:
 		return nil
-	case code == cldExited:
+	case exited:
 		return fmt.Errorf("exit status %d", status)
+	default:
+		return fmt.Errorf("signal: %v", syscall.Signal(status))
 	}
-	return fmt.Errorf("signal: %v", syscall.Signal(status))
 }
 
 func hasHooks(h *specs.Hooks, which func(*specs.Hooks) []specs.Hook) bool {

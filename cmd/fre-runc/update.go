@@ -34,8 +34,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				cg := c.Cgroup()
-				if cg == nil {
+				if c.Cgroup() == nil {
 					return fmt.Errorf("update %s: the container has no cgroup", args[0])
 				}
 				r := &specs.LinuxResources{}
@@ -110,14 +109,7 @@ func init() {
 					w := uint16(v)
 					r.BlockIO = &specs.LinuxBlockIO{Weight: &w}
 				}
-				if err := c.CgroupChanged(); err != nil {
-					return err
-				}
-				// As runc's update: device rules stay as create made them
-				// (a resources file may carry the spec's whole list, without
-				// the defaults create added).
-				r.Devices = nil
-				return cg.Set(r)
+				return c.Update(r)
 			}
 		}})
 	register(&command{name: "events", usage: "<container-id>", short: "display container events such as OOM notifications, cpu, memory, and IO usage statistics", minArgs: 1, maxArgs: 1,

@@ -810,17 +810,12 @@ func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*pt
 	if r.Resources == nil || json.Unmarshal(r.Resources.Value, &res) != nil {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "update %s: bad resources", r.ID)
 	}
-	cg := c.init.Container().Cgroup()
-	if cg == nil {
+	if c.init.Container().Cgroup() == nil {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "update %s: no cgroup", r.ID)
 	}
-	if err := c.init.Container().CgroupChanged(); err != nil {
-		return nil, errgrpc.ToGRPC(err)
-	}
-	// containerd sends the spec's whole resources; the device rules stay
-	// as create made them, as with runc's update (the runc shim's path).
-	res.Devices = nil
-	if err := cg.Set(&res); err != nil {
+	// containerd sends the spec's whole resources (Update keeps the
+	// device rules, as runc's update does).
+	if err := c.init.Container().Update(&res); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	return empty, nil
