@@ -219,6 +219,11 @@ func TestV2SetSemantics(t *testing.T) {
 				if !errors.Is(err, c.err) {
 					t.Fatalf("Set = %v, want %v", err, c.err)
 				}
+				// The error names the spec's field (and, for a missing
+				// file, the delegation it lacks).
+				if c.name == "missing controller file" && (!strings.Contains(err.Error(), "linux.resources.cpu") || !strings.Contains(err.Error(), "subtree_control")) {
+					t.Fatalf("Set = %v: names neither linux.resources.cpu nor the delegation", err)
+				}
 				return
 			}
 			if err != nil {

@@ -2,6 +2,7 @@ package cgroup
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 
@@ -16,7 +17,9 @@ import (
 func (m *v2) write(name, v string) error {
 	err := writeFile(m.dir(), name, v)
 	if err != nil && errors.Is(err, unix.ENOENT) {
-		return &Error{Op: "write", Path: m.dir() + "/" + name + " (controller not enabled)", Value: v, Err: ErrNotSupported}
+		// No such file: the cgroup has no such controller, as its parent
+		// does not delegate it (not in the parent's cgroup.subtree_control).
+		return &Error{Op: "write", Path: m.dir() + "/" + name + " (controller not delegated: not in the parent's cgroup.subtree_control)", Value: v, Err: ErrNotSupported}
 	}
 	return err
 }
@@ -50,37 +53,37 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 	}
 	if r.Memory != nil {
 		if err := m.setMemory(r.Memory); err != nil {
-			return err
+			return field("linux.resources.memory", err)
 		}
 	}
 	if r.CPU != nil {
 		if err := m.setCPU(r.CPU); err != nil {
-			return err
+			return field("linux.resources.cpu", err)
 		}
 	}
 	if r.Pids != nil && r.Pids.Limit != nil && *r.Pids.Limit != 0 {
 		if err := m.write("pids.max", pidsMax(*r.Pids.Limit)); err != nil {
-			return err
+			return field("linux.resources.pids", err)
 		}
 	}
 	if r.BlockIO != nil {
 		if err := m.setIO(r.BlockIO); err != nil {
-			return err
+			return field("linux.resources.blockIO", err)
 		}
 	}
 	for _, h := range r.HugepageLimits {
 		if err := m.write("hugetlb."+h.Pagesize+".max", utoa(h.Limit)); err != nil {
-			return err
+			return field("linux.resources.hugepageLimits", err)
 		}
 		if f := "hugetlb." + h.Pagesize + ".rsvd.max"; exists(m.dir(), f) {
 			if err := m.write(f, utoa(h.Limit)); err != nil {
-				return err
+				return field("linux.resources.hugepageLimits", err)
 			}
 		}
 	}
 	if len(r.Devices) > 0 {
 		if err := m.setDevices(r.Devices); err != nil {
-			return err
+			return field("linux.resources.devices", err)
 		}
 	}
 	for k, v := range r.Unified {
@@ -88,10 +91,15 @@ func (m *v2) Set(r *specs.LinuxResources) error {
 			return &Error{Op: "set unified", Path: m.dir() + "/" + k, Err: ErrInvalidResources}
 		}
 		if err := m.write(k, v); err != nil {
-			return err
+			return field("linux.resources.unified["+k+"]", err)
 		}
 	}
 	return nil
+}
+
+// field names the spec's field a failed write came from.
+func field(name string, err error) error {
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 func (m *v2) setDevices(rules []specs.LinuxDeviceCgroup) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -186,6 +187,9 @@ func Convert(spec *specs.Spec, bundle string) (*Config, error) {
 			return nil, err
 		}
 		c.Personality = v
+	}
+	if err := validateCgroup(spec.Linux); err != nil {
+		return nil, err
 	}
 	c.CgroupsPath = spec.Linux.CgroupsPath
 	c.Resources = spec.Linux.Resources
@@ -528,4 +532,32 @@ func scheduler(sc *specs.Scheduler) (*spawn.Sched, error) {
 		s.Flags |= bit
 	}
 	return s, nil
+}
+
+// validateCgroup refuses what no cgroup layout can take, naming the field,
+// before anything is made: a cgroupsPath that is the hierarchy's root once
+// cleaned (paths are cleaned as runc cleans them, so none climbs out), and
+// device rules of an unknown type or access letters other than r, w, m.
+func validateCgroup(l *specs.Linux) error {
+	if p := l.CgroupsPath; p != "" {
+		if strings.ContainsAny(p, "\n\x00") || path.Clean("/"+p) == "/" {
+			return invalid("linux.cgroupsPath", "%q is not a cgroup below the hierarchy's root", p)
+		}
+	}
+	if l.Resources == nil {
+		return nil
+	}
+	for i, d := range l.Resources.Devices {
+		switch d.Type {
+		case "", "a", "b", "c":
+		default:
+			return invalid(fmt.Sprintf("linux.resources.devices[%d].type", i), "unknown device type %q (want a, b or c)", d.Type)
+		}
+		for _, ch := range d.Access {
+			if !strings.ContainsRune("rwm", ch) {
+				return invalid(fmt.Sprintf("linux.resources.devices[%d].access", i), "%q has %q (want letters of rwm)", d.Access, ch)
+			}
+		}
+	}
+	return nil
 }
