@@ -17,6 +17,8 @@
 # Each runtime gets its own --root under _output/conformance so the suite
 # never sees or deletes containers of anything else on the machine.
 #
+# "hack/conformance.sh build" builds the suite and prints its directory.
+#
 # Env: RUNTIMES (default "runc fre-new"), TESTS (glob on program names,
 # default all), TEST_TIMEOUT (seconds per program, default 60).
 set -euo pipefail
@@ -187,6 +189,12 @@ run_suite() {
 mkdir -p "$CONF" "$RESULTS"
 build_runtime_tools
 build_rootfs_tar
+# hack/conformance.sh build: only build the suite (hack/test-v2.sh runs
+# its cgroup programs in the v2 guest); print where it is.
+if [ "${1:-}" = build ]; then
+	echo "$RT"
+	exit 0
+fi
 
 wrapper runc runc --root "$CONF/state/runc"
 fre_ok=1

@@ -6,7 +6,8 @@
 # test packages there, one after the other, each under a timeout. The
 # console is in _output/vm/test-v2.log; a failing package fails the run.
 #
-# Env: V2_PACKAGES (default below), V2_TESTFLAGS (e.g. '-test.run TestX'),
+# Env: V2_PACKAGES (default below), V2_CONFORMANCE (1: also runtime-tools'
+# linux_cgroups_* programs against runc and fre-runc; 0: not), V2_TESTFLAGS (e.g. '-test.run TestX'),
 # V2_PKG_TIMEOUT (go test -timeout for each package, default 8m), and
 # hack/vm/vm.sh's FRE_VM_* settings.
 set -euo pipefail
@@ -32,33 +33,14 @@ done
 rm -rf "$STAGE"
 mkdir -p "$STAGE/fre/bin" "$STAGE/fre/tests" "$STAGE/fre/src" "$STAGE/usr/lib/cni"
 
-# copy_bin SRC DST: a binary and the shared libraries it needs (at the
-# same paths, with the loader).
-copy_bin() {
-	local src=$1 dst=$2
-	mkdir -p "$(dirname "$STAGE$dst")"
-	[ "$src" -ef "$STAGE$dst" ] || cp -L "$src" "$STAGE$dst"
-	local lib
-	for lib in $(ldd "$src" 2>/dev/null | grep -o '/[^ ]*' | sort -u); do
-		[ -e "$STAGE$lib" ] && continue
-		mkdir -p "$(dirname "$STAGE$lib")"
-		cp -L "$lib" "$STAGE$lib"
-	done
-}
+# shellcheck source=hack/vm/stage.sh
+. "$REPO/hack/vm/stage.sh"
 
-# Static test binaries, built the way make build builds fre-runc (musl,
-# when musl-gcc is there): the guest has no Go toolchain and no libc.
-build_env=()
-ldflags=()
-if [ -n "${FRE_BUILD_CC:-}" ]; then
-	build_env=(CC="$FRE_BUILD_CC" CGO_CFLAGS="${FRE_BUILD_CGO_CFLAGS:-}")
-	ldflags=(-ldflags "$FRE_BUILD_LDFLAGS")
-fi
 for pkg in $PACKAGES; do
 	[ -d "$REPO/$pkg" ] || { log "no package $pkg; skipped"; continue; }
 	name=${pkg//\//_}
 	log "go test -c ./$pkg"
-	(cd "$REPO" && env "${build_env[@]}" go test -c "${ldflags[@]}" -o "$STAGE/fre/tests/$name.test" "./$pkg")
+	go_static "$STAGE/fre/tests/$name.test" test "./$pkg"
 	[ -f "$STAGE/fre/tests/$name.test" ] || continue # no tests
 	# The package's directory: tests run there and read testdata/.
 	mkdir -p "$STAGE/fre/src/$pkg"
@@ -68,13 +50,9 @@ done
 
 # What the tests start: FRE's binaries (GoBuild copies them from
 # FRE_PREBUILT_DIR), containerd, the anchors, CNI's loopback.
-cp "$BIN/fre-runc" "$BIN/containerd-shim-fre-v1" "$STAGE/fre/bin/"
+stage_runtimes
 for b in containerd ctr containerd-shim-runc-v2; do
 	copy_bin "$CTRD/$b" "/fre/containerd/$b"
-done
-for b in runc crun; do
-	p=$(command -v "$b" || true)
-	[ -n "$p" ] && copy_bin "$p" "/usr/bin/$b"
 done
 for b in loopback; do
 	[ -x "/usr/lib/cni/$b" ] && copy_bin "/usr/lib/cni/$b" "/usr/lib/cni/$b"
@@ -87,9 +65,28 @@ done
 (cd "$REPO" && CGO_ENABLED=0 go build -trimpath -ldflags=-s\ -w -o "$STAGE/fre/bin/pause" ./integration/testdata/pause/main.go)
 # A setuid test's helper (the guest has no compiler).
 gcc -static -O2 -o "$STAGE/fre/bin/euid" "$REPO/cmd/fre-runc/testdata/euid.c"
-# The tests' bundles and images are made from a static busybox.
-mkdir -p "$STAGE/usr/bin"
-cp /bin/busybox "$STAGE/usr/bin/busybox-static" 2>/dev/null || true
+
+# runtime-tools' cgroup programs (built as make conformance builds them),
+# for runc and fre-runc in the guest (hack/vm/cgroup-conformance.sh).
+if [ "${V2_CONFORMANCE:-1}" = 1 ]; then
+	rt=$("$REPO/hack/conformance.sh" build | tail -1)
+	mkdir -p "$STAGE/fre/rt"
+	cp "$rt/runtimetest" "$rt/rootfs-amd64.tar.gz" "$STAGE/fre/rt/"
+	for t in "$rt"/validation/linux_cgroups_*/*.t; do
+		copy_bin "$t" "/fre/rt/validation/$(basename "$(dirname "$t")")/$(basename "$t")"
+	done
+	cp "$REPO/hack/vm/cgroup-conformance.sh" "$STAGE/fre/"
+	# The suite untars its rootfs with tar -xf on a .gz: GNU tar (busybox's
+	# reads no compression without -z).
+	copy_bin "$(command -v tar)" /usr/bin/tar
+fi
+
+# V2_TESTFLAGS' words, quoted for the guest's shell (a -test.run pattern
+# may hold | or other metacharacters).
+testflags=""
+set -f
+for w in ${V2_TESTFLAGS:-}; do testflags="$testflags $(printf '%q' "$w")"; done
+set +f
 
 # The guest's script: every package in its own directory, go test's
 # summary line for each, and the status of the whole.
@@ -104,7 +101,7 @@ for pkg in $PACKAGES; do
 	cd /fre/src/\$pkg
 	start=\$(date +%s)
 	echo "=== package \$pkg"
-	\$t -test.count=1 -test.timeout $PKG_TIMEOUT ${V2_TESTFLAGS:-} 2>&1
+	\$t -test.count=1 -test.timeout $PKG_TIMEOUT$testflags 2>&1
 	rc=\$?
 	d=\$((\$(date +%s) - start))
 	if [ \$rc = 0 ]; then
@@ -114,6 +111,10 @@ for pkg in $PACKAGES; do
 		status=1
 	fi
 done
+if [ -d /fre/rt ]; then
+	echo "=== runtime-tools linux_cgroups_* (runc and fre-runc)"
+	sh /fre/cgroup-conformance.sh /fre/rt || status=1
+fi
 exit \$status
 EOF
 

@@ -27,6 +27,9 @@
 #   FRE_VM_DISK     size of a scratch ext4 disk mounted at /disk in the
 #                   guest, where TMPDIR points (default 8G, sparse; 0:
 #                   none): tests see a disk file system, as on a host
+#   FRE_VM_OUT      a host directory: what the guest left in /disk/out is
+#                   copied there after the run (debugfs reads the disk
+#                   image; nothing is mounted on the host)
 #
 # A guest for another kernel version or layout is the same call with other
 # FRE_VM_KERNEL / FRE_VM_CMDLINE values.
@@ -249,6 +252,13 @@ run() {
 	if [ "$status" = 124 ]; then
 		log "guest timed out after $TIMEOUT s"
 		return 124
+	fi
+	if [ -n "${FRE_VM_OUT:-}" ] && [ "$DISK" != 0 ]; then
+		mkdir -p "$FRE_VM_OUT"
+		# rdump writes the guest's /disk/out as FRE_VM_OUT/out.
+		rm -rf "${FRE_VM_OUT:?}/out"
+		debugfs -R "rdump /out $FRE_VM_OUT" "$tmp/disk.img" >/dev/null 2>&1 ||
+			log "nothing copied from the guest's /disk/out"
 	fi
 	local code
 	code=$(sed -n 's/.*FRE-VM-EXIT \([0-9]*\).*/\1/p' "$logf" | tail -1)

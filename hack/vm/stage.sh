@@ -1,0 +1,54 @@
+# hack/vm/stage.sh: sourced by the scripts that run something in a guest
+# (hack/test-v2.sh, hack/bench-v2.sh). A stage is the tree the guest gets
+# under /: these put host programs in it with what they need.
+#
+# The caller sets STAGE, REPO and BIN and defines log.
+
+# copy_bin SRC DST: a binary and the shared libraries it needs (at the
+# same paths, with the loader).
+copy_bin() {
+	local src=$1 dst=$2
+	mkdir -p "$(dirname "$STAGE$dst")"
+	[ "$src" -ef "$STAGE$dst" ] || cp -L "$src" "$STAGE$dst"
+	local lib
+	for lib in $(ldd "$src" 2>/dev/null | grep -o '/[^ ]*' | sort -u); do
+		[ -e "$STAGE$lib" ] && continue
+		mkdir -p "$(dirname "$STAGE$lib")"
+		cp -L "$lib" "$STAGE$lib"
+	done
+}
+
+# go_static OUT ARGS...: go build (or go test -c, when ARGS start with
+# "test") of a static binary the way make build builds fre-runc (musl,
+# when musl-gcc is there): a guest has no Go toolchain and no libc.
+go_static() {
+	local out=$1
+	shift
+	local build_env=() ldflags=() cmd=(build)
+	if [ "$1" = test ]; then
+		cmd=(test -c)
+		shift
+	fi
+	if [ -n "${FRE_BUILD_CC:-}" ]; then
+		build_env=(CC="$FRE_BUILD_CC" CGO_CFLAGS="${FRE_BUILD_CGO_CFLAGS:-}")
+		ldflags=(-ldflags "$FRE_BUILD_LDFLAGS")
+	fi
+	(cd "$REPO" && env "${build_env[@]}" go "${cmd[@]}" "${ldflags[@]}" -o "$out" "$@")
+}
+
+# stage_runtimes: FRE's binaries under /fre/bin, runc and crun (the
+# anchors) under /usr/bin, busybox-static for the tests' bundles.
+stage_runtimes() {
+	mkdir -p "$STAGE/fre/bin" "$STAGE/usr/bin"
+	cp "$BIN/fre-runc" "$BIN/containerd-shim-fre-v1" "$STAGE/fre/bin/"
+	local b p
+	for b in runc crun; do
+		p=$(command -v "$b" || true)
+		if [ -n "$p" ]; then
+			copy_bin "$p" "/usr/bin/$b"
+		else
+			log "no $b on this host (make deps); the guest has none"
+		fi
+	done
+	cp /bin/busybox "$STAGE/usr/bin/busybox-static" 2>/dev/null || true
+}
