@@ -3,7 +3,8 @@
 #   make            build bin/fre-runc (and the shim once cmd/containerd-shim-fre-v1 has code)
 #   make test       build, build containerd v2.4.2, go vet, go test ./... (as root)
 #   make test-v2    the tests inside a cgroup v2 guest (qemu, Debian's kernel)
-#   make bench      Go benchmarks + bench/cmd/frebench (fre-runc vs runc vs crun), results/
+#   make bench      Go benchmarks + bench/cmd/frebench (fre-runc vs runc vs crun), results/,
+#                   then the same in the cgroup v2 guest (make bench-v2), results/v2/
 #   make conformance  OCI runtime-tools v0.9.0 validation suite against runc and fre-runc
 #   make demo       run a busybox bundle with fre-runc and show the time it took
 #   make deps       install missing Debian packages (used by .ci/run)
@@ -35,6 +36,8 @@ BENCH_CONCURRENCY ?= 256
 BENCH_TIME        ?= 1x
 # Extra frebench flags, e.g. BENCH_FLAGS='-fre-cgroup-pool on -fre-config my.json'.
 BENCH_FLAGS       ?=
+# make bench also runs bench-v2 (the cgroup v2 guest); BENCH_V2=0 skips it.
+BENCH_V2 ?= 1
 # Packages whose Go benchmarks make bench runs (missing ones are skipped).
 BENCH_PKGS ?= ./cgpool/ ./netns/ ./rootfs/ ./runtime/
 
@@ -47,7 +50,7 @@ export FRE_BIN_DIR        := $(BIN_DIR)
 export CONTAINERD_BIN_DIR
 
 .DEFAULT_GOAL := build
-.PHONY: build build-soft containerd deps test test-race test-v2 vet bench bench-go bench-run bench-plot conformance demo install clean
+.PHONY: build build-soft containerd deps test test-race test-v2 vet bench bench-go bench-run bench-v2 bench-plot conformance demo install clean
 
 # fre-runc and the shim link statically against musl when musl-gcc is
 # there (make deps installs it). A glibc process spends about 0.5 ms here
@@ -140,6 +143,7 @@ bench: build-soft
 	@start=$$(date +%s); status=0; \
 	$(MAKE) --no-print-directory bench-go || { echo "WARNING: Go benchmarks failed (see above)"; status=1; }; \
 	$(MAKE) --no-print-directory bench-run || status=1; \
+	if [ "$(BENCH_V2)" = 1 ]; then $(MAKE) --no-print-directory bench-v2 || status=1; fi; \
 	echo "make bench: $$(( $$(date +%s) - start )) s; figures and tables in $(RESULTS) (see its README.md)"; \
 	exit $$status
 
@@ -165,6 +169,12 @@ bench-run:
 		-n $(BENCH_N) -concurrency $(BENCH_CONCURRENCY) $(BENCH_FLAGS) all || status=1; \
 	$(OUT_DIR)/freplot -results $(RESULTS) runs || status=1; \
 	exit $$status
+
+# The start path on cgroup v2: fre-runc, runc and crun (its own cgroupfs
+# manager) side by side inside the v2 guest of make test-v2, the Go
+# benchmarks of cgpool and runtime there too; results/v2/.
+bench-v2: build
+	@BENCH_N=$(BENCH_N) BENCH_CONCURRENCY=$(BENCH_CONCURRENCY) hack/bench-v2.sh
 
 # Redraws every figure from what is already under results/ (no measuring).
 bench-plot:

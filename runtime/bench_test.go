@@ -12,6 +12,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/fre-runtime/fre/cgroup"
 	"github.com/fre-runtime/fre/internal/testutil"
 )
 
@@ -22,7 +23,41 @@ import (
 // create+start; each phase of Create is reported as its own metric, and
 // wait+delete, which is not timed, as delete-ms. Each b.N is 50
 // containers (make bench runs -benchtime 1x).
-func BenchmarkCreateStart(b *testing.B) {
+func BenchmarkCreateStart(b *testing.B) { benchCreateStart(b, nil) }
+
+// BenchmarkCreateStartV2 is BenchmarkCreateStart on cgroup v2 with the
+// init born in its cgroup (clone3's CLONE_INTO_CGROUP, FRE's default
+// there) and moved into it after the clone (what the kernels before 5.7
+// get, and what runc does): which one the start path should take.
+func BenchmarkCreateStartV2(b *testing.B) {
+	if cgroup.Mode() != cgroup.Unified {
+		b.Skip("needs a cgroup v2 host (make bench-v2 runs it in a guest)")
+	}
+	b.Run("clone-into-cgroup", func(b *testing.B) { benchCreateStart(b, nil) })
+	b.Run("migrate", func(b *testing.B) {
+		was := noCloneIntoCgroup.Swap(true)
+		defer noCloneIntoCgroup.Store(was)
+		benchCreateStart(b, nil)
+	})
+	// What a pool of cgroups made ahead could save on v2 (where it
+	// cannot rename one into a given path): the container's cgroup is
+	// there, empty, before its create (made outside the timing).
+	b.Run("precreated", func(b *testing.B) {
+		benchCreateStart(b, func(id string) {
+			m, err := cgroup.New("/" + id)
+			if err == nil {
+				err = m.Create()
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+}
+
+// benchCreateStart times create+start; before, when set, runs untimed
+// ahead of each create with the container's ID (its cgroup is /ID).
+func benchCreateStart(b *testing.B, before func(id string)) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root")
 	}
@@ -64,6 +99,9 @@ func BenchmarkCreateStart(b *testing.B) {
 	}
 	WarmUp()
 	run := func(id string) (time.Duration, time.Duration) {
+		if before != nil {
+			before(id)
+		}
 		t0 := time.Now()
 		c, err := r.Create(context.Background(), CreateOpts{ID: id, Bundle: bundle, Spec: spec})
 		if err != nil {

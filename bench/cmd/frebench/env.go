@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/fre-runtime/fre/cgroup"
 	"github.com/fre-runtime/fre/internal/testutil"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -135,6 +136,13 @@ func (e *env) newBench(name string) (*bench, error) {
 		path, err := exec.LookPath("crun")
 		if err != nil {
 			return nil, err
+		}
+		if cgroup.Mode() == cgroup.Unified {
+			// A cgroup v2 host (the v2 guest of make bench-v2): crun runs
+			// as it would there, its own cgroupfs manager doing the
+			// cgroup work the other runtimes do.
+			return &bench{name: name, r: &local{path: path, global: []string{"--cgroup-manager=cgroupfs", "--root", root}},
+				note: "cgroup v2 host, --cgroup-manager=cgroupfs"}, nil
 		}
 		w, err := newCgroup2Worker(path, []string{"--cgroup-manager=disabled", "--root", root})
 		if err != nil {

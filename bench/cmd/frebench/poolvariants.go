@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/fre-runtime/fre/cgroup"
 )
 
 // fre-runc's cgroup pool is measured on and off in the concurrent
@@ -43,7 +45,14 @@ func concurrentBenches(e *env, parent string) ([]concurrentBench, error) {
 			continue
 		}
 		for _, v := range strings.Split(*freCgroupPool, ",") {
-			cb, err := e.poolVariant(l.path, strings.TrimSpace(v), parent)
+			v = strings.TrimSpace(v)
+			if v == "on" && cgroup.Mode() == cgroup.Unified {
+				// cgroup2 cannot rename: a pool cannot hand out a cgroup
+				// at a cgroupsPath it did not make (fre-runc pool says so).
+				fmt.Println("fre-runc-pool: not run: the cgroup pool is off on cgroup v2 (no rename)")
+				continue
+			}
+			cb, err := e.poolVariant(l.path, v, parent)
 			if err != nil {
 				return nil, err
 			}
