@@ -51,6 +51,7 @@ type Pool struct {
 	staging string // newPrefix + this pool's tag
 	cfg     Config
 	enabled bool
+	named   bool // cgroup v2: ClaimNamed's pool of FRE-named cgroups (named_linux.go)
 	note    string
 	// newManager is cgroup.New; tests of other layouts replace it.
 	newManager func(string) (cgroup.Manager, error)
@@ -66,7 +67,7 @@ func Open(cfg Config) (*Pool, error) {
 	if cfg.Size <= 0 {
 		cfg.Size = DefaultSize
 	}
-	for _, d := range []string{cfg.StateDir, filepath.Join(cfg.StateDir, "locks"), filepath.Join(cfg.StateDir, "parents"), filepath.Join(cfg.StateDir, "slots")} {
+	for _, d := range []string{cfg.StateDir, filepath.Join(cfg.StateDir, "locks"), filepath.Join(cfg.StateDir, "parents"), filepath.Join(cfg.StateDir, "slots"), filepath.Join(cfg.StateDir, "named")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("cgpool: state dir: %w", err)
 		}
@@ -84,8 +85,9 @@ func Open(cfg Config) (*Pool, error) {
 	case !cfg.Enabled:
 		p.note = "disabled by configuration"
 	case md == cgroup.Unified:
-		p.enabled = false
-		p.note = "disabled: cgroup v2 cannot rename cgroups"
+		// No rename: only the cgroups FRE names itself are pooled.
+		p.enabled, p.named = false, true
+		p.note = "cgroup v2 cannot rename cgroups: only those FRE names itself (a spec without cgroupsPath) are pooled, as /" + p.idle + "n<k>"
 	case md == cgroup.Unavailable:
 		p.enabled = false
 		p.note = "disabled: no cgroup filesystem"
@@ -326,6 +328,9 @@ func (p *Pool) release(m cgroup.Manager, reset func() error, hint int) error {
 	if err := empty(m); err != nil {
 		return err
 	}
+	if k, ok := p.isNamed(m); ok {
+		return p.releaseNamed(m, k, reset)
+	}
 	if !p.enabled {
 		return m.Destroy()
 	}
@@ -554,11 +559,17 @@ func pathsFor(l layout, m cgroup.Manager, newPath string) map[string]string {
 // parent "" fills every configured and seen parent. It also sweeps what an
 // interrupted Fill, Release or Claim left behind.
 func (p *Pool) Fill(parent string, n int) error {
-	if !p.enabled {
-		return ErrDisabled
-	}
 	if n <= 0 {
 		n = p.cfg.Size
+	}
+	if p.named {
+		if parent != "" && path.Clean("/"+parent) != "/" {
+			return fmt.Errorf("%w for parent %s: cgroup v2 pools only the cgroups FRE names itself, below the root (--parent /)", ErrDisabled, parent)
+		}
+		return p.fillNamed(n)
+	}
+	if !p.enabled {
+		return ErrDisabled
 	}
 	if parent == "" {
 		var errs []error
@@ -690,6 +701,9 @@ func (p *Pool) sweep(l layout, pm cgroup.Manager, parent string) {
 
 // Drain removes every idle cgroup of parent ("" : all parents).
 func (p *Pool) Drain(parent string) error {
+	if p.named {
+		return p.drainNamed()
+	}
 	parents := []string{parent}
 	if parent == "" {
 		parents = p.parents()
@@ -748,6 +762,10 @@ type Status struct {
 type ParentStatus struct {
 	Parent string `json:"parent"`
 	Idle   int    `json:"idle"`
+	// Named: the pool of cgroups FRE names itself (cgroup v2); InUse is
+	// how many of its slots are held.
+	Named bool `json:"named,omitempty"`
+	InUse int  `json:"inUse,omitempty"`
 }
 
 // Status reads the counters and counts the idle cgroups of every parent.
@@ -757,11 +775,15 @@ func (p *Pool) Status() (Status, error) {
 		return Status{}, p.cErr
 	}
 	st := Status{
-		Enabled: p.enabled, Note: p.note, Mode: cgroup.Mode().String(), Size: p.cfg.Size,
+		Enabled: p.enabled || p.named, Note: p.note, Mode: cgroup.Mode().String(), Size: p.cfg.Size,
 		Hits: p.c.get(cHits), Misses: p.c.get(cMisses), Release: p.c.get(cReleased), Removed: p.c.get(cRemoved),
 	}
 	if out := st.Release + st.Removed; st.Hits+st.Misses > out {
 		st.Claimed = st.Hits + st.Misses - out
+	}
+	if p.named {
+		st.Parents = []ParentStatus{p.namedStatus()}
+		return st, nil
 	}
 	for _, pa := range p.parents() {
 		ps := ParentStatus{Parent: pa}

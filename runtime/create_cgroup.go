@@ -42,6 +42,22 @@ func (j *createJob) cgroup() error {
 	if err != nil {
 		return err
 	}
+	if cfg.CgroupsPath == "" && pool.NamesCgroups() && !noCloneIntoCgroup.Load() {
+		// cgroup v2, a cgroup FRE names: one of the pool's own, as it is
+		// (no rename on v2), the init born in it.
+		m, slot, err := pool.ClaimNamed()
+		if err != nil {
+			return fmt.Errorf("cgroup pool: %w", err)
+		}
+		if m != nil {
+			j.r.tookFromPool()
+			j.cg, j.claimedSlot, j.bornIn = m, slot, true
+			j.undo = append(j.undo, func() { pool.ReleaseAt(m, slot) })
+			j.cgroupChosen(m)
+			return nil
+		}
+		// Every slot in use: a cgroup of the container's own, /<ID>.
+	}
 	claim := func() (cgroup.Manager, int, error) {
 		// A pooled cgroup is renamed into place; a miss creates one.
 		m, slot, err := pool.ClaimSlot(p)
@@ -105,13 +121,19 @@ func (j *createJob) cgroup() error {
 		j.undo = append(j.undo, func() { pool.ReleaseAt(cg, slot) })
 		at = cg
 	}
-	j.st.CgroupPaths = at.Paths()
-	j.st.CgroupSelective = !cgroupWritableInside(cfg)
-	j.cgm = cgroupMountFor(at, sc.NewCgroupNS)
+	j.cgroupChosen(at)
 	if j.lateClaim != nil {
 		sc.CgroupJoinLate = at.SelfJoinFiles()
 	}
 	return nil
+}
+
+// cgroupChosen records where the container's cgroup is (at: claimed, or
+// where a late claim puts it).
+func (j *createJob) cgroupChosen(at cgroup.Manager) {
+	j.st.CgroupPaths = at.Paths()
+	j.st.CgroupSelective = !cgroupWritableInside(j.cfg)
+	j.cgm = cgroupMountFor(at, j.sc.NewCgroupNS)
 }
 
 // setLimits writes the container's limits (none: nothing) into cg.

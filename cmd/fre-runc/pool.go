@@ -112,9 +112,13 @@ func printPoolStatus(w io.Writer, st cgpool.Status, format string) error {
 	fmt.Fprintf(w, "pool: %s, cgroups %s, size %d per parent\n", state, st.Mode, st.Size)
 	fmt.Fprintf(w, "hits %d, misses %d, claimed %d, released %d, removed %d\n\n", st.Hits, st.Misses, st.Claimed, st.Release, st.Removed)
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARENT\tIDLE")
+	fmt.Fprintln(tw, "PARENT\tIDLE\tIN USE")
 	for _, ps := range st.Parents {
-		fmt.Fprintf(tw, "%s\t%d\n", ps.Parent, ps.Idle)
+		inUse := "-"
+		if ps.Named {
+			inUse = fmt.Sprint(ps.InUse)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", ps.Parent, ps.Idle, inUse)
 	}
 	return tw.Flush()
 }

@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/fre-runtime/fre/cgpool"
 	"github.com/fre-runtime/fre/cgroup"
+	"github.com/fre-runtime/fre/internal/testutil"
 )
 
 func TestPoolCommand(t *testing.T) {
@@ -64,4 +69,89 @@ func TestPoolCommand(t *testing.T) {
 	if _, err := pool("nope"); err == nil {
 		t.Error("unknown subcommand succeeded")
 	}
+}
+
+// On cgroup v2 the pool hands out cgroups of its own naming to containers
+// without a cgroupsPath (no rename there): `pool fill` makes them, `run`
+// gets one (its init is in /.fre-pool-<tag>-n<k>), delete gives it back
+// reset, a container with a cgroupsPath gets its own, `pool drain`
+// removes them, and a fill for another parent says why not.
+func TestPoolCommandV2(t *testing.T) {
+	if cgroup.Mode() != cgroup.Unified {
+		t.Skip("needs a cgroup v2 host (make test-v2 runs it in a guest)")
+	}
+	e := newEnv(t)
+	e.must("pool", "fill", "--size", "2")
+	status := func() cgpool.ParentStatus {
+		t.Helper()
+		var st cgpool.Status
+		if err := json.Unmarshal([]byte(e.must("pool", "status", "--format", "json")), &st); err != nil {
+			t.Fatal(err)
+		}
+		if !st.Enabled || len(st.Parents) != 1 || !st.Parents[0].Named || st.Parents[0].Parent != "/" {
+			t.Fatalf("status = %+v", st)
+		}
+		return st.Parents[0]
+	}
+	if ps := status(); ps.Idle != 2 || ps.InUse != 0 {
+		t.Fatalf("after fill: %+v", ps)
+	}
+	b := bundle(t, "sh", "-c", "cat /proc/self/cgroup; echo 42 > /dev/null")
+	out := e.must("run", "--bundle", b, newID())
+	cg := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(out), "0::"))
+	if !strings.HasPrefix(cg, "/.fre-pool-") {
+		t.Fatalf("container's cgroup %q, want one of the pool's", out)
+	}
+	if ps := status(); ps.Idle != 2 || ps.InUse != 0 {
+		t.Fatalf("after run: %+v", ps)
+	}
+	// Limits of one container are gone for the next.
+	lim := bundle(t, "sleep", "60")
+	testutil.MutateSpec(t, lim, func(s *specs.Spec) {
+		l := int64(77)
+		s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &l}
+	})
+	id := newID()
+	e.must("create", "--bundle", lim, id)
+	self, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", e.state(id).Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join("/sys/fs/cgroup", strings.TrimPrefix(strings.TrimSpace(string(self)), "0::"))
+	if !strings.Contains(dir, "/.fre-pool-") {
+		t.Fatalf("created container's cgroup %s, want one of the pool's", dir)
+	}
+	if got := readTrim(t, filepath.Join(dir, "pids.max")); got != "77" {
+		t.Fatalf("pids.max = %q, want 77", got)
+	}
+	e.must("delete", "--force", id)
+	if got := readTrim(t, filepath.Join(dir, "pids.max")); got != "max" {
+		t.Fatalf("pids.max of the released cgroup = %q, want max", got)
+	}
+	// A cgroupsPath is the container's own.
+	own := bundle(t, "cat", "/proc/self/cgroup")
+	ownID := newID()
+	testutil.MutateSpec(t, own, func(s *specs.Spec) { s.Linux.CgroupsPath = "/" + ownID })
+	if out := e.must("run", "--bundle", own, ownID); strings.TrimSpace(out) != "0::/"+ownID {
+		t.Fatalf("with cgroupsPath: %q", out)
+	}
+	if _, errOut, code := e.run(nil, "pool", "fill", "--parent", "/elsewhere"); code == 0 || !strings.Contains(errOut, "cgroup v2 pools only") {
+		t.Fatalf("fill --parent /elsewhere: exit %d: %s", code, errOut)
+	}
+	e.must("pool", "drain")
+	if ps := status(); ps.Idle != 0 || ps.InUse != 0 {
+		t.Fatalf("after drain: %+v", ps)
+	}
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", cg)); err == nil {
+		t.Fatalf("%s left after drain", cg)
+	}
+}
+
+func readTrim(t *testing.T, f string) string {
+	t.Helper()
+	data, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data))
 }
