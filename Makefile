@@ -43,14 +43,14 @@ BENCH_PKGS ?= ./cgpool/ ./netns/ ./rootfs/ ./runtime/
 
 # Debian packages the tests, benchmarks and conformance suite need.
 DEB_PACKAGES := runc crun busybox-static musl-tools iproute2 containernetworking-plugins \
-	util-linux tar gzip git ca-certificates procps bc qemu-system-x86 cpio e2fsprogs gcc
+	util-linux tar gzip git ca-certificates procps bc qemu-system-x86 cpio e2fsprogs gcc debootstrap
 
 # What the integration tests read to find the binaries.
 export FRE_BIN_DIR        := $(BIN_DIR)
 export CONTAINERD_BIN_DIR
 
 .DEFAULT_GOAL := build
-.PHONY: build build-soft containerd deps test test-race test-v2 vet bench bench-go bench-run bench-v2 bench-plot conformance demo install clean
+.PHONY: build build-soft containerd deps test test-race test-v2 test-systemd vet bench bench-go bench-run bench-v2 bench-plot conformance demo install clean
 
 # fre-runc and the shim link statically against musl when musl-gcc is
 # there (make deps installs it). A glibc process spends about 0.5 ms here
@@ -136,6 +136,13 @@ test-race:
 # hack/vm/vm.sh). The kernel is cached under /var/cache/fre-vm.
 test-v2: build containerd
 	@hack/test-v2.sh
+
+# A smoke test of the systemd guest (systemd as PID 1, D-Bus; cgroup v2):
+# a transient scope over D-Bus, runc (also --systemd-cgroup) and fre-runc
+# there (hack/test-systemd.sh, hack/vm/systemd.sh). Its Debian tree is
+# built once with debootstrap and cached under /var/cache/fre-vm.
+test-systemd: build
+	@hack/test-systemd.sh
 
 # A failing Go benchmark is reported but does not stop the runtime
 # comparison; make bench still exits non-zero.
