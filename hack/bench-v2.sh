@@ -24,7 +24,8 @@ BIN=$REPO/bin
 RESULTS=$REPO/results/v2
 N=${BENCH_N:-100}
 C=${BENCH_CONCURRENCY:-256}
-RUNTIMES=${V2_BENCH_RUNTIMES:-fre-runc,fre-runc-plain,runc,crun}
+# fre-runc-nopool: the named pool's A/B (cgroup pool off), interleaved.
+RUNTIMES=${V2_BENCH_RUNTIMES:-fre-runc,fre-runc-nopool,fre-runc-plain,runc,crun}
 
 log() { echo "bench-v2: $*" >&2; }
 

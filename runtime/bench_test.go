@@ -23,41 +23,30 @@ import (
 // create+start; each phase of Create is reported as its own metric, and
 // wait+delete, which is not timed, as delete-ms. Each b.N is 50
 // containers (make bench runs -benchtime 1x).
-func BenchmarkCreateStart(b *testing.B) { benchCreateStart(b, nil) }
+func BenchmarkCreateStart(b *testing.B) { benchCreateStart(b, Options{}) }
 
-// BenchmarkCreateStartV2 is BenchmarkCreateStart on cgroup v2 with the
-// init born in its cgroup (clone3's CLONE_INTO_CGROUP, FRE's default
-// there) and moved into it after the clone (what the kernels before 5.7
-// get, and what runc does): which one the start path should take.
+// BenchmarkCreateStartV2 is BenchmarkCreateStart on cgroup v2, where the
+// pool cannot rename: the cgroup made by create (mkdir, pool off) with
+// the init born in it (clone3's CLONE_INTO_CGROUP, FRE's default there)
+// or moved into it after the clone (what kernels before 5.7 get, and
+// what runc does), and one of the named pool's (pool on: the spec has no
+// cgroupsPath, so FRE names the cgroup and takes one made ahead).
 func BenchmarkCreateStartV2(b *testing.B) {
 	if cgroup.Mode() != cgroup.Unified {
 		b.Skip("needs a cgroup v2 host (make bench-v2 runs it in a guest)")
 	}
-	b.Run("clone-into-cgroup", func(b *testing.B) { benchCreateStart(b, nil) })
-	b.Run("migrate", func(b *testing.B) {
+	off := false
+	b.Run("mkdir", func(b *testing.B) { benchCreateStart(b, Options{CgroupPool: &off}) })
+	b.Run("mkdir-migrate", func(b *testing.B) {
 		was := noCloneIntoCgroup.Swap(true)
 		defer noCloneIntoCgroup.Store(was)
-		benchCreateStart(b, nil)
+		benchCreateStart(b, Options{CgroupPool: &off})
 	})
-	// What a pool of cgroups made ahead could save on v2 (where it
-	// cannot rename one into a given path): the container's cgroup is
-	// there, empty, before its create (made outside the timing).
-	b.Run("precreated", func(b *testing.B) {
-		benchCreateStart(b, func(id string) {
-			m, err := cgroup.New("/" + id)
-			if err == nil {
-				err = m.Create()
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-		})
-	})
+	b.Run("named-pool", func(b *testing.B) { benchCreateStart(b, Options{}) })
 }
 
-// benchCreateStart times create+start; before, when set, runs untimed
-// ahead of each create with the container's ID (its cgroup is /ID).
-func benchCreateStart(b *testing.B, before func(id string)) {
+// benchCreateStart times create+start with a runtime of opts.
+func benchCreateStart(b *testing.B, opts Options) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root")
 	}
@@ -77,7 +66,7 @@ func benchCreateStart(b *testing.B, before func(id string)) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := New(root, Options{})
+	r, err := New(root, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -99,9 +88,6 @@ func benchCreateStart(b *testing.B, before func(id string)) {
 	}
 	WarmUp()
 	run := func(id string) (time.Duration, time.Duration) {
-		if before != nil {
-			before(id)
-		}
 		t0 := time.Now()
 		c, err := r.Create(context.Background(), CreateOpts{ID: id, Bundle: bundle, Spec: spec})
 		if err != nil {

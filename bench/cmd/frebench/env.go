@@ -105,7 +105,7 @@ func runcDefaultSpec(bundle string) (*specs.Spec, string, error) {
 func (e *env) newBench(name string) (*bench, error) {
 	root := filepath.Join(e.dir, "state", name)
 	switch name {
-	case "fre-runc", "fre-runc-plain":
+	case "fre-runc", "fre-runc-plain", "fre-runc-nopool":
 		path := filepath.Join(e.opts.binDir, "fre-runc")
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("%s missing (make build failed?)", path)
@@ -115,9 +115,15 @@ func (e *env) newBench(name string) (*bench, error) {
 		// and state; fre-runc-plain runs the bundle's rootfs as it is.
 		cfg := map[string]any{"storeRoot": filepath.Join(e.dir, "store")}
 		note := "defaults: netns host, cgroup pool, shared-layer store"
-		if name == "fre-runc-plain" {
+		switch name {
+		case "fre-runc-plain":
 			cfg = map[string]any{"rootfs": "plain"}
 			note = "defaults but rootfs plain (no store)"
+		case "fre-runc-nopool":
+			// The pool's A/B beside fre-runc in the same interleaved run
+			// (on cgroup v2: the named pool of cgroups FRE names itself).
+			cfg["cgroupPool"] = false
+			note = "defaults but cgroup pool off"
 		}
 		cfgFile := filepath.Join(e.dir, name+".json")
 		data, _ := json.Marshal(cfg)

@@ -40,6 +40,9 @@ func concurrentBenches(e *env, parent string) ([]concurrentBench, error) {
 	var out []concurrentBench
 	for _, b := range e.benches {
 		l, isLocal := b.r.(*local)
+		if b.name == "fre-runc-nopool" {
+			continue // the concurrent scenario makes its own pool-off variant
+		}
 		if b.name != "fre-runc" || *freCgroupPool == "" || !isLocal {
 			out = append(out, concurrentBench{bench: b})
 			continue
