@@ -55,8 +55,13 @@ func (j *createJob) clone() error {
 			return fmt.Errorf("set oom_score_adj: %w", err)
 		}
 	}
-	// Read now: the child waits for Release, so it cannot have exited.
+	// Read now: the child waits for Release, so it can have exited only
+	// of a set-up failure (one that sets itself up meanwhile, LateRelease,
+	// can fail before this): its own report says why.
 	if j.st.PidStart, err = pidStartTime(child.Pid); err != nil {
+		if werr := child.Wait(); werr != nil {
+			return fmt.Errorf("container init: %w", werr)
+		}
 		return fmt.Errorf("container init exited: %w", err)
 	}
 	j.ph.done("join cgroup+limits")
