@@ -8,9 +8,18 @@
 # process ends, and that runc (Debian's, also with --systemd-cgroup: the
 # anchor of a systemd cgroup driver) and bin/fre-runc run a busybox
 # container there. Each check prints "smoke: ok" or "smoke: FAIL"; a
-# failing check fails the run. The console is _output/vm-systemd/test-systemd.log.
+# failing check fails the run. After the smoke checks, Go test binaries
+# (built on the host, static, with their packages' testdata) run there,
+# one package after the other under a timeout, with go test's summary
+# line for each ("ok"/"FAIL", as hack/test-v2.sh prints them) and
+# FRE_TEST_SYSTEMD=1 (tests that need systemd fail rather than skip); a
+# failing package fails the run. The console is
+# _output/vm-systemd/test-systemd.log.
 #
-# Env: hack/vm/systemd.sh's FRE_VM_* settings (FRE_VM_CMDLINE for another
+# Env: SYSTEMD_PACKAGES (default "cgroup/systemd"; "" runs none),
+# SYSTEMD_TESTFLAGS (default "-test.v"; e.g. '-test.run TestX'),
+# SYSTEMD_PKG_TIMEOUT (go test -timeout per package, default 5m), and
+# hack/vm/systemd.sh's FRE_VM_* settings (FRE_VM_CMDLINE for another
 # layout, e.g. "systemd.unified_cgroup_hierarchy=0" for systemd on v1: the
 # cgroup v2 checks then fail, as they should).
 set -euo pipefail
@@ -19,6 +28,11 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$REPO/_output/vm-systemd
 STAGE=$OUT/stage
 BIN=$REPO/bin
+# Each entry is a package, or package:REGEX to run only its tests that
+# match (cmd/fre-runc's systemd driver tests; the rest run in make test
+# and make test-v2).
+PACKAGES=${SYSTEMD_PACKAGES-cgroup/systemd cmd/fre-runc:^TestSystemd}
+PKG_TIMEOUT=${SYSTEMD_PKG_TIMEOUT:-5m}
 
 log() { echo "test-systemd: $*" >&2; }
 
@@ -41,6 +55,20 @@ mkdir -p "$STAGE/fre/bin" "$STAGE/usr/bin"
 . "$REPO/hack/vm/stage.sh"
 copy_bin "$BIN/fre-runc" /fre/bin/fre-runc
 copy_bin "$(command -v runc)" /usr/bin/runc
+# The Go test binaries, each with its package's directory (tests run there
+# and read testdata/), as hack/test-v2.sh stages them.
+mkdir -p "$STAGE/fre/tests" "$STAGE/fre/src"
+for entry in $PACKAGES; do
+	pkg=${entry%%:*}
+	[ -d "$REPO/$pkg" ] || { log "no package $pkg"; exit 1; }
+	name=${pkg//\//_}
+	log "go test -c ./$pkg"
+	go_static "$STAGE/fre/tests/$name.test" test "./$pkg"
+	[ -f "$STAGE/fre/tests/$name.test" ] || continue # no tests
+	mkdir -p "$STAGE/fre/src/$pkg"
+	[ -d "$REPO/$pkg/testdata" ] && cp -a "$REPO/$pkg/testdata" "$STAGE/fre/src/$pkg/"
+	copy_bin "$STAGE/fre/tests/$name.test" "/fre/tests/$name.test"
+done
 # The libraries the guest's tree has already stay the tree's (its own
 # programs were built against them); only the missing ones (libseccomp)
 # come from the host.
@@ -48,6 +76,8 @@ while IFS= read -r -d '' f; do
 	[ -e "$img/tree/${f#./}" ] && rm -f "$STAGE/$f"
 done < <(cd "$STAGE" && find ./lib ./lib64 ./usr/lib -type f -print0 2>/dev/null)
 cp "$(readlink -f /bin/busybox)" "$STAGE/usr/bin/busybox-static"
+# The Go tests make their bundles from a static busybox (internal/testutil).
+cp "$(readlink -f /bin/busybox)" "$STAGE/usr/bin/busybox"
 
 cat >"$STAGE/fre/smoke.sh" <<'EOF'
 # The systemd guest's smoke test (hack/test-systemd.sh).
@@ -219,9 +249,52 @@ if [ $fail = 0 ]; then echo "smoke: PASS"; else echo "smoke: FAIL"; fi
 exit $fail
 EOF
 
+# SYSTEMD_TESTFLAGS' words, quoted for the guest's shell (a -test.run
+# pattern may hold | or other metacharacters).
+testflags=""
+set -f
+for w in ${SYSTEMD_TESTFLAGS--test.v}; do testflags="$testflags $(printf '%q' "$w")"; done
+set +f
+
+# The Go tests, after the smoke checks: every package in its own
+# directory, go test's summary line for each, and the status of the whole.
+cat >"$STAGE/fre/go-tests.sh" <<EOF
+export FRE_TEST_SYSTEMD=1 HOME=/root FRE_PREBUILT_DIR=/fre/bin FRE_BIN_DIR=/fre/bin PATH=/fre/bin:\$PATH
+status=0
+for entry in $PACKAGES; do
+	pkg=\${entry%%:*}
+	run=
+	case \$entry in *:*) run="-test.run \${entry#*:}" ;; esac
+	name=\$(echo \$pkg | tr / _)
+	t=/fre/tests/\$name.test
+	[ -x \$t ] || continue
+	cd /fre/src/\$pkg
+	start=\$(date +%s)
+	echo "=== package \$pkg"
+	\$t -test.count=1 -test.timeout $PKG_TIMEOUT$testflags \$run 2>&1
+	rc=\$?
+	d=\$((\$(date +%s) - start))
+	if [ \$rc = 0 ]; then
+		echo "ok  	github.com/fre-runtime/fre/\$pkg	\${d}s (systemd guest)"
+	else
+		echo "FAIL	github.com/fre-runtime/fre/\$pkg	\${d}s (systemd guest)"
+		status=1
+	fi
+done
+exit \$status
+EOF
+cat >"$STAGE/fre/guest.sh" <<'EOF'
+# The systemd guest's script: the smoke checks, then the Go tests.
+sh /fre/smoke.sh
+status=$?
+sh /fre/go-tests.sh || status=1
+echo "=== test-systemd: $([ $status = 0 ] && echo PASS || echo FAIL)"
+exit $status
+EOF
+
 mkdir -p "$OUT"
 status=0
-"$REPO/hack/vm/systemd.sh" run "$STAGE" /fre/smoke.sh "$OUT/test-systemd.log" || status=$?
+"$REPO/hack/vm/systemd.sh" run "$STAGE" /fre/guest.sh "$OUT/test-systemd.log" || status=$?
 # The console, less the firmware's and the kernel's noise.
 grep -v -e '^\[ *[0-9]*\.[0-9]*\]' -e 'SeaBIOS' -e 'Booting from ROM' "$OUT/test-systemd.log" | tr -d '\r' | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/^c//' || true
 log "whole run $((SECONDS - start)) s"

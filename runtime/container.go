@@ -122,6 +122,11 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	}
 	rr := *r
 	rr.Devices = nil
+	if c.state.SystemdUnit != "" {
+		if err := c.updateScope(&rr); err != nil {
+			return err
+		}
+	}
 	return c.Cgroup().Set(&rr)
 }
 

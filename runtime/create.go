@@ -165,6 +165,8 @@ type createJob struct {
 
 	// clone
 	child *spawn.Process
+
+	systemd *sdCgroup // the systemd driver's scope (systemd.go), or nil
 }
 
 // create is Create; speculate allows the bet on the rootfs's last import

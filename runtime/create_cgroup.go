@@ -38,6 +38,9 @@ func (j *createJob) cgroup() error {
 	if p == "" {
 		p = "/" + opts.ID
 	}
+	if j.r.Options.SystemdCgroup {
+		return j.systemdCgroup()
+	}
 	pool, err := j.r.CgroupPool()
 	if err != nil {
 		return err
@@ -157,8 +160,8 @@ func (j *createJob) cgroupPlan() error {
 	if j.limits != nil && (cg != nil || j.lateClaim != nil) {
 		j.st.CgroupLimits = cgroup.Controllers(j.limits)
 	}
-	if cg == nil {
-		return nil
+	if cg == nil || j.systemd != nil {
+		return nil // systemd: the scope, and its limits, after clone
 	}
 	if err := j.setLimits(cg); err != nil {
 		return err

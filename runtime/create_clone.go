@@ -45,6 +45,11 @@ func (j *createJob) clone() error {
 			return err
 		}
 	}
+	if j.systemd != nil {
+		if err := j.startScope(); err != nil {
+			return err
+		}
+	}
 	if j.cg != nil && !j.selfJoin {
 		if err := j.cg.Add(child.Pid); err != nil {
 			return cgroupJoinError(j.cg.Paths()[""], fmt.Errorf("join cgroup: %w", err))

@@ -37,7 +37,11 @@ func (c *Container) Delete(force bool) error {
 	// is gone now, so it ends at once.
 	c.waitSetup()
 	ph.done("delete: kill")
-	if cg := c.cgroup(); cg != nil {
+	if c.state.SystemdUnit != "" {
+		if err := c.stopScope(c.cgroup()); err != nil {
+			return fmt.Errorf("delete %s: cgroup: %w", c.id, err)
+		}
+	} else if cg := c.cgroup(); cg != nil {
 		// Release kills what is left (a host-pid-namespace container can
 		// leave processes), resets the limits and returns the cgroup to
 		// the pool, or removes it.

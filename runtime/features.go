@@ -29,8 +29,9 @@ func Features() *features.Features {
 				"CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP",
 				"CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
 				"CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"},
-			// cgroupfs on v1 and v2; the systemd driver is not there yet.
-			Cgroup: &features.Cgroup{V1: &yes, V2: &yes, Systemd: &no, SystemdUser: &no},
+			// cgroupfs and systemd (a transient scope over D-Bus) on v1
+			// and v2; no systemd user instance (rootless).
+			Cgroup: &features.Cgroup{V1: &yes, V2: &yes, Systemd: &yes, SystemdUser: &no},
 			Seccomp: &features.Seccomp{Enabled: &yes, Actions: actions, Archs: archs, KnownFlags: flags, SupportedFlags: flags,
 				Operators: []string{"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"}},
 			Apparmor:        &features.Apparmor{Enabled: &yes},

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/fre-runtime/fre/cgpool"
+	"github.com/fre-runtime/fre/cgroup/systemd"
 	"github.com/fre-runtime/fre/netns"
 )
 
@@ -33,6 +35,10 @@ type Options struct {
 	// StoreRoot is the store's directory (default $FRE_STORE_ROOT, else
 	// /var/lib/fre/store).
 	StoreRoot string `json:"storeRoot,omitempty"`
+	// SystemdCgroup: the systemd cgroup driver (runc's --systemd-cgroup):
+	// cgroupsPath is "slice:prefix:name", the cgroup a transient scope
+	// (systemd.go).
+	SystemdCgroup bool `json:"systemdCgroup,omitempty"`
 }
 
 // Runtime is a state root: every container under it.
@@ -44,6 +50,9 @@ type Runtime struct {
 	cgPool  *cgpool.Pool
 	// taken wakes KeepPoolsWarm when Create took a cgroup of the pool.
 	taken chan struct{}
+	// sdConn is the systemd driver's D-Bus connection (systemd.go).
+	sdMu   sync.Mutex
+	sdConn *systemd.Conn
 	// Warn receives warnings (a failed poststart or poststop hook).
 	Warn func(msg string)
 	// Trace, when set, receives the duration of each phase of Create. It
@@ -117,6 +126,12 @@ func (r *Runtime) Close() error {
 	if r.cgPool != nil {
 		err = errors.Join(err, r.cgPool.Close())
 	}
+	r.sdMu.Lock()
+	if r.sdConn != nil {
+		err = errors.Join(err, r.sdConn.Close())
+		r.sdConn = nil
+	}
+	r.sdMu.Unlock()
 	return err
 }
 

@@ -75,6 +75,8 @@ type savedState struct {
 	// none known), where delete puts it back first.
 	CgroupSlot  int    `json:"cgroup_slot,omitempty"`
 	NetnsPooled string `json:"netns_pooled,omitempty"` // a pooled netns to destroy at delete
+	// SystemdUnit is the container's scope under the systemd driver.
+	SystemdUnit string `json:"systemd_unit,omitempty"`
 	// Hooks run after create (poststop at delete). Only what later
 	// operations need is kept: encoding the whole config costs time on
 	// the start path.

@@ -89,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	gfs.StringVar(&g.Log, "log", "", "set the log file to write logs to (default is '/dev/stderr')")
 	gfs.StringVar(&g.LogFormat, "log-format", "text", "set the log format ('text' (default), or 'json')")
 	gfs.BoolVar(&g.Debug, "debug", false, "enable debug logging")
-	gfs.BoolVar(&g.SystemdCgroup, "systemd-cgroup", false, "enable systemd cgroup support (not supported by FRE)")
+	gfs.BoolVar(&g.SystemdCgroup, "systemd-cgroup", false, "enable systemd cgroup support, expects cgroupsPath to be of form \"slice:prefix:name\" for e.g. \"system.slice:runc:434234\"")
 	gfs.StringVar(&g.Rootless, "rootless", "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')")
 	gfs.StringVar(&g.Criu, "criu", "criu", "path to the criu binary (checkpoint/restore is not supported)")
 	gfs.StringVar(&g.NetnsPolicy, "netns-policy", "", "what a network namespace request without a path gets: host, new or pool (default from the config file, else host)")

@@ -31,9 +31,6 @@ func closeRuntimes() {
 
 // openRuntime builds the runtime from the config file and global flags.
 func openRuntime(g *globalOptions) (*runtime.Runtime, error) {
-	if g.SystemdCgroup {
-		return nil, fmt.Errorf("--systemd-cgroup: systemd cgroup management is %w by FRE (use cgroupfs paths)", runtime.ErrNotSupported)
-	}
 	var fc fileConfig
 	path := g.ConfigFile
 	if path == "" {
@@ -55,6 +52,9 @@ func openRuntime(g *globalOptions) (*runtime.Runtime, error) {
 			return nil, fmt.Errorf("--netns-policy: %w", err)
 		}
 		fc.NetnsPolicy = p
+	}
+	if g.SystemdCgroup {
+		fc.SystemdCgroup = true
 	}
 	rt, err := runtime.New(g.Root, fc.Options)
 	if err != nil {

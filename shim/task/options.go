@@ -12,6 +12,7 @@ import (
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
+	"github.com/pelletier/go-toml/v2"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -53,6 +54,11 @@ type Options struct {
 	// the init mounts containerd's rootfs itself); either way Create
 	// returns the set-up's error.
 	SyncCreate bool `json:"sync_create,omitempty"`
+	// SystemdCgroup: the systemd cgroup driver, the runc shim's option of
+	// that name (cgroupsPath "slice:prefix:name", a transient scope per
+	// container), so a node switches from runc to FRE by runtime_type
+	// alone.
+	SystemdCgroup bool `json:"SystemdCgroup,omitempty"`
 }
 
 // parseOptions reads containerd's options Any.
@@ -68,10 +74,19 @@ func parseOptions(a *anypb.Any) (Options, error) {
 	switch v := v.(type) {
 	case *runcoptions.Options:
 		o.Root = v.Root
+		o.SystemdCgroup = v.SystemdCgroup
 	case *runtimeoptions.Options:
 		body := v.ConfigBody
 		if len(body) == 0 && v.ConfigPath != "" {
 			if body, err = os.ReadFile(v.ConfigPath); err != nil {
+				return o, fmt.Errorf("%w: runtime options: %v", errdefs.ErrInvalidArgument, err)
+			}
+		}
+		if len(body) > 0 && !isJSON(body) {
+			// CRI passes a runtime's whole options table as TOML when it
+			// names no ConfigPath (keys as in the runc shim's, e.g.
+			// SystemdCgroup = true).
+			if body, err = tomlToJSON(body); err != nil {
 				return o, fmt.Errorf("%w: runtime options: %v", errdefs.ErrInvalidArgument, err)
 			}
 		}
@@ -89,6 +104,30 @@ func parseOptions(a *anypb.Any) (Options, error) {
 		}
 	}
 	return o, nil
+}
+
+// isJSON: body is a JSON object (after white space), not TOML.
+func isJSON(body []byte) bool {
+	for _, c := range body {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// tomlToJSON re-encodes a TOML options table as JSON, for Options' JSON
+// keys (matched without regard to case, as encoding/json does).
+func tomlToJSON(body []byte) ([]byte, error) {
+	var m map[string]any
+	if err := toml.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
 }
 
 // warmUpEarly builds what a new shim's first Create of a typical spec

@@ -188,7 +188,7 @@ func (s *service) get(id string) (*container, error) {
 // runtimeFor returns the (shared) runtime for a state root.
 func (s *service) runtimeFor(ctx context.Context, o Options, ns string) (*freruntime.Runtime, error) {
 	root := o.RuntimeRoot(ns)
-	key := fmt.Sprintf("%s|%s|%d", root, o.NetnsPolicy, o.NetnsPoolSize)
+	key := fmt.Sprintf("%s|%s|%d|%t", root, o.NetnsPolicy, o.NetnsPoolSize, o.SystemdCgroup)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if rt := s.runtimes[key]; rt != nil {
@@ -198,7 +198,7 @@ func (s *service) runtimeFor(ctx context.Context, o Options, ns string) (*frerun
 	// container's cgroup at /<namespace>/<id>: that parent is pooled. A
 	// pod's cgroup (kubelet's) is not: kubelet must be able to remove it.
 	rt, err := freruntime.New(root, freruntime.Options{NetnsPolicy: netns.Policy(o.NetnsPolicy), NetnsPoolSize: o.NetnsPoolSize,
-		CgroupPoolParents: []string{"/" + ns}})
+		CgroupPoolParents: []string{"/" + ns}, SystemdCgroup: o.SystemdCgroup})
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,168 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/fre-runtime/fre/cgroup"
+	"github.com/fre-runtime/fre/cgroup/systemd"
+)
+
+// The systemd cgroup driver (Options.SystemdCgroup: fre-runc
+// --systemd-cgroup, the shim's SystemdCgroup): a container's cgroup is a
+// transient scope unit, "slice:prefix:name" -> prefix-name.scope in that
+// slice, started over D-Bus with the init's pid and the resources
+// systemd owns as unit properties (cgroup/systemd); what systemd has no
+// property for, and FRE's device filter, are written to the cgroup's
+// files as with cgroupfs. A scope needs a pid to exist, so the init is
+// cloned first and waits while the unit starts (never born in the cgroup,
+// and never from the pool: systemd owns the tree).
+
+// systemdTimeout bounds each D-Bus job (start, stop).
+const systemdTimeout = 30 * time.Second
+
+// sdCgroup is a create's scope: where it goes and its properties.
+type sdCgroup struct {
+	path    systemd.Path
+	props   []sddbus.Property
+	started bool
+}
+
+// systemd is the runtime's connection to systemd, made on first use and
+// kept (the shim makes many containers through one).
+func (r *Runtime) systemd() (*systemd.Conn, error) {
+	r.sdMu.Lock()
+	defer r.sdMu.Unlock()
+	if r.sdConn != nil {
+		return r.sdConn, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
+	defer cancel()
+	c, err := systemd.Connect(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("systemd cgroup driver: %w", err)
+	}
+	r.sdConn = c
+	return c, nil
+}
+
+// systemdCgroup is the cgroup phase under the systemd driver: the scope's
+// place and properties; the unit itself starts after clone (startScope).
+func (j *createJob) systemdCgroup() error {
+	cfg := j.cfg
+	p, err := systemd.ParseCgroupsPath(cfg.CgroupsPath, j.opts.ID)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	conn, err := j.r.systemd()
+	if err != nil {
+		return err
+	}
+	unified := cgroup.Mode() == cgroup.Unified
+	res := j.limits
+	if res == nil {
+		res = &specs.LinuxResources{}
+	}
+	props, err := systemd.Properties(res, unified, conn.Version())
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	at, err := cgroup.New(p.Dir)
+	if err != nil {
+		return fmt.Errorf("cgroup %s: %w", p.Dir, err)
+	}
+	j.systemd = &sdCgroup{path: p, props: props}
+	j.cg = at
+	j.st.SystemdUnit = p.Unit
+	j.undo = append(j.undo, func() {
+		if j.systemd.started {
+			ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
+			defer cancel()
+			at.Kill(9)
+			conn.Stop(ctx, p.Unit)
+			at.Destroy() // v1: the hierarchies systemd does not manage
+		}
+	})
+	j.cgroupChosen(at)
+	return nil
+}
+
+// startScope starts the container's scope holding the init (cloned and
+// waiting), makes the cgroup's directories systemd did not make (v1's
+// other hierarchies) and writes the limits into the cgroup's files.
+func (j *createJob) startScope() error {
+	conn, err := j.r.systemd()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
+	defer cancel()
+	if err := conn.StartScope(ctx, j.systemd.path, j.child.Pid, j.systemd.props); err != nil {
+		return fmt.Errorf("systemd cgroup driver: %w", err)
+	}
+	j.systemd.started = true
+	j.ph.done("systemd: start scope")
+	if err := j.cg.Create(); err != nil {
+		return err
+	}
+	return j.setLimits(j.cg)
+}
+
+// stopScope, at delete, stops the container's scope: its processes are
+// killed first, and the unit and its cgroup are gone when it returns.
+func (c *Container) stopScope(cg cgroup.Manager) error {
+	if cg != nil {
+		if pids, err := cg.Pids(); err == nil && len(pids) > 0 {
+			cg.Kill(9)
+			cg.WaitEmpty(10 * time.Second)
+		}
+	}
+	conn, err := c.rt.systemd()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
+	defer cancel()
+	if err := conn.Stop(ctx, c.state.SystemdUnit); err != nil {
+		return fmt.Errorf("systemd cgroup driver: stop %s: %w", c.state.SystemdUnit, err)
+	}
+	if cg != nil {
+		// v1: what systemd did not manage (it removed the rest).
+		return cg.Destroy()
+	}
+	return nil
+}
+
+// updateScope sets the unit's properties for r (update), before the
+// cgroup's files are written as with cgroupfs.
+func (c *Container) updateScope(r *specs.LinuxResources) error {
+	conn, err := c.rt.systemd()
+	if err != nil {
+		return err
+	}
+	all, err := systemd.Properties(r, cgroup.Mode() == cgroup.Unified, conn.Version())
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	// Only the resources change: the unit's fixed properties (Delegate,
+	// accounting, dependencies) are set once, at start.
+	var props []sddbus.Property
+	for _, p := range all {
+		switch {
+		case p.Name == "Delegate", p.Name == "DefaultDependencies", p.Name == "Description", strings.HasSuffix(p.Name, "Accounting"):
+		default:
+			props = append(props, p)
+		}
+	}
+	if len(props) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
+	defer cancel()
+	return conn.SetProperties(ctx, c.state.SystemdUnit, props)
+}
