@@ -61,13 +61,7 @@ mkdir -p "$STAGE/fre/tests" "$STAGE/fre/src"
 for entry in $PACKAGES; do
 	pkg=${entry%%:*}
 	[ -d "$REPO/$pkg" ] || { log "no package $pkg"; exit 1; }
-	name=${pkg//\//_}
-	log "go test -c ./$pkg"
-	go_static "$STAGE/fre/tests/$name.test" test "./$pkg"
-	[ -f "$STAGE/fre/tests/$name.test" ] || continue # no tests
-	mkdir -p "$STAGE/fre/src/$pkg"
-	[ -d "$REPO/$pkg/testdata" ] && cp -a "$REPO/$pkg/testdata" "$STAGE/fre/src/$pkg/"
-	copy_bin "$STAGE/fre/tests/$name.test" "/fre/tests/$name.test"
+	stage_test "$pkg"
 done
 # The libraries the guest's tree has already stay the tree's (its own
 # programs were built against them); only the missing ones (libseccomp)

@@ -38,14 +38,7 @@ mkdir -p "$STAGE/fre/bin" "$STAGE/fre/tests" "$STAGE/fre/src" "$STAGE/usr/lib/cn
 
 for pkg in $PACKAGES; do
 	[ -d "$REPO/$pkg" ] || { log "no package $pkg; skipped"; continue; }
-	name=${pkg//\//_}
-	log "go test -c ./$pkg"
-	go_static "$STAGE/fre/tests/$name.test" test "./$pkg"
-	[ -f "$STAGE/fre/tests/$name.test" ] || continue # no tests
-	# The package's directory: tests run there and read testdata/.
-	mkdir -p "$STAGE/fre/src/$pkg"
-	[ -d "$REPO/$pkg/testdata" ] && cp -a "$REPO/$pkg/testdata" "$STAGE/fre/src/$pkg/"
-	copy_bin "$STAGE/fre/tests/$name.test" "/fre/tests/$name.test"
+	stage_test "$pkg"
 done
 
 # What the tests start: FRE's binaries (GoBuild copies them from

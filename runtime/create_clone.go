@@ -46,11 +46,12 @@ func (j *createJob) clone() error {
 		}
 	}
 	if j.systemd != nil {
+		// The scope holds the init (the unit's PIDs), on v1 in the
+		// hierarchies systemd manages: startScope joins the rest.
 		if err := j.startScope(); err != nil {
 			return err
 		}
-	}
-	if j.cg != nil && !j.selfJoin {
+	} else if j.cg != nil && !j.selfJoin {
 		if err := j.cg.Add(child.Pid); err != nil {
 			return cgroupJoinError(j.cg.Paths()[""], fmt.Errorf("join cgroup: %w", err))
 		}

@@ -94,7 +94,8 @@ func (j *createJob) systemdCgroup() error {
 
 // startScope starts the container's scope holding the init (cloned and
 // waiting), makes the cgroup's directories systemd did not make (v1's
-// other hierarchies) and writes the limits into the cgroup's files.
+// other hierarchies), writes the limits into the cgroup's files and, on
+// v1, puts the init in the hierarchies systemd left alone.
 func (j *createJob) startScope() error {
 	conn, err := j.r.systemd()
 	if err != nil {
@@ -110,7 +111,16 @@ func (j *createJob) startScope() error {
 	if err := j.cg.Create(); err != nil {
 		return err
 	}
-	return j.setLimits(j.cg)
+	if err := j.setLimits(j.cg); err != nil {
+		return err
+	}
+	if cgroup.Mode() == cgroup.Unified {
+		return nil // one hierarchy, and the init is in it
+	}
+	if err := j.cg.Add(j.child.Pid); err != nil {
+		return fmt.Errorf("join cgroup: %w", err)
+	}
+	return nil
 }
 
 // stopScope, at delete, stops the container's scope: its processes are

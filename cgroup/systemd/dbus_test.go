@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fre-runtime/fre/cgroup"
+	"github.com/fre-runtime/fre/internal/testutil"
 )
 
 // The D-Bus tests need systemd as PID 1 and the system bus, as root; they
@@ -92,21 +93,6 @@ func sleeper(t *testing.T) *exec.Cmd {
 	return cmd
 }
 
-// show is systemctl show's values of props for unit.
-func showUnit(t *testing.T, unit string, props ...string) map[string]string {
-	t.Helper()
-	out, err := exec.Command("systemctl", "show", unit, "-p", strings.Join(props, ",")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("systemctl show %s: %v: %s", unit, err, out)
-	}
-	m := map[string]string{}
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		k, v, _ := strings.Cut(l, "=")
-		m[k] = v
-	}
-	return m
-}
-
 // stopAtCleanup stops unit at the end of the test (a test that failed
 // half-way leaves nothing).
 func stopAtCleanup(t *testing.T, c *Conn, unit string) {
@@ -172,7 +158,7 @@ func TestScope(t *testing.T) {
 	stopAtCleanup(t, c, p.Unit)
 
 	weight := strconv.FormatUint(cgroup.SharesToWeight(shares), 10)
-	got := showUnit(t, p.Unit, "ActiveState", "ControlGroup", "Slice", "Delegate", "MemoryMax", "TasksMax", "CPUWeight", "AllowedCPUs", "DefaultDependencies", "Description")
+	got := testutil.SystemctlShow(t, p.Unit, "ActiveState", "ControlGroup", "Slice", "Delegate", "MemoryMax", "TasksMax", "CPUWeight", "AllowedCPUs", "DefaultDependencies", "Description")
 	want := map[string]string{
 		"ActiveState": "active", "ControlGroup": p.Dir, "Slice": "system.slice", "Delegate": "yes",
 		"MemoryMax": "67108864", "TasksMax": "50", "CPUWeight": weight, "AllowedCPUs": "0", "DefaultDependencies": "no",
@@ -200,7 +186,7 @@ func TestScope(t *testing.T) {
 	poll(t, 10*time.Second, "memory.max not 134217728 after SetProperties", func() bool {
 		return readFile(dir+"/memory.max") == "134217728"
 	})
-	if g := showUnit(t, p.Unit, "MemoryMax")["MemoryMax"]; g != "134217728" {
+	if g := testutil.SystemctlShow(t, p.Unit, "MemoryMax")["MemoryMax"]; g != "134217728" {
 		t.Errorf("MemoryMax after SetProperties: %q", g)
 	}
 
@@ -210,7 +196,7 @@ func TestScope(t *testing.T) {
 	if !errors.Is(err, ErrUnitExists) {
 		t.Errorf("second StartScope of %s: %v, want ErrUnitExists", p.Unit, err)
 	}
-	if g := showUnit(t, p.Unit, "ActiveState")["ActiveState"]; g != "active" {
+	if g := testutil.SystemctlShow(t, p.Unit, "ActiveState")["ActiveState"]; g != "active" {
 		t.Errorf("%s after the second StartScope: %s", p.Unit, g)
 	}
 	if g := readFile(fmt.Sprintf("/proc/%d/cgroup", other.Process.Pid)); g == "0::"+p.Dir {
@@ -220,7 +206,7 @@ func TestScope(t *testing.T) {
 	if err := c.Stop(ctx, p.Unit); err != nil {
 		t.Fatal(err)
 	}
-	if g := showUnit(t, p.Unit, "LoadState")["LoadState"]; g != "not-found" {
+	if g := testutil.SystemctlShow(t, p.Unit, "LoadState")["LoadState"]; g != "not-found" {
 		t.Errorf("%s after Stop: LoadState %q", p.Unit, g)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
@@ -248,7 +234,7 @@ func TestScopeFailed(t *testing.T) {
 	if !strings.Contains(err.Error(), p.Unit) {
 		t.Errorf("error %q does not name %s", err, p.Unit)
 	}
-	if g := showUnit(t, p.Unit, "LoadState")["LoadState"]; g != "not-found" {
+	if g := testutil.SystemctlShow(t, p.Unit, "LoadState")["LoadState"]; g != "not-found" {
 		t.Errorf("%s after a failed start: LoadState %q", p.Unit, g)
 	}
 }
@@ -263,7 +249,7 @@ func TestNestedSlice(t *testing.T) {
 	slices := []string{pod, "kubepods-besteffort.slice", "kubepods.slice"} // deepest first
 	var ours []string
 	for _, s := range slices {
-		if showUnit(t, s, "ActiveState")["ActiveState"] != "active" {
+		if testutil.SystemctlShow(t, s, "ActiveState")["ActiveState"] != "active" {
 			ours = append(ours, s)
 		}
 	}
@@ -290,7 +276,7 @@ func TestNestedSlice(t *testing.T) {
 	if !strings.HasPrefix(p.Dir, "/kubepods.slice/kubepods-besteffort.slice/"+pod+"/") {
 		t.Fatalf("Dir %s", p.Dir)
 	}
-	if g := showUnit(t, p.Unit, "ControlGroup")["ControlGroup"]; g != p.Dir {
+	if g := testutil.SystemctlShow(t, p.Unit, "ControlGroup")["ControlGroup"]; g != p.Dir {
 		t.Errorf("ControlGroup %q, want %q", g, p.Dir)
 	}
 	if g, w := readFile(fmt.Sprintf("/proc/%d/cgroup", cmd.Process.Pid)), "0::"+p.Dir; g != w {
@@ -309,7 +295,7 @@ func TestNestedSlice(t *testing.T) {
 		sdir, _ := ExpandSlice(s)
 		// systemd makes a slice of any name it is asked about, so
 		// systemctl show loads it again: inactive, not not-found.
-		if g := showUnit(t, s, "ActiveState")["ActiveState"]; g != "inactive" {
+		if g := testutil.SystemctlShow(t, s, "ActiveState")["ActiveState"]; g != "inactive" {
 			t.Errorf("%s after Stop: ActiveState %q", s, g)
 		}
 		if _, err := os.Stat("/sys/fs/cgroup" + sdir); !errors.Is(err, os.ErrNotExist) {

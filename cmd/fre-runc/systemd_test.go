@@ -24,22 +24,6 @@ func systemdRunning() bool {
 	return err == nil
 }
 
-// systemctlShow reads unit properties as systemctl shows them.
-func systemctlShow(t *testing.T, unit string, props ...string) map[string]string {
-	t.Helper()
-	out, err := exec.Command("systemctl", "show", unit, "-p", strings.Join(props, ",")).CombinedOutput()
-	if err != nil {
-		t.Fatalf("systemctl show %s: %v: %s", unit, err, out)
-	}
-	m := map[string]string{}
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			m[k] = v
-		}
-	}
-	return m
-}
-
 // The systemd driver, as runc's --systemd-cgroup: "slice:prefix:name" is
 // a transient scope prefix-name.scope in that slice holding the init,
 // active, with the spec's limits as unit properties and in the cgroup's
@@ -88,7 +72,7 @@ func TestSystemdCgroup(t *testing.T) {
 	}
 	gone := func(unit, dir string) {
 		t.Helper()
-		if st := systemctlShow(t, unit, "LoadState")["LoadState"]; st != "not-found" {
+		if st := testutil.SystemctlShow(t, unit, "LoadState")["LoadState"]; st != "not-found" {
 			t.Errorf("%s after delete: LoadState %s", unit, st)
 		}
 		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", dir)); err == nil {
@@ -107,7 +91,7 @@ func TestSystemdCgroup(t *testing.T) {
 	if got := cgroupOf(id); got != dir {
 		t.Fatalf("init's cgroup %s, want %s", got, dir)
 	}
-	p := systemctlShow(t, unit, "ActiveState", "MemoryMax", "TasksMax", "Delegate")
+	p := testutil.SystemctlShow(t, unit, "ActiveState", "MemoryMax", "TasksMax", "Delegate")
 	if p["ActiveState"] != "active" || p["MemoryMax"] != fmt.Sprint(mem) || p["TasksMax"] != fmt.Sprint(pids) || p["Delegate"] != "yes" {
 		t.Errorf("%s: %v", unit, p)
 	}
@@ -115,7 +99,7 @@ func TestSystemdCgroup(t *testing.T) {
 		t.Errorf("memory.max %s, want %d", got, mem)
 	}
 	e.must("update", "--memory", "134217728", id)
-	if got := systemctlShow(t, unit, "MemoryMax")["MemoryMax"]; got != "134217728" {
+	if got := testutil.SystemctlShow(t, unit, "MemoryMax")["MemoryMax"]; got != "134217728" {
 		t.Errorf("MemoryMax after update: %s", got)
 	}
 	if got := readCg(dir, "memory.max"); got != "134217728" {
@@ -131,7 +115,7 @@ func TestSystemdCgroup(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.root, id2)); err == nil {
 		t.Errorf("state of %s left behind", id2)
 	}
-	if st := systemctlShow(t, unit, "ActiveState")["ActiveState"]; st != "active" {
+	if st := testutil.SystemctlShow(t, unit, "ActiveState")["ActiveState"]; st != "active" {
 		t.Errorf("%s after the refused second: %s", unit, st)
 	}
 	e.must("delete", "--force", id)

@@ -52,3 +52,16 @@ stage_runtimes() {
 	done
 	cp /bin/busybox "$STAGE/usr/bin/busybox-static" 2>/dev/null || true
 }
+
+# stage_test PKG: PKG's static test binary at /fre/tests/<pkg with _>.test
+# and its testdata/ under /fre/src/PKG (tests run there); a package
+# without tests stages nothing.
+stage_test() {
+	local pkg=$1 name=${1//\//_}
+	mkdir -p "$STAGE/fre/tests" "$STAGE/fre/src/$pkg"
+	log "go test -c ./$pkg"
+	go_static "$STAGE/fre/tests/$name.test" test "./$pkg"
+	[ -f "$STAGE/fre/tests/$name.test" ] || return 0
+	[ -d "$REPO/$pkg/testdata" ] && cp -a "$REPO/$pkg/testdata" "$STAGE/fre/src/$pkg/"
+	copy_bin "$STAGE/fre/tests/$name.test" "/fre/tests/$name.test"
+}
