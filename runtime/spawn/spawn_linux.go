@@ -1,5 +1,5 @@
 // Package spawn starts a container's init process: one clone() from a
-// small C part (spawn.c) that executes a plan prepared in Go. Go decides;
+// small C part (spawn*.c) that executes a plan prepared in Go. Go decides;
 // C only carries the plan out, because after a fork in a multithreaded Go
 // process only raw system calls are safe, and setns into mount and user
 // namespaces needs a single-threaded caller. Nothing is re-executed on the
@@ -16,212 +16,19 @@ package spawn
 import "C"
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"runtime"
-	"sort"
-	"sync"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// MountKind says what a Mount operation does.
-type MountKind int
-
-const (
-	Mount   MountKind = C.FRE_MNT_MOUNT   // mount(2) a filesystem
-	Bind    MountKind = C.FRE_MNT_BIND    // bind, then remount with flags
-	Mknod   MountKind = C.FRE_MNT_MKNOD   // a device node
-	Symlink MountKind = C.FRE_MNT_SYMLINK // Source is the link's target
-	Mkdir   MountKind = C.FRE_MNT_MKDIR   // a directory
-	Mask    MountKind = C.FRE_MNT_MASK    // maskedPaths entry
-	RO      MountKind = C.FRE_MNT_RO      // readonlyPaths entry
-)
-
-// MountOp is one step of the root file system plan. Target is absolute
-// inside the container; the child resolves it inside the root with
-// RESOLVE_IN_ROOT, so no symlink in the image leads outside.
-type MountOp struct {
-	Kind        MountKind
-	Source      string
-	Target      string
-	Fstype      string
-	Data        string
-	Flags       uintptr
-	Propagation uintptr
-	IsFile      bool
-	Mode        uint32
-	Dev         uint64
-	UID, GID    uint32
-}
-
-// Join is a namespace entered with setns.
-type Join struct {
-	Type int // CLONE_NEW*
-	Path string
-}
-
-// Rlimit is one resource limit.
-type Rlimit struct {
-	Resource   int
-	Soft, Hard uint64
-}
-
-// Caps are the five capability sets as bit masks.
-type Caps struct {
-	Bounding, Effective, Permitted, Inheritable, Ambient uint64
-}
-
-// Config is the whole plan of the child.
-type Config struct {
-	CloneFlags   int    // namespaces created by clone
-	UnshareFlags int    // namespaces created after joining (owned by a joined user namespace)
-	NewCgroupNS  bool   // unshare the cgroup namespace once in the cgroup
-	Join         []Join // user namespace first
-	PidNS        string // join this pid namespace (setns before clone)
-	// CgroupJoin are cgroup v1 "tasks" files the child writes "0" to
-	// before anything else (see cgroup.Manager.SelfJoinFiles).
-	CgroupJoin []string
-	// CgroupJoinLate are "tasks" files the child opens and writes "0" to
-	// after Release (not LateRelease): the parent claims the cgroup while
-	// the child makes its namespaces. Only without a user namespace.
-	CgroupJoinLate []string
-	// CgroupDir is a cgroup v2 directory the child is born in (clone3's
-	// CLONE_INTO_CGROUP): nothing to join afterwards. Start fails with
-	// ErrNoCloneIntoCgroup where the kernel cannot (before Linux 5.7).
-	CgroupDir string
-
-	FifoFD      int    // exec fifo (O_RDWR) to wait on, or -1: exec right away
-	ConsoleFD   int    // console socket, or -1
-	Stdio       [3]int // fds to become 0, 1, 2 (-1: inherit)
-	ConsoleRows uint16
-	ConsoleCols uint16
-
-	MountNS         bool
-	Rootfs          string
-	RootPropagation uintptr
-	ReadonlyRoot    bool
-	NoPivot         bool
-	// RootIsMount: Rootfs is the root of a mount (FRE's overlay of the
-	// shared store, the shim's of containerd's snapshots), so it needs no
-	// bind onto itself before pivot_root.
-	RootIsMount bool
-	// RootMount is mounted on Rootfs first thing in the new mount
-	// namespace (Kind Mount; Target is Rootfs).
-	RootMount *MountOp
-	HookPause bool // stop after the mounts (see WaitHookPoint)
-	// LateRelease: the child sets itself up without waiting for Release
-	// and waits for it after its mounts, before seccomp and credentials.
-	// Only when its set-up needs nothing of the parent's (no id maps to
-	// write, no hooks, its cgroup joined by itself).
-	LateRelease bool
-	// FinalRelease: besides the waits above, the child waits for one more
-	// Release at the end of its set-up, just before anything of the
-	// container's runs (where LateRelease waits; not with it).
-	FinalRelease bool
-	// ReleaseAtMount, when not -1, makes the child wait for Release
-	// (and then join CgroupJoinLate and unshare the cgroup namespace)
-	// before Mounts[ReleaseAtMount], or after the last mount when it is
-	// len(Mounts), instead of before its mounts. Needs a mount namespace.
-	ReleaseAtMount int
-	// ReleaseAgainAtMount, when not -1 (and ReleaseAtMount is not), makes
-	// the child wait for a second Release before Mounts[i] (len(Mounts):
-	// after the last), i >= ReleaseAtMount.
-	ReleaseAgainAtMount int
-	Mounts              []MountOp // before pivot_root
-	PostMounts          []MountOp // after pivot_root
-	Sysctl              [][2]string
-	AttrWrites          [][2]string // LSM attributes (path, value) written right before exec
-	Hostname            *string
-	Domainname          *string
-
-	Args        []string
-	ExecPath    string // run this file instead of looking up Args[0]
-	Env         []string
-	PathEnv     string
-	Cwd         string
-	SetUser     bool
-	UID, GID    uint32
-	Groups      []uint32
-	Umask       int // -1: inherit
-	Rlimits     []Rlimit
-	NoNewPrivs  bool
-	Caps        *Caps
-	CapLast     int
-	UsernsRoot  bool
-	PreserveFDs int
-	Personality int    // -1: leave
-	Sched       *Sched // nil: leave
-	IOPrio      int    // -1: leave
-	TimeNS      bool
-	TimeOffsets string
-	Seccomp     []unix.SockFilter
-	SeccompFlag uint
-
-	// Trace makes the child time its set-up (Process.Steps).
-	Trace bool
-}
-
-// Step is one timed step of the child's set-up.
-type Step struct {
-	Name string
-	D    time.Duration
-}
-
-// stepNames name what ends at each FRE_TS_* point (FRE_TS_START: none).
-var stepNames = [...]string{"", "wait for parent", "root bind", "mounts", "pivot_root", "post mounts, sysctls", "process set-up", "until the wait for parent"}
-
-// Sched is sched_setattr(2)'s attributes.
-type Sched struct {
-	Policy                    uint32
-	Nice                      int32
-	Priority                  uint32
-	Flags                     uint64
-	Runtime, Deadline, Period uint64
-}
-
-// Process is a cloned child waiting for Release.
-type Process struct {
-	Pid   int
-	PidFD int
-	// SeccompListener is the seccomp notify fd the child sent (-1: none);
-	// the caller hands it on and closes it.
-	SeccompListener int
-
-	// Steps are the child's set-up steps, timed (Config.Trace), after Wait.
-	Steps []Step
-
-	sync    *os.File
-	release chan struct{}
-	plan    *C.struct_fre_spawn // shared with the child until it execs
-	mem     *arena
-
-	finished sync.Once // free, once: after Wait, or after the exec Wait no longer waits for
-}
-
 // ErrNoCloneIntoCgroup: the kernel has no clone3 with CLONE_INTO_CGROUP;
 // start the child without Config.CgroupDir and move it in.
 var ErrNoCloneIntoCgroup = errors.New("spawn: clone3 with CLONE_INTO_CGROUP not supported")
-
-// ChildError is a set-up failure reported by the child.
-type ChildError struct {
-	Op  string
-	Err syscall.Errno
-}
-
-func (e *ChildError) Error() string {
-	if e.Err == 0 {
-		return e.Op
-	}
-	return e.Op + ": " + e.Err.Error()
-}
-
-func (e *ChildError) Unwrap() error { return e.Err }
 
 type arena struct{ ptrs []unsafe.Pointer }
 
@@ -569,97 +376,6 @@ func Start(cfg *Config) (*Process, error) {
 	return &Process{Pid: r.pid, PidFD: r.pidfd, SeccompListener: -1, sync: parentSync, release: release, plan: s, mem: a}, nil
 }
 
-// Release lets the child go on with its set-up.
-func (p *Process) Release() error {
-	if _, err := p.sync.Write([]byte{'G'}); err != nil {
-		if werr := p.Wait(); werr != nil {
-			return fmt.Errorf("release child: %w", werr)
-		}
-		return fmt.Errorf("release child: container init exited: %w", err)
-	}
-	return nil
-}
-
-// WaitHookPoint waits until a child started with HookPause has made its
-// mounts; Release lets it go on.
-func (p *Process) WaitHookPoint() error {
-	buf := make([]byte, 8192)
-	n, err := p.sync.Read(buf)
-	if err != nil || n == 0 {
-		return errors.New("container init exited during set-up")
-	}
-	switch buf[0] {
-	case 'H':
-		return nil
-	case 'E':
-		return childError(buf[:n])
-	}
-	return fmt.Errorf("container init: unexpected message %q", buf[:n])
-}
-
-func childError(msg []byte) error {
-	if len(msg) < 5 {
-		return errors.New("container init failed")
-	}
-	errno := syscall.Errno(binary.NativeEndian.Uint32(msg[1:5]))
-	return &ChildError{Op: string(msg[5:]), Err: errno}
-}
-
-// Wait waits until the child is set up: about to exec fre-dmz, which
-// waits for start (with an exec fifo), or exec'd (without). It returns
-// the child's error. After a ready child's Wait, its plan and stack are
-// freed once fre-dmz runs.
-// A seccomp listener fd the child sent is left in SeccompListener.
-func (p *Process) Wait() error {
-	handedOn := false
-	defer func() {
-		if !handedOn {
-			p.finish()
-		}
-	}()
-	buf := make([]byte, 8192)
-	oob := make([]byte, unix.CmsgSpace(4))
-	execing := false
-	for {
-		n, oobn, _, _, err := unix.Recvmsg(int(p.sync.Fd()), buf, oob, 0)
-		if err == unix.EINTR || err == unix.ECONNRESET {
-			// ECONNRESET: the child exited with a Release of ours unread;
-			// reported once, before what it sent (its error) is read.
-			continue
-		}
-		if err != nil || n == 0 {
-			if execing {
-				p.steps(monotonicNow())
-				return nil
-			}
-			return errors.New("container init exited during set-up")
-		}
-		switch buf[0] {
-		case 'R':
-			// Sent just before the child execs fre-dmz, which waits for
-			// start: the set-up is done, but the child runs on our memory
-			// until that exec. fre-dmz closes the socket once it runs.
-			p.steps(monotonicNow())
-			handedOn = true
-			go p.finishAfterExec(int(p.sync.Fd()))
-			return nil
-		case 'X':
-			execing = true
-			continue
-		case 'S':
-			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) > 0 {
-				if fds, err := unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) > 0 {
-					p.SeccompListener = fds[0]
-				}
-			}
-			continue
-		case 'E':
-			return childError(buf[:n])
-		}
-		return fmt.Errorf("container init: unexpected message %q", buf[:n])
-	}
-}
-
 // seccompMemfd puts a filter where fre-dmz can read it after set-up.
 func seccompMemfd(prog []unix.SockFilter) (int, error) {
 	fd, err := unix.MemfdCreate("fre-seccomp", unix.MFD_CLOEXEC)
@@ -672,74 +388,6 @@ func seccompMemfd(prog []unix.SockFilter) (int, error) {
 		return -1, fmt.Errorf("write seccomp filter: %w", err)
 	}
 	return fd, nil
-}
-
-// steps reads the child's timestamps (shared memory) into Steps, in the
-// order they happened; done is when the parent saw it ready.
-func (p *Process) steps(done int64) {
-	if p.plan == nil || p.plan.trace == 0 {
-		return
-	}
-	type point struct {
-		t    int64
-		name string // what ended at t
-	}
-	pts := []point{{done, "exec fre-dmz, ready"}}
-	for i := 0; i < C.FRE_TS_N; i++ {
-		if t := int64(p.plan.ts[i]); t != 0 {
-			pts = append(pts, point{t, stepNames[i]})
-		}
-	}
-	sort.Slice(pts, func(a, b int) bool { return pts[a].t < pts[b].t })
-	for i := 1; i < len(pts); i++ {
-		p.Steps = append(p.Steps, Step{pts[i].name, time.Duration(pts[i].t - pts[i-1].t)})
-	}
-}
-
-func monotonicNow() int64 {
-	var t unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &t)
-	return t.Nano()
-}
-
-// finishAfterExec frees the child's plan and stack once the socket's
-// other end is closed: by fre-dmz, or by the child's exit if the exec
-// failed (its error, sent after ready, has nobody to go to).
-func (p *Process) finishAfterExec(fd int) {
-	buf := make([]byte, 64)
-	for {
-		n, err := unix.Read(fd, buf)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || n == 0 {
-			break
-		}
-	}
-	p.finish()
-}
-
-func (p *Process) finish() { p.finished.Do(p.free) }
-
-func (p *Process) free() {
-	if p.release != nil {
-		close(p.release)
-		p.release = nil
-	}
-	p.sync.Close()
-	if p.mem != nil {
-		C.fre_spawn_free(p.plan)
-		p.mem.free()
-		p.mem = nil
-	}
-}
-
-// Kill kills a child that failed or is not wanted, and reaps it.
-func (p *Process) Kill() {
-	unix.PidfdSendSignal(p.PidFD, unix.SIGKILL, nil, 0)
-	var info unix.Siginfo
-	unix.Waitid(unix.P_PIDFD, p.PidFD, &info, unix.WEXITED, nil)
-	p.finish()
 }
 
 // UnpinThread gives the calling OS thread back the CPUs the process started
