@@ -48,7 +48,9 @@ func (j *createJob) clone() error {
 	if j.systemd != nil {
 		// The scope holds the init (the unit's PIDs), on v1 in the
 		// hierarchies systemd manages: startScope joins the rest.
-		if err := j.startScope(); err != nil {
+		if j.lateClaim != nil {
+			j.startScopeAlongside()
+		} else if err := j.startScope(); err != nil {
 			return err
 		}
 	} else if j.cg != nil && !j.selfJoin {
@@ -111,7 +113,7 @@ func (j *createJob) lateCgroup() error {
 		return err
 	}
 	j.ph.done("cgroup claim (wait)")
-	if j.sc.CgroupJoinLate == nil {
+	if j.sc.CgroupJoinLate == nil && j.systemd == nil {
 		if err := cg.Add(j.child.Pid); err != nil { // v2: no self-join
 			return err
 		}

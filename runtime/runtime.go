@@ -39,6 +39,9 @@ type Options struct {
 	// cgroupsPath is "slice:prefix:name", the cgroup a transient scope
 	// (systemd.go).
 	SystemdCgroup bool `json:"systemdCgroup,omitempty"`
+	// SystemdScopeAlongside: the systemd driver starts the scope while
+	// the init sets up, not before (default on; off is the bench's A/B).
+	SystemdScopeAlongside *bool `json:"systemdScopeAlongside,omitempty"`
 }
 
 // Runtime is a state root: every container under it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
@@ -28,9 +29,13 @@ const systemdTimeout = 30 * time.Second
 
 // sdCgroup is a create's scope: where it goes and its properties.
 type sdCgroup struct {
-	path    systemd.Path
-	props   []sddbus.Property
-	started bool
+	path  systemd.Path
+	props []sddbus.Property
+	// With alongside: the start's results (a goroutine's, once
+	// launched), which lateClaim and lateLimits wait for.
+	unitCh, limitsCh chan error
+	launched         bool
+	started          bool
 }
 
 // systemd is the runtime's connection to systemd, made on first use and
@@ -80,6 +85,10 @@ func (j *createJob) systemdCgroup() error {
 	j.cg = at
 	j.st.SystemdUnit = p.Unit
 	j.undo = append(j.undo, func() {
+		if j.systemd.launched {
+			j.lateClaim() // the start's end, whatever it was
+			j.lateLimits()
+		}
 		if j.systemd.started {
 			ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
 			defer cancel()
@@ -89,14 +98,59 @@ func (j *createJob) systemdCgroup() error {
 		}
 	})
 	j.cgroupChosen(at)
+	if j.claimLate && (j.r.Options.SystemdScopeAlongside == nil || *j.r.Options.SystemdScopeAlongside) {
+		j.alongside()
+	}
 	return nil
 }
 
 // startScope starts the container's scope holding the init (cloned and
 // waiting), makes the cgroup's directories systemd did not make (v1's
-// other hierarchies), writes the limits into the cgroup's files and, on
-// v1, puts the init in the hierarchies systemd left alone.
+// other hierarchies), on v1 puts the init in the hierarchies systemd left
+// alone, and writes the limits into the cgroup's files.
 func (j *createJob) startScope() error {
+	if err := j.startUnit(); err != nil {
+		return err
+	}
+	j.ph.done("systemd: start scope")
+	return j.setLimits(j.cg)
+}
+
+// alongside plans the scope's start alongside the init's set-up: the late
+// claim's shape (lateCgroup takes it), with the unit's start as the
+// claim. The init makes its namespaces and the mounts that need no
+// cgroup, and waits at its cgroup mount for the unit and at its first
+// device node for the limits: D-Bus's round trips and systemd's job
+// overlap its set-up instead of preceding it (startScopeAlongside, after
+// clone).
+func (j *createJob) alongside() {
+	sd := j.systemd
+	sd.unitCh, sd.limitsCh = make(chan error, 1), make(chan error, 1)
+	j.lateClaim = sync.OnceValues(func() (cgroup.Manager, error) { return j.cg, <-sd.unitCh })
+	j.lateLimits = sync.OnceValue(func() error { return <-sd.limitsCh })
+}
+
+// startScopeAlongside is startScope in its own goroutine (alongside).
+func (j *createJob) startScopeAlongside() {
+	sd, trace := j.systemd, j.r.Trace // not j.ph: that is create's goroutine's
+	sd.launched = true
+	go func() {
+		t0 := time.Now()
+		err := j.startUnit()
+		if trace != nil {
+			trace("systemd: start scope (alongside)", time.Since(t0))
+		}
+		sd.unitCh <- err
+		if err == nil {
+			err = j.setLimits(j.cg)
+		}
+		sd.limitsCh <- err
+	}()
+}
+
+// startUnit is startScope less the limits: the unit started with the init
+// in it, and the init in every hierarchy of its cgroup.
+func (j *createJob) startUnit() error {
 	conn, err := j.r.systemd()
 	if err != nil {
 		return err
@@ -107,11 +161,7 @@ func (j *createJob) startScope() error {
 		return fmt.Errorf("systemd cgroup driver: %w", err)
 	}
 	j.systemd.started = true
-	j.ph.done("systemd: start scope")
 	if err := j.cg.Create(); err != nil {
-		return err
-	}
-	if err := j.setLimits(j.cg); err != nil {
 		return err
 	}
 	if cgroup.Mode() == cgroup.Unified {
@@ -138,11 +188,15 @@ func (c *Container) stopScope(cg cgroup.Manager) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
 	defer cancel()
-	if err := conn.Stop(ctx, c.state.SystemdUnit); err != nil {
+	// The stop job, not systemd's unload of the unit after it (runc's
+	// delete; see StopScope).
+	if err := conn.StopScope(ctx, c.state.SystemdUnit); err != nil {
 		return fmt.Errorf("systemd cgroup driver: stop %s: %w", c.state.SystemdUnit, err)
 	}
 	if cg != nil {
-		// v1: what systemd did not manage (it removed the rest).
+		// What systemd did not remove by the job's end: v1's other
+		// hierarchies; on v2 the scope's directory if systemd has not yet
+		// (runc removes it too), so delete leaves no cgroup.
 		return cg.Destroy()
 	}
 	return nil
@@ -164,7 +218,7 @@ func (c *Container) updateScope(r *specs.LinuxResources) error {
 	var props []sddbus.Property
 	for _, p := range all {
 		switch {
-		case p.Name == "Delegate", p.Name == "DefaultDependencies", p.Name == "Description", strings.HasSuffix(p.Name, "Accounting"):
+		case p.Name == "Delegate", p.Name == "DefaultDependencies", p.Name == "Description", p.Name == "CollectMode", strings.HasSuffix(p.Name, "Accounting"):
 		default:
 			props = append(props, p)
 		}

@@ -218,6 +218,50 @@ func TestScope(t *testing.T) {
 	}
 }
 
+// TestStopScope: StopScope returns with the stop job (the unit, stopped,
+// is collected after), the cgroup goes, and a start of the same name at
+// once waits for the collection instead of failing "exists". CollectMode
+// is on the unit.
+func TestStopScope(t *testing.T) {
+	requireSystemd(t)
+	requireUnified(t)
+	c := connect(t)
+	ctx := ctxT(t)
+	p := testPath(t, "system.slice")
+	props, err := Properties(&specs.LinuxResources{}, true, c.Version())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; round < 3; round++ {
+		cmd := sleeper(t)
+		if err := c.StartScope(ctx, p, cmd.Process.Pid, props); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		stopAtCleanup(t, c, p.Unit)
+		if round == 0 {
+			if g := testutil.SystemctlShow(t, p.Unit, "CollectMode")["CollectMode"]; g != "inactive-or-failed" {
+				t.Errorf("CollectMode %q", g)
+			}
+		}
+		if err := c.StopScope(ctx, p.Unit); err != nil {
+			t.Fatalf("round %d: StopScope: %v", round, err)
+		}
+		cmd.Wait() // killed by the stop
+		dir := "/sys/fs/cgroup" + p.Dir
+		poll(t, 10*time.Second, dir+" still there after StopScope", func() bool {
+			_, err := os.Stat(dir)
+			return errors.Is(err, os.ErrNotExist)
+		})
+	}
+	poll(t, 30*time.Second, p.Unit+" never collected after StopScope", func() bool {
+		return testutil.SystemctlShow(t, p.Unit, "LoadState")["LoadState"] == "not-found"
+	})
+	// Stopping what is gone is not an error.
+	if err := c.StopScope(ctx, p.Unit); err != nil {
+		t.Errorf("StopScope of a gone unit: %v", err)
+	}
+}
+
 // TestScopeFailed: a start systemd refuses is an error naming the unit,
 // and leaves no unit behind.
 func TestScopeFailed(t *testing.T) {

@@ -20,6 +20,7 @@ const (
 	versionQuotaPeriod   = 242 // CPUQuotaPeriodUSec
 	versionCpuset        = 244 // AllowedCPUs, AllowedMemoryNodes
 	versionCPUIdle       = 252 // CPUWeight=0 (idle)
+	versionCollectMode   = 236 // CollectMode
 )
 
 // defaultQuotaPeriod is the kernel's CPU quota period (100 ms) on v1 and
@@ -37,7 +38,9 @@ const Description = "fre container"
 // Properties are the unit properties for the resources systemd owns, as
 // runc sets them for cgroup v2 (unified) and v1, plus the fixed ones runc
 // sets on a scope: Delegate, the accounting switches, DefaultDependencies
-// and Description. Resources systemd has no property for are not in the
+// and Description; and, unlike runc, CollectMode=inactive-or-failed (a
+// scope that failed, an OOM kill, is collected as a stopped one is: the
+// delete need not reset it, see Conn.StopScope). Resources systemd has no property for are not in the
 // result: the caller writes them to cgroupfs. version is systemd's
 // version number (Conn.Version); properties newer than it are left out.
 //
@@ -77,6 +80,9 @@ func Properties(r *specs.LinuxResources, unified bool, version int) ([]sd.Proper
 		prop("TasksAccounting", true),
 		prop("DefaultDependencies", false),
 	)
+	if version >= versionCollectMode {
+		props = append(props, prop("CollectMode", "inactive-or-failed"))
+	}
 	if r == nil {
 		return props, nil
 	}

@@ -23,14 +23,14 @@ func show(ps []sd.Property) []string {
 	return out
 }
 
-// fixed is what every result starts with.
+// fixed is what every result starts with (a systemd of 236 on).
 func fixed(unified bool) []string {
 	io := "IOAccounting=true"
 	if !unified {
 		io = "BlockIOAccounting=true"
 	}
 	return []string{"Description=" + Description, "Delegate=true", "MemoryAccounting=true", "CPUAccounting=true", io,
-		"TasksAccounting=true", "DefaultDependencies=false"}
+		"TasksAccounting=true", "DefaultDependencies=false", "CollectMode=inactive-or-failed"}
 }
 
 const inf = "18446744073709551615"
