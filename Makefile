@@ -4,7 +4,8 @@
 #   make test       build, build containerd v2.4.2, go vet, go test ./... (as root)
 #   make test-v2    the tests inside a cgroup v2 guest (qemu, Debian's kernel)
 #   make bench      Go benchmarks + bench/cmd/frebench (fre-runc vs runc vs crun), results/,
-#                   then the same in the cgroup v2 guest (make bench-v2), results/v2/
+#                   then the same in the cgroup v2 guest (make bench-v2), results/v2/,
+#                   and the systemd driver in the systemd guest (make bench-systemd), results/systemd/
 #   make conformance  OCI runtime-tools v0.9.0 validation suite against runc and fre-runc
 #   make demo       run a busybox bundle with fre-runc and show the time it took
 #   make deps       install missing Debian packages (used by .ci/run)
@@ -38,6 +39,8 @@ BENCH_TIME        ?= 1x
 BENCH_FLAGS       ?=
 # make bench also runs bench-v2 (the cgroup v2 guest); BENCH_V2=0 skips it.
 BENCH_V2 ?= 1
+# ... and bench-systemd (the systemd guest's driver); BENCH_SYSTEMD=0 skips it.
+BENCH_SYSTEMD ?= 1
 # Packages whose Go benchmarks make bench runs (missing ones are skipped).
 BENCH_PKGS ?= ./cgpool/ ./netns/ ./rootfs/ ./runtime/
 
@@ -50,7 +53,7 @@ export FRE_BIN_DIR        := $(BIN_DIR)
 export CONTAINERD_BIN_DIR
 
 .DEFAULT_GOAL := build
-.PHONY: build build-soft containerd deps test test-race test-v2 test-systemd vet bench bench-go bench-run bench-v2 bench-plot conformance demo install clean
+.PHONY: build build-soft containerd deps test test-race test-v2 test-systemd vet bench bench-go bench-run bench-v2 bench-systemd bench-plot conformance demo install clean
 
 # fre-runc and the shim link statically against musl when musl-gcc is
 # there (make deps installs it). A glibc process spends about 0.5 ms here
@@ -139,9 +142,10 @@ test-v2: build containerd
 
 # A smoke test of the systemd guest (systemd as PID 1, D-Bus; cgroup v2):
 # a transient scope over D-Bus, runc (also --systemd-cgroup) and fre-runc
-# there (hack/test-systemd.sh, hack/vm/systemd.sh). Its Debian tree is
-# built once with debootstrap and cached under /var/cache/fre-vm.
-test-systemd: build
+# there, then the systemd driver's tests, CRI's with containerd
+# (hack/test-systemd.sh, hack/vm/systemd.sh). Its Debian tree is built
+# once with debootstrap and cached under /var/cache/fre-vm.
+test-systemd: build containerd
 	@hack/test-systemd.sh
 
 # A failing Go benchmark is reported but does not stop the runtime
@@ -151,6 +155,7 @@ bench: build-soft
 	$(MAKE) --no-print-directory bench-go || { echo "WARNING: Go benchmarks failed (see above)"; status=1; }; \
 	$(MAKE) --no-print-directory bench-run || status=1; \
 	if [ "$(BENCH_V2)" = 1 ]; then $(MAKE) --no-print-directory bench-v2 || status=1; fi; \
+	if [ "$(BENCH_SYSTEMD)" = 1 ]; then $(MAKE) --no-print-directory bench-systemd || status=1; fi; \
 	echo "make bench: $$(( $$(date +%s) - start )) s; figures and tables in $(RESULTS) (see its README.md)"; \
 	exit $$status
 
@@ -182,6 +187,11 @@ bench-run:
 # benchmarks of cgpool and runtime there too; results/v2/.
 bench-v2: build
 	@BENCH_N=$(BENCH_N) BENCH_CONCURRENCY=$(BENCH_CONCURRENCY) hack/bench-v2.sh
+
+# The systemd cgroup driver in the systemd guest: fre-runc, runc and crun
+# each making a scope per container over D-Bus; results/systemd/.
+bench-systemd: build
+	@BENCH_N=$(BENCH_N) hack/bench-systemd.sh
 
 # Redraws every figure from what is already under results/ (no measuring).
 bench-plot:

@@ -64,6 +64,23 @@ func (m *v2) Create() error {
 	return nil
 }
 
+// EnableAbove enables, in every level above the cgroup (from the
+// hierarchy's root down to its parent), every controller the level has:
+// what Create does for a cgroup it makes, for one another made (systemd's
+// scope, whose slices get only the controllers systemd knows, not hugetlb,
+// rdma or misc; runc does the same after starting the unit).
+func (m *v2) EnableAbove() error {
+	cur := m.mount
+	parts := strings.Split(m.path[1:], "/")
+	for _, e := range parts[:len(parts)-1] {
+		if err := enableSubtree(cur); err != nil {
+			return err
+		}
+		cur += "/" + e
+	}
+	return enableSubtree(cur)
+}
+
 // enableSubtree enables in dir's cgroup.subtree_control every controller
 // dir has and does not delegate yet. Controllers the kernel refuses one by
 // one (a cgroup with processes cannot delegate most) are left out: Set

@@ -16,7 +16,9 @@
 # failing package fails the run. The console is
 # _output/vm-systemd/test-systemd.log.
 #
-# Env: SYSTEMD_PACKAGES (default "cgroup/systemd"; "" runs none),
+# Env: SYSTEMD_PACKAGES (default below; "" runs none; an integration
+# entry also stages containerd, its runc shim, FRE's shim, CNI's loopback
+# and the pause program, as hack/test-v2.sh does),
 # SYSTEMD_TESTFLAGS (default "-test.v"; e.g. '-test.run TestX'),
 # SYSTEMD_PKG_TIMEOUT (go test -timeout per package, default 5m), and
 # hack/vm/systemd.sh's FRE_VM_* settings (FRE_VM_CMDLINE for another
@@ -29,9 +31,10 @@ OUT=$REPO/_output/vm-systemd
 STAGE=$OUT/stage
 BIN=$REPO/bin
 # Each entry is a package, or package:REGEX to run only its tests that
-# match (cmd/fre-runc's systemd driver tests; the rest run in make test
-# and make test-v2).
-PACKAGES=${SYSTEMD_PACKAGES-cgroup/systemd cmd/fre-runc:^TestSystemd}
+# match (cmd/fre-runc's systemd driver tests, CRI with kubelet's systemd
+# layout; the rest run in make test and make test-v2).
+PACKAGES=${SYSTEMD_PACKAGES-cgroup/systemd cmd/fre-runc:^TestSystemd integration:^TestCRISystemd}
+CTRD=${CONTAINERD_BIN_DIR:-$BIN/containerd-v2.4.2}
 PKG_TIMEOUT=${SYSTEMD_PKG_TIMEOUT:-5m}
 
 log() { echo "test-systemd: $*" >&2; }
@@ -58,17 +61,19 @@ copy_bin "$(command -v runc)" /usr/bin/runc
 # The Go test binaries, each with its package's directory (tests run there
 # and read testdata/), as hack/test-v2.sh stages them.
 mkdir -p "$STAGE/fre/tests" "$STAGE/fre/src"
+# The integration tests start their own containerd: its programs, and
+# the environment they find them by (CI: what is missing fails them).
+guest_env=""
 for entry in $PACKAGES; do
 	pkg=${entry%%:*}
 	[ -d "$REPO/$pkg" ] || { log "no package $pkg"; exit 1; }
 	stage_test "$pkg"
+	if [ "$pkg" = integration ] && [ -z "$guest_env" ]; then
+		stage_containerd "$CTRD"
+		guest_env="CI=true CONTAINERD_BIN_DIR=$CONTAINERD_GUEST_DIR PATH=$CONTAINERD_GUEST_DIR:\$PATH"
+	fi
 done
-# The libraries the guest's tree has already stay the tree's (its own
-# programs were built against them); only the missing ones (libseccomp)
-# come from the host.
-while IFS= read -r -d '' f; do
-	[ -e "$img/tree/${f#./}" ] && rm -f "$STAGE/$f"
-done < <(cd "$STAGE" && find ./lib ./lib64 ./usr/lib -type f -print0 2>/dev/null)
+unstage_tree_libs "$img/tree"
 cp "$(readlink -f /bin/busybox)" "$STAGE/usr/bin/busybox-static"
 # The Go tests make their bundles from a static busybox (internal/testutil).
 cp "$(readlink -f /bin/busybox)" "$STAGE/usr/bin/busybox"
@@ -235,8 +240,16 @@ if [ "$out" = "cgroup 0::/system.slice/fre-smoke-runc-sd.scope" ] && poll 60 sdg
 else
 	bad "runc --systemd-cgroup run -d: $out"
 fi
-run fre-runc --systemd-cgroup run -b "$s" smoke-sd-fre
-echo "smoke: info fre-runc --systemd-cgroup run: status $rc: $out"
+# FRE's systemd driver, the same way.
+f=$(bundle sdfre /bin/sleep 300)
+sed -i '/"linux": {/a\		"cgroupsPath": "system.slice:fre-smoke:fre-sd",' "$f/config.json"
+out=$(detached fre-runc --systemd-cgroup -- "$f" smoke-sd-fre)
+fregone() { [ "$(systemctl show -p LoadState --value fre-smoke-fre-sd.scope)" = not-found ]; }
+if [ "$out" = "cgroup 0::/system.slice/fre-smoke-fre-sd.scope" ] && poll 60 fregone; then
+	ok "fre-runc --systemd-cgroup run -d: $out; the scope gone after delete"
+else
+	bad "fre-runc --systemd-cgroup run -d: $out"
+fi
 
 echo "=== end at $(now) s of uptime"
 if [ $fail = 0 ]; then echo "smoke: PASS"; else echo "smoke: FAIL"; fi
@@ -254,6 +267,7 @@ set +f
 # directory, go test's summary line for each, and the status of the whole.
 cat >"$STAGE/fre/go-tests.sh" <<EOF
 export FRE_TEST_SYSTEMD=1 HOME=/root FRE_PREBUILT_DIR=/fre/bin FRE_BIN_DIR=/fre/bin PATH=/fre/bin:\$PATH
+${guest_env:+export $guest_env}
 status=0
 for entry in $PACKAGES; do
 	pkg=\${entry%%:*}

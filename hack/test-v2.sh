@@ -42,20 +42,14 @@ for pkg in $PACKAGES; do
 done
 
 # What the tests start: FRE's binaries (GoBuild copies them from
-# FRE_PREBUILT_DIR), containerd, the anchors, CNI's loopback.
+# FRE_PREBUILT_DIR), the anchors, containerd with CNI's loopback and the
+# pause program; busybox's guest has no ip of its own.
 stage_runtimes
-for b in containerd ctr containerd-shim-runc-v2; do
-	copy_bin "$CTRD/$b" "/fre/containerd/$b"
-done
-for b in loopback; do
-	[ -x "/usr/lib/cni/$b" ] && copy_bin "/usr/lib/cni/$b" "/usr/lib/cni/$b"
-done
-for b in ip; do
-	p=$(command -v "$b" || true)
-	[ -n "$p" ] && copy_bin "$p" "/sbin/$b"
-done
-# The CRI tests' pause program (the guest has no Go toolchain).
-(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -ldflags=-s\ -w -o "$STAGE/fre/bin/pause" ./integration/testdata/pause/main.go)
+stage_containerd "$CTRD"
+p=$(command -v ip || true)
+if [ -n "$p" ]; then
+	copy_bin "$p" /sbin/ip
+fi
 # A setuid test's helper (the guest has no compiler).
 gcc -static -O2 -o "$STAGE/fre/bin/euid" "$REPO/cmd/fre-runc/testdata/euid.c"
 
@@ -84,8 +78,8 @@ set +f
 # The guest's script: every package in its own directory, go test's
 # summary line for each, and the status of the whole.
 cat >"$STAGE/fre/run-tests.sh" <<EOF
-export CI=true FRE_PREBUILT_DIR=/fre/bin FRE_BIN_DIR=/fre/bin CONTAINERD_BIN_DIR=/fre/containerd
-export PATH=/fre/bin:/fre/containerd:\$PATH HOME=/root
+export CI=true FRE_PREBUILT_DIR=/fre/bin FRE_BIN_DIR=/fre/bin CONTAINERD_BIN_DIR=$CONTAINERD_GUEST_DIR
+export PATH=/fre/bin:$CONTAINERD_GUEST_DIR:\$PATH HOME=/root
 status=0
 for pkg in $PACKAGES; do
 	name=\$(echo \$pkg | tr / _)

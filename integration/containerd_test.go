@@ -39,6 +39,10 @@ type containerd struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	log     *os.File
+	// criOptions, when set, is the options table (TOML) of CRI's fre
+	// runtime and of a runc handler with the same table, so the two
+	// differ only in runtime_type (criRuntimes).
+	criOptions string
 }
 
 var (
@@ -118,7 +122,7 @@ func setup(t *testing.T) *containerd {
 		}
 	}
 	sharedOnce.Do(func() {
-		shared, sharedErr = newContainerd(t, bd)
+		shared, sharedErr = newContainerd(t, bd, "")
 		if sharedErr != nil {
 			return
 		}
@@ -136,13 +140,15 @@ func setup(t *testing.T) *containerd {
 	return shared
 }
 
-func newContainerd(t testing.TB, bd string) (*containerd, error) {
+// newContainerd starts a containerd from bd with the fre runtime and, when
+// criOptions is set, the runtimes of criRuntimes.
+func newContainerd(t testing.TB, bd, criOptions string) (*containerd, error) {
 	dir, err := os.MkdirTemp("/tmp", "fre-ctd-")
 	if err != nil {
 		return nil, err
 	}
 	c := &containerd{dir: dir, binDir: bd, sock: filepath.Join(dir, "c.sock"),
-		config: filepath.Join(dir, "config.toml"), shimDir: filepath.Join(dir, "bin")}
+		config: filepath.Join(dir, "config.toml"), shimDir: filepath.Join(dir, "bin"), criOptions: criOptions}
 	// Build the shim from this tree, so the test never runs a stale binary.
 	// FRE_TEST_SHIM_RACE=1 builds it with the race detector; its reports
 	// (the shim's stderr is /dev/null) go to files that fail the run.
@@ -211,7 +217,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt",
 
 [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.fre]
   runtime_type = "io.containerd.fre.v1"
-
+%[8]s
 [plugins."io.containerd.cri.v1.runtime".cni]
   bin_dirs = [%[7]q, "/usr/lib/cni", "/opt/cni/bin"]
   conf_dir = %[6]q
@@ -219,8 +225,30 @@ disabled_plugins = ["io.containerd.nri.v1.nri", "io.containerd.internal.v1.opt",
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-`, filepath.Join(c.dir, "root"), filepath.Join(c.dir, "state"), c.sock, c.sock+".ttrpc", pauseRef, cni, c.shimDir)
+`, filepath.Join(c.dir, "root"), filepath.Join(c.dir, "state"), c.sock, c.sock+".ttrpc", pauseRef, cni, c.shimDir,
+		criRuntimes(c.criOptions))
 	return os.WriteFile(c.config, []byte(cfg), 0o644)
+}
+
+// criRuntimes is the config after the fre runtime's table: with options,
+// fre's options table and a runc handler (containerd's runc shim) with
+// the same one, as a node that switches from runc to FRE by runtime_type
+// alone has them; without, nothing.
+func criRuntimes(options string) string {
+	if options == "" {
+		return ""
+	}
+	const rt = `[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.`
+	return fmt.Sprintf(`
+%[1]sfre.options]
+%[2]s
+
+%[1]srunc]
+  runtime_type = "io.containerd.runc.v2"
+
+%[1]srunc.options]
+%[2]s
+`, rt, options)
 }
 
 // reportLoPlugin is a CNI plugin that only reports: the pod's "eth0"

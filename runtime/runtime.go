@@ -110,7 +110,9 @@ func New(root string, opts Options) (*Runtime, error) {
 // CgroupPool is the cgroup pool (under <root>/cgpool), opened on first use.
 func (r *Runtime) CgroupPool() (*cgpool.Pool, error) {
 	if r.cgPool == nil {
-		on := r.Options.CgroupPool == nil || *r.Options.CgroupPool
+		// Under the systemd driver systemd owns the tree and every
+		// container's cgroup is its scope's: nothing is pre-created.
+		on := (r.Options.CgroupPool == nil || *r.Options.CgroupPool) && !r.Options.SystemdCgroup
 		p, err := cgpool.Open(cgpool.Config{StateDir: filepath.Join(r.Root, "cgpool"), Size: r.Options.CgroupPoolSize, Enabled: on, Parents: r.Options.CgroupPoolParents})
 		if err != nil {
 			return nil, err

@@ -165,7 +165,12 @@ func (j *createJob) startUnit() error {
 		return err
 	}
 	if cgroup.Mode() == cgroup.Unified {
-		return nil // one hierarchy, and the init is in it
+		// One hierarchy, and the init is in it; the controllers systemd
+		// does not enable (hugetlb, rdma, misc) are enabled above it.
+		if e, ok := j.cg.(interface{ EnableAbove() error }); ok {
+			return e.EnableAbove()
+		}
+		return nil
 	}
 	if err := j.cg.Add(j.child.Pid); err != nil {
 		return fmt.Errorf("join cgroup: %w", err)
@@ -174,8 +179,9 @@ func (j *createJob) startUnit() error {
 }
 
 // stopScope, at delete, stops the container's scope: its processes are
-// killed first, and the unit and its cgroup are gone when it returns.
-func (c *Container) stopScope(cg cgroup.Manager) error {
+// killed first, its cgroup is gone when it returns, and the unit, told to
+// stop, is collected by systemd right after (Conn.StopScope).
+func (c *Container) stopScope(cg cgroup.Manager, ph *phases) error {
 	if cg != nil {
 		if pids, err := cg.Pids(); err == nil && len(pids) > 0 {
 			cg.Kill(9)
@@ -188,15 +194,16 @@ func (c *Container) stopScope(cg cgroup.Manager) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
 	defer cancel()
-	// The stop job, not systemd's unload of the unit after it (runc's
-	// delete; see StopScope).
+	ph.done("delete: systemd connect, kill")
+	// The stop queued, not waited for (StopScope): the scope is empty.
 	if err := conn.StopScope(ctx, c.state.SystemdUnit); err != nil {
 		return fmt.Errorf("systemd cgroup driver: stop %s: %w", c.state.SystemdUnit, err)
 	}
+	ph.done("delete: systemd stop")
 	if cg != nil {
-		// What systemd did not remove by the job's end: v1's other
-		// hierarchies; on v2 the scope's directory if systemd has not yet
-		// (runc removes it too), so delete leaves no cgroup.
+		// The empty cgroup, by us (runc removes it too after its stop):
+		// delete leaves no cgroup; systemd finds it gone. On v1 also the
+		// hierarchies systemd does not manage.
 		return cg.Destroy()
 	}
 	return nil

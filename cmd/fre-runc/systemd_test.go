@@ -32,9 +32,7 @@ func systemdRunning() bool {
 // kubelet's nested pod slices work; a unit that exists already and a
 // malformed path are refused with nothing left.
 func TestSystemdCgroup(t *testing.T) {
-	if !systemdRunning() {
-		t.Skip("needs systemd as PID 1 (make test-systemd runs it in a guest)")
-	}
+	testutil.RequireSystemd(t)
 	e := newEnv(t, "--systemd-cgroup")
 	run := func(cgPath string, mutate func(*specs.Spec)) (string, string) {
 		t.Helper()

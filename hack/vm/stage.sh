@@ -1,6 +1,8 @@
+# shellcheck shell=bash
 # hack/vm/stage.sh: sourced by the scripts that run something in a guest
-# (hack/test-v2.sh, hack/bench-v2.sh). A stage is the tree the guest gets
-# under /: these put host programs in it with what they need.
+# (hack/test-v2.sh, hack/test-systemd.sh, hack/bench-v2.sh). A stage is
+# the tree the guest gets under /: these put host programs in it with
+# what they need.
 #
 # The caller sets STAGE, REPO and BIN and defines log.
 
@@ -64,4 +66,46 @@ stage_test() {
 	[ -f "$STAGE/fre/tests/$name.test" ] || return 0
 	[ -d "$REPO/$pkg/testdata" ] && cp -a "$REPO/$pkg/testdata" "$STAGE/fre/src/$pkg/"
 	copy_bin "$STAGE/fre/tests/$name.test" "/fre/tests/$name.test"
+}
+
+# CONTAINERD_GUEST_DIR is where stage_containerd puts containerd's programs
+# in the guest: the integration tests find them through
+# CONTAINERD_BIN_DIR, and the runc shim through PATH.
+CONTAINERD_GUEST_DIR=/fre/containerd
+
+# stage_containerd CTRD: what the integration package starts besides the
+# runtimes: containerd, ctr and containerd's runc shim from CTRD (make
+# containerd's bin/containerd-v2.4.2), FRE's shim under /fre/bin (GoBuild
+# copies it from FRE_PREBUILT_DIR), CNI's loopback plugin and the CRI
+# tests' pause program (a guest has no Go toolchain).
+stage_containerd() {
+	local ctrd=$1 b
+	for b in "$ctrd/containerd" "$ctrd/ctr" "$ctrd/containerd-shim-runc-v2" "$BIN/containerd-shim-fre-v1"; do
+		if [ ! -x "$b" ]; then
+			log "$b missing: make build containerd"
+			return 1
+		fi
+	done
+	for b in containerd ctr containerd-shim-runc-v2; do
+		copy_bin "$ctrd/$b" "$CONTAINERD_GUEST_DIR/$b"
+	done
+	copy_bin "$BIN/containerd-shim-fre-v1" /fre/bin/containerd-shim-fre-v1
+	if [ -x /usr/lib/cni/loopback ]; then
+		copy_bin /usr/lib/cni/loopback /usr/lib/cni/loopback
+	else
+		log "no /usr/lib/cni/loopback on this host (make deps); the CRI tests need it"
+	fi
+	(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -ldflags=-s\ -w -o "$STAGE/fre/bin/pause" ./integration/testdata/pause/main.go)
+}
+
+# unstage_tree_libs TREE: the staged libraries a guest's own tree (the
+# systemd guest's Debian tree) has already stay the tree's: its programs
+# were built against them; only the missing ones (libseccomp) come from
+# the host.
+unstage_tree_libs() {
+	local tree=$1 f
+	while IFS= read -r -d '' f; do
+		[ -e "$tree/${f#./}" ] && rm -f "$STAGE/$f"
+	done < <(cd "$STAGE" && find ./lib ./lib64 ./usr/lib -type f -print0 2>/dev/null)
+	return 0
 }

@@ -1,12 +1,50 @@
 package testutil
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
-// SystemctlShow is `systemctl show UNIT -p PROPS...` as a map.
+// SystemdBusSocket is the system bus a systemd cgroup driver talks to.
+const SystemdBusSocket = "/run/dbus/system_bus_socket"
+
+// RequireSystemd skips t unless this is make test-systemd's layout: root,
+// systemd as PID 1 with its system bus, cgroup v2 at /sys/fs/cgroup. With
+// FRE_TEST_SYSTEMD=1 (that guest) it fails instead: there a missing
+// systemd is a broken guest, which must not pass by skipping.
+func RequireSystemd(t testing.TB) {
+	t.Helper()
+	why := ""
+	comm, _ := os.ReadFile("/proc/1/comm")
+	var st unix.Statfs_t
+	switch {
+	case os.Geteuid() != 0:
+		why = "not root"
+	case strings.TrimSpace(string(comm)) != "systemd":
+		why = "PID 1 is " + strings.TrimSpace(string(comm)) + ", not systemd"
+	case unix.Statfs("/sys/fs/cgroup", &st) != nil || st.Type != unix.CGROUP2_SUPER_MAGIC:
+		why = "/sys/fs/cgroup is not cgroup v2"
+	default:
+		if _, err := os.Stat(SystemdBusSocket); err != nil {
+			why = "no system bus: " + err.Error()
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("FRE_TEST_SYSTEMD") == "1" {
+		t.Fatalf("FRE_TEST_SYSTEMD=1 but %s", why)
+	}
+	t.Skipf("needs systemd as PID 1 on cgroup v2 (make test-systemd runs it in a guest): %s", why)
+}
+
+// SystemctlShow is `systemctl show UNIT -p PROPS...` as a map. A list
+// property systemctl prints once per entry (DeviceAllow) is its entries
+// joined by "; ".
 func SystemctlShow(t testing.TB, unit string, props ...string) map[string]string {
 	t.Helper()
 	out, err := exec.Command("systemctl", "show", unit, "-p", strings.Join(props, ",")).CombinedOutput()
@@ -15,7 +53,12 @@ func SystemctlShow(t testing.TB, unit string, props ...string) map[string]string
 	}
 	m := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
+		k, v, ok := strings.Cut(l, "=")
+		switch {
+		case !ok:
+		case m[k] != "":
+			m[k] += "; " + v
+		default:
 			m[k] = v
 		}
 	}
