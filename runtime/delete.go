@@ -38,7 +38,7 @@ func (c *Container) Delete(force bool) error {
 	c.waitSetup()
 	ph.done("delete: kill")
 	if c.state.SystemdUnit != "" {
-		if err := c.stopScope(c.cgroup()); err != nil {
+		if err := c.stopScope(c.cgroup(), ph); err != nil {
 			return fmt.Errorf("delete %s: cgroup: %w", c.id, err)
 		}
 	} else if cg := c.cgroup(); cg != nil {
