@@ -190,7 +190,9 @@ func cgroupMountFor(cg cgroup.Manager, newNS bool) *cgroupMount {
 }
 
 // withDefaultDevices appends the devices every container may use, after
-// the spec's rules, as runc does.
+// the spec's rules, as runc does: runc's AllowedDevices (1.1 to 1.3). Not
+// c 5:1, the host's console: a container's /dev/console is its pty
+// (136:*), bound over it.
 func withDefaultDevices(r *specs.LinuxResources) *specs.LinuxResources {
 	if len(r.Devices) == 0 {
 		return r
@@ -206,7 +208,6 @@ func withDefaultDevices(r *specs.LinuxResources) *specs.LinuxResources {
 		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(8), Access: "rwm"},
 		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(1), Minor: i64(9), Access: "rwm"},
 		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(5), Minor: i64(0), Access: "rwm"},
-		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(5), Minor: i64(1), Access: "rwm"},
 		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(5), Minor: i64(2), Access: "rwm"},
 		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(136), Access: "rwm"},
 		specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: i64(10), Minor: i64(200), Access: "rwm"},
