@@ -282,7 +282,7 @@ func (s *Store) acquireLocked(treeID, containerID string) error {
 		if err == nil {
 			return unix.Close(fd)
 		}
-		// No dir yet, or a concurrent Release removed the (then empty)
+		// No dir yet, or GC removed the (then empty)
 		// one: make it and try again.
 		if err != unix.ENOENT || try >= 8 {
 			return fmt.Errorf("rootfs: acquire tree %s for %s: %w", treeID, containerID, err)
@@ -303,8 +303,9 @@ func (s *Store) Release(treeID, containerID string) error {
 	if err := unix.Unlink(filepath.Join(dir, containerID)); err != nil && err != unix.ENOENT {
 		return fmt.Errorf("rootfs: release tree %s for %s: %w", treeID, containerID, err)
 	}
-	// The dir stays when another ref (or a racing Acquire) is in it.
-	_ = unix.Rmdir(dir)
+	// The dir stays, empty, for the tree's next container (a sequence of
+	// runs would rmdir and mkdir it each time); GC removes it with the
+	// tree, and counts refs, not dirs.
 	return nil
 }
 
