@@ -105,7 +105,7 @@ func runcDefaultSpec(bundle string) (*specs.Spec, string, error) {
 func (e *env) newBench(name string) (*bench, error) {
 	root := filepath.Join(e.dir, "state", name)
 	switch name {
-	case "fre-runc", "fre-runc-plain", "fre-runc-nopool":
+	case "fre-runc", "fre-runc-plain", "fre-runc-nopool", "fre-runc-serial":
 		path := filepath.Join(e.opts.binDir, "fre-runc")
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("%s missing (make build failed?)", path)
@@ -124,24 +124,47 @@ func (e *env) newBench(name string) (*bench, error) {
 			// (on cgroup v2: the named pool of cgroups FRE names itself).
 			cfg["cgroupPool"] = false
 			note = "defaults but cgroup pool off"
+		case "fre-runc-serial":
+			// The systemd driver's A/B: the scope started before the
+			// init's set-up rather than alongside it.
+			if !e.opts.systemd {
+				return nil, fmt.Errorf("only with -systemd-cgroup (the scope's start alongside the set-up, off)")
+			}
+			cfg["systemdScopeAlongside"] = false
+			note = "defaults but the scope started before the set-up"
 		}
 		cfgFile := filepath.Join(e.dir, name+".json")
 		data, _ := json.Marshal(cfg)
 		if err := os.WriteFile(cfgFile, data, 0o644); err != nil {
 			return nil, err
 		}
-		return &bench{name: name, r: &local{path: path, global: []string{"--root", root, "--config", cfgFile}},
-			note: note}, nil
+		global := []string{"--root", root, "--config", cfgFile}
+		if e.opts.systemd {
+			if name == "fre-runc-nopool" {
+				return nil, fmt.Errorf("the systemd driver never takes from the cgroup pool (systemd owns the tree): no A/B")
+			}
+			global = append(global, "--systemd-cgroup")
+			note += ", --systemd-cgroup"
+		}
+		return &bench{name: name, r: &local{path: path, global: global}, note: note}, nil
 	case "runc":
 		path, err := exec.LookPath("runc")
 		if err != nil {
 			return nil, err
+		}
+		if e.opts.systemd {
+			return &bench{name: name, r: &local{path: path, global: []string{"--systemd-cgroup", "--root", root}},
+				note: "--systemd-cgroup"}, nil
 		}
 		return &bench{name: name, r: &local{path: path, global: []string{"--root", root}}}, nil
 	case "crun":
 		path, err := exec.LookPath("crun")
 		if err != nil {
 			return nil, err
+		}
+		if e.opts.systemd {
+			return &bench{name: name, r: &local{path: path, global: []string{"--cgroup-manager=systemd", "--root", root}},
+				note: "--cgroup-manager=systemd"}, nil
 		}
 		if cgroup.Mode() == cgroup.Unified {
 			// A cgroup v2 host (the v2 guest of make bench-v2): crun runs

@@ -44,6 +44,9 @@ type options struct {
 	memPer      int    // memory: containers per image
 	store       string // memory: fre-runc's store (default: a temp dir)
 	memDir      string // memory: where images and bundles go (disk, not tmpfs)
+	// systemd: every runtime's systemd cgroup driver (a systemd host):
+	// each container's cgroup is a transient scope made over D-Bus.
+	systemd bool
 }
 
 func main() {
@@ -63,6 +66,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary bundles and state dirs")
 	flag.IntVar(&o.memPer, "mem-per", 5, "containers per image (memory)")
 	flag.StringVar(&o.memDir, "mem-dir", "/var/tmp", "directory for the memory scenario's images and bundles (a disk, not tmpfs)")
+	flag.BoolVar(&o.systemd, "systemd-cgroup", false, "every runtime with its systemd cgroup driver (fre-runc and runc --systemd-cgroup, crun --cgroup-manager=systemd); needs systemd as PID 1")
 	flag.StringVar(&o.store, "store", "", "fre-runc store directory for memory (default: a temporary one)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: frebench [flags] sequential|concurrent|memory|shim|all\n")
