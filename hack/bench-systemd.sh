@@ -6,8 +6,8 @@
 # transient scope over D-Bus: fre-runc and runc with --systemd-cgroup, crun
 # with --cgroup-manager=systemd. The guest runs:
 #   - frebench sequential with -systemd-cgroup: fre-runc (the scope started
-#     alongside the init's set-up), fre-runc-serial (started before it: the
-#     A/B), runc and crun, interleaved;
+#     before the init's set-up, the default), fre-runc-alongside (started
+#     while it sets up: the A/B), runc and crun, interleaved;
 #   - cgroup/systemd's TestCost: what D-Bus costs there (connect, a scope's
 #     start and stop);
 #   - a few fre-runc runs with FRE_TRACE=1, both ways: where the time goes.
@@ -16,7 +16,7 @@
 # KVM) are marked so: they are for ratios only.
 #
 # Env: BENCH_N (default 100), SYSTEMD_BENCH_RUNTIMES (default
-# fre-runc,fre-runc-serial,runc,crun), and hack/vm/systemd.sh's FRE_VM_*.
+# fre-runc,fre-runc-alongside,runc,crun), and hack/vm/systemd.sh's FRE_VM_*.
 set -euo pipefail
 export PATH=/usr/local/go/bin:$PATH
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +25,7 @@ STAGE=$OUT/stage-bench
 BIN=$REPO/bin
 RESULTS=$REPO/results/systemd
 N=${BENCH_N:-100}
-RUNTIMES=${SYSTEMD_BENCH_RUNTIMES:-fre-runc,fre-runc-serial,runc,crun}
+RUNTIMES=${SYSTEMD_BENCH_RUNTIMES:-fre-runc,fre-runc-alongside,runc,crun}
 
 log() { echo "bench-systemd: $*" >&2; }
 
@@ -73,9 +73,9 @@ cat \$out/bench-output.txt
 	cp /usr/bin/busybox-static \$b/rootfs/bin/busybox
 	ln -s busybox \$b/rootfs/bin/true
 	(cd \$b && runc spec && sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"sh"/"true"/' config.json)
-	echo '{"systemdScopeAlongside": false}' >\$b/serial.json
-	echo '{}' >\$b/alongside.json
-	for way in alongside serial; do
+	echo '{"systemdScopeAlongside": true}' >\$b/alongside.json
+	echo '{}' >\$b/serial.json
+	for way in serial alongside; do
 		for i in 1 2 3; do
 			FRE_TRACE=1 fre-runc --root /run/fre-trace --config \$b/\$way.json --systemd-cgroup run -b \$b trace-\$way-\$i >\$b/\$way.trace 2>&1 || { cat \$b/\$way.trace; echo "traced run FAILED"; status=1; }
 		done

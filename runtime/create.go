@@ -173,6 +173,11 @@ type createJob struct {
 // (prepareRootfs), where a lost bet can be undone without a trace.
 func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (_ *Container, retErr error) {
 	j := &createJob{r: r, opts: opts, ph: r.phases(), claimedSlot: -1}
+	if r.Options.SystemdCgroup {
+		// The driver's D-Bus connection (once per process), made while
+		// the spec loads and the root is prepared (systemd.go).
+		go r.systemd()
+	}
 	if err := j.loadSpec(); err != nil {
 		return nil, err
 	}

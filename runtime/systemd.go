@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -29,8 +31,10 @@ const systemdTimeout = 30 * time.Second
 
 // sdCgroup is a create's scope: where it goes and its properties.
 type sdCgroup struct {
-	path  systemd.Path
-	props []sddbus.Property
+	path    systemd.Path
+	res     *specs.LinuxResources
+	unified bool
+	props   []sddbus.Property // for the connected systemd (properties)
 	// With alongside: the start's results (a goroutine's, once
 	// launched), which lateClaim and lateLimits wait for.
 	unitCh, limitsCh chan error
@@ -58,49 +62,78 @@ func (r *Runtime) systemd() (*systemd.Conn, error) {
 
 // systemdCgroup is the cgroup phase under the systemd driver: the scope's
 // place and properties; the unit itself starts after clone (startScope).
+// With the start alongside the init's set-up, so does everything that
+// needs D-Bus (the connection, made since create began, and the
+// properties, which depend on systemd's version): this phase only checks
+// them.
 func (j *createJob) systemdCgroup() error {
 	cfg := j.cfg
 	p, err := systemd.ParseCgroupsPath(cfg.CgroupsPath, j.opts.ID)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
-	conn, err := j.r.systemd()
-	if err != nil {
+	sd := &sdCgroup{path: p, res: j.limits, unified: cgroup.Mode() == cgroup.Unified}
+	if sd.res == nil {
+		sd.res = &specs.LinuxResources{}
+	}
+	alongside := j.claimLate && j.r.Options.SystemdScopeAlongside
+	if alongside {
+		// Bad input is refused here, before clone: what a newer systemd
+		// could set, an older one only leaves out.
+		if _, err := systemd.Properties(sd.res, sd.unified, anySystemd); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		}
+	} else if err := sd.properties(j.r); err != nil {
 		return err
-	}
-	unified := cgroup.Mode() == cgroup.Unified
-	res := j.limits
-	if res == nil {
-		res = &specs.LinuxResources{}
-	}
-	props, err := systemd.Properties(res, unified, conn.Version())
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	at, err := cgroup.New(p.Dir)
 	if err != nil {
 		return fmt.Errorf("cgroup %s: %w", p.Dir, err)
 	}
-	j.systemd = &sdCgroup{path: p, props: props}
+	j.systemd = sd
 	j.cg = at
 	j.st.SystemdUnit = p.Unit
 	j.undo = append(j.undo, func() {
-		if j.systemd.launched {
+		if sd.launched {
 			j.lateClaim() // the start's end, whatever it was
 			j.lateLimits()
 		}
-		if j.systemd.started {
+		if sd.started {
 			ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
 			defer cancel()
 			at.Kill(9)
-			conn.Stop(ctx, p.Unit)
+			if conn, err := j.r.systemd(); err == nil {
+				conn.Stop(ctx, p.Unit)
+			}
 			at.Destroy() // v1: the hierarchies systemd does not manage
 		}
 	})
 	j.cgroupChosen(at)
-	if j.claimLate && (j.r.Options.SystemdScopeAlongside == nil || *j.r.Options.SystemdScopeAlongside) {
+	if alongside {
 		j.alongside()
 	}
+	return nil
+}
+
+// anySystemd is a systemd version newer than any: Properties' checks of
+// the input, with every property it knows.
+const anySystemd = 1 << 30
+
+// properties computes the scope's properties for the connected systemd's
+// version (once).
+func (sd *sdCgroup) properties(r *Runtime) error {
+	if sd.props != nil {
+		return nil
+	}
+	conn, err := r.systemd()
+	if err != nil {
+		return err
+	}
+	props, err := systemd.Properties(sd.res, sd.unified, conn.Version())
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	sd.props = props
 	return nil
 }
 
@@ -155,6 +188,9 @@ func (j *createJob) startUnit() error {
 	if err != nil {
 		return err
 	}
+	if err := j.systemd.properties(j.r); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), systemdTimeout)
 	defer cancel()
 	if err := conn.StartScope(ctx, j.systemd.path, j.child.Pid, j.systemd.props); err != nil {
@@ -200,13 +236,38 @@ func (c *Container) stopScope(cg cgroup.Manager, ph *phases) error {
 		return fmt.Errorf("systemd cgroup driver: stop %s: %w", c.state.SystemdUnit, err)
 	}
 	ph.done("delete: systemd stop")
-	if cg != nil {
-		// The empty cgroup, by us (runc removes it too after its stop):
-		// delete leaves no cgroup; systemd finds it gone. On v1 also the
-		// hierarchies systemd does not manage.
-		return cg.Destroy()
+	if cg == nil {
+		return nil
 	}
-	return nil
+	if dir := cg.Paths()[""]; dir != "" {
+		// v2: systemd removes the scope's cgroup once it has the unit
+		// dead; removing it first makes systemd miss the scope's end (the
+		// unit then stays "deactivating" until its stop times out). So
+		// wait for systemd, and remove what is left only if it did not.
+		waitGone(dir, scopeGoneTimeout)
+		ph.done("delete: systemd removed the cgroup")
+	}
+	// What is left: v1's hierarchies systemd does not manage (runc removes
+	// the scope's path after its stop too).
+	return cg.Destroy()
+}
+
+// scopeGoneTimeout bounds delete's wait for systemd to remove a stopped
+// scope's cgroup.
+const scopeGoneTimeout = 10 * time.Second
+
+// waitGone polls until dir does not exist or timeout passes.
+func waitGone(dir string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for delay := 200 * time.Microsecond; ; delay = min(2*delay, 20*time.Millisecond) {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(delay)
+	}
 }
 
 // updateScope sets the unit's properties for r (update), before the

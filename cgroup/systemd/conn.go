@@ -90,7 +90,11 @@ type bus struct {
 
 // Connect connects to systemd's manager on the system bus (as root, to
 // systemd's private socket when there is no bus) and reads systemd's
-// version. ctx bounds the connection's set-up only.
+// version. ctx bounds the connection's set-up only. The private socket
+// first, as systemctl does as root, measured no faster in the systemd
+// guest (connect 28 ms against go-systemd's 34 on the bus, StartScope 67
+// against 78: the bus's own ratios), and there systemd sends every
+// client every signal of every unit, which a long-lived shim would parse.
 func Connect(ctx context.Context) (*Conn, error) {
 	b, version, err := dial(ctx)
 	if err != nil {
@@ -250,23 +254,23 @@ func (c *Conn) Stop(ctx context.Context, unit string) error {
 	}
 }
 
-// StopScope stops unit without waiting for the stop job or the unload
-// (Stop does both): systemd queues the job and says so, and the caller,
-// whose scope holds no process any more (a delete kills and waits first),
-// removes the empty cgroup itself, as runc does after its stop. The unit
-// goes through deactivating to inactive and systemd collects it moments
-// later (CollectMode inactive-or-failed: a failed one too); a start of
-// the same name meanwhile waits for that (StartScope). In the systemd
-// guest (TCG) the stop job of a scope whose processes had exited took
-// 300 ms, its wait being most of a sequential run's time.
+// StopScope tells systemd to stop unit and returns: the call is sent
+// without asking for a reply (Stop waits for the job and the unload). The
+// unit goes through deactivating to inactive, systemd removes its cgroup
+// (the caller waits for that: removing it first makes systemd miss the
+// scope's end, and the unit then stays deactivating until its stop times
+// out) and collects the unit moments later (CollectMode
+// inactive-or-failed: a failed one too); a start of the same name
+// meanwhile waits for that (StartScope). In the systemd guest (TCG),
+// systemd took 350 ms to answer the call that queues the stop of a scope
+// whose processes had just exited.
 func (c *Conn) StopScope(ctx context.Context, unit string) error {
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
 	err := c.retry(ctx, func(b *bus) error {
-		var job godbus.ObjectPath
-		return b.mgr.CallWithContext(ctx, managerIface+".StopUnit", 0, unit, "replace").Store(&job)
+		return b.mgr.GoWithContext(ctx, managerIface+".StopUnit", godbus.FlagNoReplyExpected, nil, unit, "replace").Err
 	})
-	if err != nil && !isDBusError(err, errNoSuchUnit) && !isDBusError(err, errNotLoaded) {
+	if err != nil {
 		return fmt.Errorf("systemd: stop %s: %w", unit, err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/fre-runtime/fre/cgroup"
 	"github.com/fre-runtime/fre/internal/testutil"
 )
 
@@ -32,7 +33,7 @@ func systemdRunning() bool {
 // kubelet's nested pod slices work; a unit that exists already and a
 // malformed path are refused with nothing left.
 func TestSystemdCgroup(t *testing.T) {
-	testutil.RequireSystemd(t)
+	testutil.RequireSystemdAnyCgroup(t)
 	e := newEnv(t, "--systemd-cgroup")
 	run := func(cgPath string, mutate func(*specs.Spec)) (string, string) {
 		t.Helper()
@@ -47,35 +48,65 @@ func TestSystemdCgroup(t *testing.T) {
 		e.must("run", "-d", "--bundle", b, id)
 		return id, b
 	}
+	// The layouts systemd boots: v2, or v1 with its name=systemd
+	// hierarchy (hybrid: and a unified one it mirrors).
+	v1 := cgroup.Mode() != cgroup.Unified
 	cgroupOf := func(id string) string {
 		t.Helper()
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", e.state(id).Pid))
 		if err != nil {
 			t.Fatal(err)
 		}
+		want, mem := "0::", ""
+		if v1 {
+			want = ":name=systemd:"
+		}
+		got := ""
 		for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-			if rest, ok := strings.CutPrefix(l, "0::"); ok {
-				return rest
+			if _, rest, ok := strings.Cut(l, want); ok && (want != "0::" || strings.HasPrefix(l, "0::")) {
+				got = rest
+			}
+			if f := strings.SplitN(l, ":", 3); len(f) == 3 && f[1] == "memory" {
+				mem = f[2]
 			}
 		}
-		t.Fatalf("no cgroup v2 line in %q", data)
-		return ""
+		if got == "" {
+			t.Fatalf("no %s line in %q", want, data)
+		}
+		if v1 && mem != got {
+			// The controllers' hierarchies are the scope's too.
+			t.Errorf("init in memory:%s, name=systemd:%s", mem, got)
+		}
+		return got
 	}
+	// readCg reads a v2 file of the cgroup at dir, or on v1 the
+	// controller's file that has its value.
+	v1Files := map[string][2]string{"memory.max": {"memory", "memory.limit_in_bytes"}, "pids.max": {"pids", "pids.max"}}
 	readCg := func(dir, file string) string {
 		t.Helper()
-		data, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", dir, file))
+		path := filepath.Join("/sys/fs/cgroup", dir, file)
+		if v1 {
+			f := v1Files[file]
+			path = filepath.Join("/sys/fs/cgroup", f[0], dir, f[1])
+		}
+		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return strings.TrimSpace(string(data))
 	}
-	// After delete the cgroup is gone at once; the unit, stopped, is
-	// collected by systemd moments later (delete waits for the stop job,
-	// not the unload, as runc's does).
+	// After delete the cgroup is gone at once (in every hierarchy on v1);
+	// the unit, told to stop, is collected by systemd moments later.
 	gone := func(unit, dir string) {
 		t.Helper()
-		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", dir)); err == nil {
-			t.Errorf("cgroup %s left after delete", dir)
+		hiers := []string{""}
+		if v1 {
+			hiers = []string{"systemd", "memory", "pids", "cpu,cpuacct", "devices", "freezer"}
+		}
+		for _, h := range hiers {
+			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", h, dir)); err == nil {
+				t.Errorf("cgroup %s left after delete", filepath.Join(h, dir))
+			}
 		}
 		var st string
 		unloaded := testutil.Poll(30*time.Second, func() bool {
@@ -98,16 +129,23 @@ func TestSystemdCgroup(t *testing.T) {
 	if got := cgroupOf(id); got != dir {
 		t.Fatalf("init's cgroup %s, want %s", got, dir)
 	}
-	p := testutil.SystemctlShow(t, unit, "ActiveState", "MemoryMax", "TasksMax", "Delegate")
-	if p["ActiveState"] != "active" || p["MemoryMax"] != fmt.Sprint(mem) || p["TasksMax"] != fmt.Sprint(pids) || p["Delegate"] != "yes" {
+	memProp := "MemoryMax"
+	if v1 {
+		memProp = "MemoryLimit" // v1's property (runc's too)
+	}
+	p := testutil.SystemctlShow(t, unit, "ActiveState", memProp, "TasksMax", "Delegate")
+	if p["ActiveState"] != "active" || p[memProp] != fmt.Sprint(mem) || p["TasksMax"] != fmt.Sprint(pids) || p["Delegate"] != "yes" {
 		t.Errorf("%s: %v", unit, p)
+	}
+	if got := readCg(dir, "pids.max"); got != fmt.Sprint(pids) {
+		t.Errorf("pids.max %s, want %d", got, pids)
 	}
 	if got := readCg(dir, "memory.max"); got != fmt.Sprint(mem) {
 		t.Errorf("memory.max %s, want %d", got, mem)
 	}
 	e.must("update", "--memory", "134217728", id)
-	if got := testutil.SystemctlShow(t, unit, "MemoryMax")["MemoryMax"]; got != "134217728" {
-		t.Errorf("MemoryMax after update: %s", got)
+	if got := testutil.SystemctlShow(t, unit, memProp)[memProp]; got != "134217728" {
+		t.Errorf("%s after update: %s", memProp, got)
 	}
 	if got := readCg(dir, "memory.max"); got != "134217728" {
 		t.Errorf("memory.max after update: %s", got)
@@ -148,6 +186,31 @@ func TestSystemdCgroup(t *testing.T) {
 	}
 	e.must("delete", "--force", kid)
 	gone(kunit, kdir)
+
+	// The scope started alongside the init's set-up (the option the
+	// bench's A/B turns on): the same scope and limits.
+	cfg := filepath.Join(t.TempDir(), "alongside.json")
+	if err := os.WriteFile(cfg, []byte(`{"systemdScopeAlongside": true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ea := newEnv(t, "--systemd-cgroup", "--config", cfg)
+	aid := newID()
+	ab := bundle(t, "sleep", "600")
+	testutil.MutateSpec(t, ab, func(s *specs.Spec) {
+		s.Linux.CgroupsPath = "system.slice:fre-test:" + aid
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
+	})
+	ea.must("run", "-d", "--bundle", ab, aid)
+	aunit := "fre-test-" + aid + ".scope"
+	adir := "/system.slice/" + aunit
+	if data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", ea.state(aid).Pid)); err != nil || !strings.Contains(string(data), adir) {
+		t.Errorf("alongside: init's cgroups %q (%v), want %s", data, err, adir)
+	}
+	if got := readCg(adir, "memory.max"); got != fmt.Sprint(mem) {
+		t.Errorf("alongside: memory limit %s, want %d", got, mem)
+	}
+	ea.must("delete", "--force", aid)
+	gone(aunit, adir)
 
 	// Malformed paths name the field and leave nothing.
 	for _, bad := range []string{"system.slice:fre-test", "sys/tem.slice:fre:x", "a--b.slice:fre:x"} {

@@ -18,6 +18,18 @@ const SystemdBusSocket = "/run/dbus/system_bus_socket"
 // systemd is a broken guest, which must not pass by skipping.
 func RequireSystemd(t testing.TB) {
 	t.Helper()
+	requireSystemd(t, true)
+}
+
+// RequireSystemdAnyCgroup is RequireSystemd on either cgroup layout
+// systemd boots: v2, or v1 (hybrid) with systemd.unified_cgroup_hierarchy=0.
+func RequireSystemdAnyCgroup(t testing.TB) {
+	t.Helper()
+	requireSystemd(t, false)
+}
+
+func requireSystemd(t testing.TB, v2 bool) {
+	t.Helper()
 	why := ""
 	comm, _ := os.ReadFile("/proc/1/comm")
 	var st unix.Statfs_t
@@ -26,7 +38,7 @@ func RequireSystemd(t testing.TB) {
 		why = "not root"
 	case strings.TrimSpace(string(comm)) != "systemd":
 		why = "PID 1 is " + strings.TrimSpace(string(comm)) + ", not systemd"
-	case unix.Statfs("/sys/fs/cgroup", &st) != nil || st.Type != unix.CGROUP2_SUPER_MAGIC:
+	case v2 && (unix.Statfs("/sys/fs/cgroup", &st) != nil || st.Type != unix.CGROUP2_SUPER_MAGIC):
 		why = "/sys/fs/cgroup is not cgroup v2"
 	default:
 		if _, err := os.Stat(SystemdBusSocket); err != nil {

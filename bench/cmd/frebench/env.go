@@ -105,7 +105,7 @@ func runcDefaultSpec(bundle string) (*specs.Spec, string, error) {
 func (e *env) newBench(name string) (*bench, error) {
 	root := filepath.Join(e.dir, "state", name)
 	switch name {
-	case "fre-runc", "fre-runc-plain", "fre-runc-nopool", "fre-runc-serial":
+	case "fre-runc", "fre-runc-plain", "fre-runc-nopool", "fre-runc-alongside":
 		path := filepath.Join(e.opts.binDir, "fre-runc")
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("%s missing (make build failed?)", path)
@@ -124,14 +124,14 @@ func (e *env) newBench(name string) (*bench, error) {
 			// (on cgroup v2: the named pool of cgroups FRE names itself).
 			cfg["cgroupPool"] = false
 			note = "defaults but cgroup pool off"
-		case "fre-runc-serial":
-			// The systemd driver's A/B: the scope started before the
-			// init's set-up rather than alongside it.
+		case "fre-runc-alongside":
+			// The systemd driver's A/B: the scope started alongside the
+			// init's set-up rather than before it.
 			if !e.opts.systemd {
-				return nil, fmt.Errorf("only with -systemd-cgroup (the scope's start alongside the set-up, off)")
+				return nil, fmt.Errorf("only with -systemd-cgroup (the scope's start alongside the set-up)")
 			}
-			cfg["systemdScopeAlongside"] = false
-			note = "defaults but the scope started before the set-up"
+			cfg["systemdScopeAlongside"] = true
+			note = "defaults but the scope started alongside the set-up"
 		}
 		cfgFile := filepath.Join(e.dir, name+".json")
 		data, _ := json.Marshal(cfg)

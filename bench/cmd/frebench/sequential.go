@@ -88,8 +88,8 @@ func sequentialWith(e *env, bundle, title, file string) error {
 		if off, ok2 := value("fre-runc-nopool"); ok2 && off > 0 {
 			fmt.Printf("  cgroup pool on/off (fre-runc/fre-runc-nopool): %.3fx\n", on/off)
 		}
-		if off, ok2 := value("fre-runc-serial"); ok2 && off > 0 {
-			fmt.Printf("  scope start alongside the set-up/before it (fre-runc/fre-runc-serial): %.3fx\n", on/off)
+		if al, ok2 := value("fre-runc-alongside"); ok2 && on > 0 {
+			fmt.Printf("  scope start alongside the set-up/before it (fre-runc-alongside/fre-runc): %.3fx\n", al/on)
 		}
 	}
 
