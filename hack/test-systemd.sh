@@ -132,13 +132,29 @@ else
 fi
 
 echo "=== cgroup"
+# v2 (the default), or v1 when booted with systemd.unified_cgroup_hierarchy=0:
+# then a scope's cgroup is in name=systemd's hierarchy and each
+# controller's, its memory limit in memory.limit_in_bytes.
 fs=$(stat -f -c %T /sys/fs/cgroup)
-ctrl=$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)
-if [ "$fs" = cgroup2fs ] && [ -n "$ctrl" ]; then
-	ok "cgroup2 at /sys/fs/cgroup: controllers: $ctrl; root subtree_control: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+if [ "$fs" = cgroup2fs ]; then
+	ctrl=$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)
+	if [ -n "$ctrl" ]; then
+		ok "cgroup2 at /sys/fs/cgroup: controllers: $ctrl; root subtree_control: $(cat /sys/fs/cgroup/cgroup.subtree_control)"
+	else
+		bad "cgroup2 at /sys/fs/cgroup without controllers"
+	fi
+	sysdir=/sys/fs/cgroup v1=0 procline=0::
+elif [ -d /sys/fs/cgroup/systemd ] && [ -d /sys/fs/cgroup/memory ]; then
+	ok "cgroup v1 at /sys/fs/cgroup: $(ls /sys/fs/cgroup | tr '\n' ' ')"
+	sysdir=/sys/fs/cgroup/systemd v1=1 procline=$(grep -o "^[0-9]*:name=systemd:" /proc/self/cgroup)
 else
-	bad "/sys/fs/cgroup is $fs, controllers '$ctrl'"
+	bad "/sys/fs/cgroup is $fs, neither cgroup v2 nor systemd's v1"
+	sysdir=/sys/fs/cgroup v1=0 procline=0::
 fi
+# memfile CG: the file holding cgroup CG's memory limit.
+memfile() {
+	if [ "$v1" = 1 ]; then echo "/sys/fs/cgroup/memory$1/memory.limit_in_bytes"; else echo "/sys/fs/cgroup$1/memory.max"; fi
+}
 
 echo "=== transient scope"
 systemd-run --scope --unit=fre-smoke -p Delegate=yes -p MemoryMax=64M sleep 300 &
@@ -147,20 +163,20 @@ active() { [ "$(systemctl show -p ActiveState --value fre-smoke.scope)" = active
 if poll 60 active; then
 	systemctl show fre-smoke.scope -p ControlGroup,MemoryMax,Delegate,DelegateControllers
 	cg=$(systemctl show -p ControlGroup --value fre-smoke.scope)
-	mm=$(cat "/sys/fs/cgroup$cg/memory.max" 2>/dev/null)
-	in=$(cat /proc/$pid/cgroup)
-	if [ -n "$cg" ] && [ -d "/sys/fs/cgroup$cg" ] && [ "$mm" = 67108864 ] && [ "$in" = "0::$cg" ]; then
-		ok "fre-smoke.scope: /sys/fs/cgroup$cg, memory.max $mm, holds the process ($in), controllers: $(cat "/sys/fs/cgroup$cg/cgroup.controllers")"
+	mm=$(cat "$(memfile "$cg")" 2>/dev/null)
+	in=$(grep "^$procline" /proc/$pid/cgroup)
+	if [ -n "$cg" ] && [ -d "$sysdir$cg" ] && [ "$mm" = 67108864 ] && [ "$in" = "$procline$cg" ]; then
+		ok "fre-smoke.scope: $sysdir$cg, memory limit $mm, holds the process ($in)"
 	else
 		bad "fre-smoke.scope: cgroup '$cg', memory.max '$mm', process in '$in'"
 	fi
 	kill "$pid"
 	wait "$pid" 2>/dev/null
-	gone() { [ "$(systemctl show -p LoadState --value fre-smoke.scope)" = not-found ] && [ ! -d "/sys/fs/cgroup$cg" ]; }
+	gone() { [ "$(systemctl show -p LoadState --value fre-smoke.scope)" = not-found ] && [ ! -d "$sysdir$cg" ]; }
 	if poll 60 gone; then
 		ok "fre-smoke.scope and its cgroup gone after its process ended"
 	else
-		bad "fre-smoke.scope after its process ended: $(systemctl show fre-smoke.scope -p LoadState,ActiveState,Result | tr '\n' ' '), cgroup dir: $(ls -d "/sys/fs/cgroup$cg" 2>&1)"
+		bad "fre-smoke.scope after its process ended: $(systemctl show fre-smoke.scope -p LoadState,ActiveState,Result | tr '\n' ' '), cgroup dir: $(ls -d "$sysdir$cg" 2>&1)"
 	fi
 else
 	bad "fre-smoke.scope never active: $(systemctl show fre-smoke.scope -p LoadState,ActiveState | tr '\n' ' ')"
@@ -208,7 +224,7 @@ detached() {
 		return 1
 	fi
 	cpid=$($r $ropts state "$id" | sed -n 's/^ *"pid": \([0-9]*\).*/\1/p')
-	echo "cgroup $(cat /proc/$cpid/cgroup)"
+	echo "cgroup $(grep "^$procline" /proc/$cpid/cgroup)"
 	$r $ropts kill "$id" KILL
 	stopped() { $r $ropts state "$id" | grep -q '"status": "stopped"'; }
 	poll 60 stopped || echo "error: $id not stopped"
@@ -225,7 +241,7 @@ z=$(bundle sleep /bin/sleep 300)
 for r in runc fre-runc; do
 	out=$(detached $r -- "$z" smoke-d-$r)
 	case $out in
-	"cgroup 0::/"?*) ok "$r run -d sleep (no cgroupsPath): $out" ;;
+	"cgroup $procline/"?*) ok "$r run -d sleep (no cgroupsPath): $out" ;;
 	*) bad "$r run -d sleep (no cgroupsPath): $out" ;;
 	esac
 done
@@ -235,7 +251,7 @@ s=$(bundle sd /bin/sleep 300)
 sed -i '/"linux": {/a\		"cgroupsPath": "system.slice:fre-smoke:runc-sd",' "$s/config.json"
 out=$(detached runc --systemd-cgroup -- "$s" smoke-sd)
 sdgone() { [ "$(systemctl show -p LoadState --value fre-smoke-runc-sd.scope)" = not-found ]; }
-if [ "$out" = "cgroup 0::/system.slice/fre-smoke-runc-sd.scope" ] && poll 60 sdgone; then
+if [ "$out" = "cgroup ${procline}/system.slice/fre-smoke-runc-sd.scope" ] && poll 60 sdgone; then
 	ok "runc --systemd-cgroup run -d: $out; the scope gone after delete"
 else
 	bad "runc --systemd-cgroup run -d: $out"
@@ -245,7 +261,7 @@ f=$(bundle sdfre /bin/sleep 300)
 sed -i '/"linux": {/a\		"cgroupsPath": "system.slice:fre-smoke:fre-sd",' "$f/config.json"
 out=$(detached fre-runc --systemd-cgroup -- "$f" smoke-sd-fre)
 fregone() { [ "$(systemctl show -p LoadState --value fre-smoke-fre-sd.scope)" = not-found ]; }
-if [ "$out" = "cgroup 0::/system.slice/fre-smoke-fre-sd.scope" ] && poll 60 fregone; then
+if [ "$out" = "cgroup ${procline}/system.slice/fre-smoke-fre-sd.scope" ] && poll 60 fregone; then
 	ok "fre-runc --systemd-cgroup run -d: $out; the scope gone after delete"
 else
 	bad "fre-runc --systemd-cgroup run -d: $out"
