@@ -35,14 +35,14 @@ func BenchmarkCreateStartV2(b *testing.B) {
 	if cgroup.Mode() != cgroup.Unified {
 		b.Skip("needs a cgroup v2 host (make bench-v2 runs it in a guest)")
 	}
-	off := false
+	off, on := false, true
 	b.Run("mkdir", func(b *testing.B) { benchCreateStart(b, Options{CgroupPool: &off}) })
 	b.Run("mkdir-migrate", func(b *testing.B) {
 		was := noCloneIntoCgroup.Swap(true)
 		defer noCloneIntoCgroup.Store(was)
 		benchCreateStart(b, Options{CgroupPool: &off})
 	})
-	b.Run("named-pool", func(b *testing.B) { benchCreateStart(b, Options{}) })
+	b.Run("named-pool", func(b *testing.B) { benchCreateStart(b, Options{CgroupPool: &on}) })
 }
 
 // benchCreateStart times create+start with a runtime of opts.

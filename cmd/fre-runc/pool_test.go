@@ -80,7 +80,12 @@ func TestPoolCommandV2(t *testing.T) {
 	if cgroup.Mode() != cgroup.Unified {
 		t.Skip("needs a cgroup v2 host (make test-v2 runs it in a guest)")
 	}
-	e := newEnv(t)
+	// Off by default on v2 (runtime's cgroupPoolOn): turned on here.
+	cfg := filepath.Join(t.TempDir(), "pool.json")
+	if err := os.WriteFile(cfg, []byte(`{"cgroupPool": true}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, "--config", cfg)
 	e.must("pool", "fill", "--size", "2")
 	status := func() cgpool.ParentStatus {
 		t.Helper()

@@ -105,7 +105,7 @@ func runcDefaultSpec(bundle string) (*specs.Spec, string, error) {
 func (e *env) newBench(name string) (*bench, error) {
 	root := filepath.Join(e.dir, "state", name)
 	switch name {
-	case "fre-runc", "fre-runc-plain", "fre-runc-nopool", "fre-runc-alongside":
+	case "fre-runc", "fre-runc-plain", "fre-runc-nopool", "fre-runc-named", "fre-runc-alongside":
 		path := filepath.Join(e.opts.binDir, "fre-runc")
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("%s missing (make build failed?)", path)
@@ -124,6 +124,14 @@ func (e *env) newBench(name string) (*bench, error) {
 			// (on cgroup v2: the named pool of cgroups FRE names itself).
 			cfg["cgroupPool"] = false
 			note = "defaults but cgroup pool off"
+		case "fre-runc-named":
+			// cgroup v2's A/B: the pool of cgroups FRE names itself, off
+			// by default there.
+			if cgroup.Mode() != cgroup.Unified {
+				return nil, fmt.Errorf("only on cgroup v2 (the named pool; v1's pool is on by default)")
+			}
+			cfg["cgroupPool"] = true
+			note = "defaults but the named cgroup pool on"
 		case "fre-runc-alongside":
 			// The systemd driver's A/B: the scope started alongside the
 			// init's set-up rather than before it.

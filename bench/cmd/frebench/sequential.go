@@ -88,6 +88,9 @@ func sequentialWith(e *env, bundle, title, file string) error {
 		if off, ok2 := value("fre-runc-nopool"); ok2 && off > 0 {
 			fmt.Printf("  cgroup pool on/off (fre-runc/fre-runc-nopool): %.3fx\n", on/off)
 		}
+		if named, ok2 := value("fre-runc-named"); ok2 && on > 0 {
+			fmt.Printf("  named cgroup pool on/off (fre-runc-named/fre-runc): %.3fx\n", named/on)
+		}
 		if al, ok2 := value("fre-runc-alongside"); ok2 && on > 0 {
 			fmt.Printf("  scope start alongside the set-up/before it (fre-runc-alongside/fre-runc): %.3fx\n", al/on)
 		}
