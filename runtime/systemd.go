@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -239,18 +240,25 @@ func (c *Container) stopScope(cg cgroup.Manager, ph *phases) error {
 	if cg == nil {
 		return nil
 	}
-	if dir := cg.Paths()[""]; dir != "" {
-		// v2: systemd removes the scope's cgroup once it has the unit
-		// dead; removing it first makes systemd miss the scope's end (the
-		// unit then stays "deactivating" until its stop times out). So
-		// wait for systemd, and remove what is left only if it did not.
-		waitGone(dir, scopeGoneTimeout)
-		ph.done("delete: systemd removed the cgroup")
+	// systemd removes the scope's cgroup once it has the unit dead (v1:
+	// its own name=systemd hierarchy's, and the controllers' it manages);
+	// removing it first makes systemd miss the scope's end (the unit then
+	// stays "deactivating" until its stop times out). So wait for
+	// systemd, and remove what is left only if it did not.
+	dir := cg.Paths()[""]
+	if dir == "" {
+		dir = filepath.Join(systemdV1Hierarchy, cg.Path())
 	}
+	waitGone(dir, scopeGoneTimeout)
+	ph.done("delete: systemd removed the cgroup")
 	// What is left: v1's hierarchies systemd does not manage (runc removes
 	// the scope's path after its stop too).
 	return cg.Destroy()
 }
+
+// systemdV1Hierarchy is where systemd mounts its own (name=systemd)
+// hierarchy on cgroup v1.
+const systemdV1Hierarchy = "/sys/fs/cgroup/systemd"
 
 // scopeGoneTimeout bounds delete's wait for systemd to remove a stopped
 // scope's cgroup.
