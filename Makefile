@@ -89,6 +89,7 @@ ifneq ($(SHIM_SOURCES),)
 else
 	@echo "note: $(SHIM_DIR) has no Go files yet; shim not built"
 endif
+	CGO_ENABLED=0 $(GO) build -o $(BIN_DIR)/fre ./cmd/fre
 
 # build-soft is for bench, conformance and demo: they compare against runc
 # and crun too, so a fre-runc that does not build is reported and skipped

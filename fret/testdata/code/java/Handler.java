@@ -1,0 +1,1 @@
+placeholder: the build compiles Handler.java
