@@ -115,6 +115,12 @@ func (e *env) newBench(name string) (*bench, error) {
 		// and state; fre-runc-plain runs the bundle's rootfs as it is.
 		cfg := map[string]any{"storeRoot": filepath.Join(e.dir, "store")}
 		note := "defaults: netns host, cgroup pool, shared-layer store"
+		switch {
+		case e.opts.systemd:
+			note = "defaults: netns host, shared-layer store (no cgroup pool under systemd)"
+		case cgroup.Mode() == cgroup.Unified:
+			note = "defaults: netns host, shared-layer store (cgroup pool off on v2)"
+		}
 		switch name {
 		case "fre-runc-plain":
 			cfg = map[string]any{"rootfs": "plain"}
