@@ -174,6 +174,15 @@ func asError(err error, target **Error) bool {
 	return ok
 }
 
+// WaitGone polls until dir does not exist (a cgroup another removes: a
+// stopped systemd scope's) or timeout passes (ErrTimeout).
+func WaitGone(dir string, timeout time.Duration) error {
+	return poll(timeout, func() (bool, error) {
+		var st unix.Stat_t
+		return unix.Stat(dir, &st) == unix.ENOENT, nil
+	})
+}
+
 // poll calls done until it answers true or timeout passes.
 func poll(timeout time.Duration, done func() (bool, error)) error {
 	deadline := time.Now().Add(timeout)

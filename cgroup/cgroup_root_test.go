@@ -15,6 +15,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/internal/testutil"
 )
 
 func needRoot(t testing.TB) {
@@ -28,20 +30,6 @@ func testName(t testing.TB) string {
 	b := make([]byte, 4)
 	rand.Read(b)
 	return "fre-test-" + hex.EncodeToString(b)
-}
-
-// sleeper starts a process to put in a cgroup; it is killed at cleanup.
-func sleeper(t *testing.T) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command("sleep", "1000")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	return cmd
 }
 
 // cleanupTree removes the test's top cgroup in every hierarchy, whatever
@@ -134,7 +122,7 @@ func TestV1Lifecycle(t *testing.T) {
 		t.Error("cpuset.cpus not copied from the parent")
 	}
 
-	cmd := sleeper(t)
+	cmd := testutil.Sleeper(t)
 	if err := m.Add(cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +249,7 @@ func TestV1KillWithChildrenAndDestroy(t *testing.T) {
 	if err := sub.Create(); err != nil {
 		t.Fatal(err)
 	}
-	a, b := sleeper(t), sleeper(t)
+	a, b := testutil.Sleeper(t), testutil.Sleeper(t)
 	if err := m.Add(a.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +285,7 @@ func TestV1Rename(t *testing.T) {
 	if err := m.Create(); err != nil {
 		t.Fatal(err)
 	}
-	cmd := sleeper(t)
+	cmd := testutil.Sleeper(t)
 	if err := m.Add(cmd.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
@@ -357,7 +345,7 @@ func TestV2UnifiedReal(t *testing.T) {
 	if m.Version() != 2 || m.Paths()[""] != mp+top+"/ctr" {
 		t.Fatalf("version %d paths %v", m.Version(), m.Paths())
 	}
-	a := sleeper(t)
+	a := testutil.Sleeper(t)
 	if err := m.Add(a.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +383,7 @@ func TestV2UnifiedReal(t *testing.T) {
 		t.Errorf("Reset: %v", err)
 	}
 	// SIGTERM takes the freeze-signal-thaw path, SIGKILL cgroup.kill.
-	b := sleeper(t)
+	b := testutil.Sleeper(t)
 	if err := m.Add(b.Process.Pid); err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +392,7 @@ func TestV2UnifiedReal(t *testing.T) {
 	}
 	a.Wait()
 	b.Wait()
-	c := sleeper(t)
+	c := testutil.Sleeper(t)
 	m.Add(c.Process.Pid)
 	if err := m.Kill(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

@@ -91,17 +91,10 @@ mkdir -p "$OUT" "$RESULTS"
 status=0
 FRE_VM_OUT=$OUT/bench-systemd-out FRE_VM_TIMEOUT=${FRE_VM_TIMEOUT:-3000} \
 	"$REPO/hack/vm/systemd.sh" run "$STAGE" /fre/run-bench.sh "$OUT/bench-systemd.log" || status=$?
-if [ -d "$OUT/bench-systemd-out/out" ]; then
-	rm -rf "${RESULTS:?}"/*
-	cp -a "$OUT/bench-systemd-out/out"/. "$RESULTS"/
-	if [ "$accel" != kvm ]; then
-		sed -i "1i # systemd guest under software emulation (qemu TCG, no KVM): absolute times are slow; compare ratios only." \
-			"$RESULTS/bench-output.txt" "$RESULTS/trace.txt"
-	fi
+if take_results "$OUT/bench-systemd-out/out" "$RESULTS" "systemd guest" "$accel" bench-output.txt trace.txt; then
 	log "results in $RESULTS"
 fi
-grep -v -e '^\[ *[0-9]*\.[0-9]*\]' -e 'SeaBIOS' -e 'Booting from ROM' "$OUT/bench-systemd.log" | tr -d '\r' |
-	sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/^c//' | grep -e '^== ' -e 'ratio' -e 'target' -e 'alongside' -e 'FAIL' -e '^systemd-vm:' || true
+console_lines "$OUT/bench-systemd.log" '^== ' ratio target alongside FAIL '^systemd-vm:'
 if [ "$status" != 0 ]; then
 	log "FAIL (guest status $status); console: $OUT/bench-systemd.log"
 	exit 1

@@ -75,21 +75,14 @@ mkdir -p "$OUT" "$RESULTS"
 status=0
 FRE_VM_OUT=$OUT/bench-v2-out FRE_VM_TIMEOUT=${FRE_VM_TIMEOUT:-3000} \
 	"$REPO/hack/vm/vm.sh" run "$STAGE" /fre/run-bench.sh "$OUT/bench-v2.log" || status=$?
-if [ -d "$OUT/bench-v2-out/out" ]; then
-	rm -rf "${RESULTS:?}"/*
-	cp -a "$OUT/bench-v2-out/out"/. "$RESULTS"/
-	if [ "$accel" != kvm ]; then
-		sed -i "1i # cgroup v2 guest under software emulation (qemu TCG, no KVM): absolute times are slow; compare ratios only." \
-			"$RESULTS/bench-output.txt" "$RESULTS/go-bench.txt"
-	fi
+if take_results "$OUT/bench-v2-out/out" "$RESULTS" "cgroup v2 guest" "$accel" bench-output.txt go-bench.txt; then
 	# The figures of what came back (figure 2 on v2 from cgpool's
 	# benchmarks; the run bars), as make bench draws the host's.
 	(cd "$REPO" && go build -o "$REPO/_output/freplot" ./bench/cmd/freplot) &&
 		"$REPO/_output/freplot" -results "$RESULTS" all || log "freplot could not draw every figure"
 	log "results in $RESULTS"
 fi
-grep -v -e '^\[ *[0-9]*\.[0-9]*\]' -e 'SeaBIOS' -e 'Booting from ROM' "$OUT/bench-v2.log" | tr -d '\r' |
-	sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/^c//' | grep -e '^== ' -e 'ratio' -e 'target' -e 'FAIL' -e '^vm:' || true
+console_lines "$OUT/bench-v2.log" '^== ' ratio target FAIL '^vm:'
 if [ "$status" != 0 ]; then
 	log "FAIL (guest status $status); console: $OUT/bench-v2.log"
 	exit 1

@@ -272,41 +272,15 @@ if [ $fail = 0 ]; then echo "smoke: PASS"; else echo "smoke: FAIL"; fi
 exit $fail
 EOF
 
-# SYSTEMD_TESTFLAGS' words, quoted for the guest's shell (a -test.run
-# pattern may hold | or other metacharacters).
-testflags=""
-set -f
-for w in ${SYSTEMD_TESTFLAGS--test.v}; do testflags="$testflags $(printf '%q' "$w")"; done
-set +f
-
 # The Go tests, after the smoke checks: every package in its own
 # directory, go test's summary line for each, and the status of the whole.
 cat >"$STAGE/fre/go-tests.sh" <<EOF
 export FRE_TEST_SYSTEMD=1 HOME=/root FRE_PREBUILT_DIR=/fre/bin FRE_BIN_DIR=/fre/bin PATH=/fre/bin:\$PATH
 ${guest_env:+export $guest_env}
 status=0
-for entry in $PACKAGES; do
-	pkg=\${entry%%:*}
-	run=
-	case \$entry in *:*) run="-test.run \${entry#*:}" ;; esac
-	name=\$(echo \$pkg | tr / _)
-	t=/fre/tests/\$name.test
-	[ -x \$t ] || continue
-	cd /fre/src/\$pkg
-	start=\$(date +%s)
-	echo "=== package \$pkg"
-	\$t -test.count=1 -test.timeout $PKG_TIMEOUT$testflags \$run 2>&1
-	rc=\$?
-	d=\$((\$(date +%s) - start))
-	if [ \$rc = 0 ]; then
-		echo "ok  	github.com/fre-runtime/fre/\$pkg	\${d}s (systemd guest)"
-	else
-		echo "FAIL	github.com/fre-runtime/fre/\$pkg	\${d}s (systemd guest)"
-		status=1
-	fi
-done
-exit \$status
 EOF
+go_test_loop "systemd guest" "$(quoted_words "${SYSTEMD_TESTFLAGS--test.v}")" >>"$STAGE/fre/go-tests.sh"
+echo "exit \$status" >>"$STAGE/fre/go-tests.sh"
 cat >"$STAGE/fre/guest.sh" <<'EOF'
 # The systemd guest's script: the smoke checks, then the Go tests.
 sh /fre/smoke.sh
@@ -320,7 +294,7 @@ mkdir -p "$OUT"
 status=0
 "$REPO/hack/vm/systemd.sh" run "$STAGE" /fre/guest.sh "$OUT/test-systemd.log" || status=$?
 # The console, less the firmware's and the kernel's noise.
-grep -v -e '^\[ *[0-9]*\.[0-9]*\]' -e 'SeaBIOS' -e 'Booting from ROM' "$OUT/test-systemd.log" | tr -d '\r' | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/^c//' || true
+console_lines "$OUT/test-systemd.log"
 log "whole run $((SECONDS - start)) s"
 if [ "$status" != 0 ]; then
 	log "FAIL (guest status $status); console: $OUT/test-systemd.log"

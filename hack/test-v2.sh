@@ -68,36 +68,15 @@ if [ "${V2_CONFORMANCE:-1}" = 1 ]; then
 	copy_bin "$(command -v tar)" /usr/bin/tar
 fi
 
-# V2_TESTFLAGS' words, quoted for the guest's shell (a -test.run pattern
-# may hold | or other metacharacters).
-testflags=""
-set -f
-for w in ${V2_TESTFLAGS:-}; do testflags="$testflags $(printf '%q' "$w")"; done
-set +f
-
 # The guest's script: every package in its own directory, go test's
 # summary line for each, and the status of the whole.
 cat >"$STAGE/fre/run-tests.sh" <<EOF
 export CI=true FRE_PREBUILT_DIR=/fre/bin FRE_BIN_DIR=/fre/bin CONTAINERD_BIN_DIR=$CONTAINERD_GUEST_DIR
 export PATH=/fre/bin:$CONTAINERD_GUEST_DIR:\$PATH HOME=/root
 status=0
-for pkg in $PACKAGES; do
-	name=\$(echo \$pkg | tr / _)
-	t=/fre/tests/\$name.test
-	[ -x \$t ] || continue
-	cd /fre/src/\$pkg
-	start=\$(date +%s)
-	echo "=== package \$pkg"
-	\$t -test.count=1 -test.timeout $PKG_TIMEOUT$testflags 2>&1
-	rc=\$?
-	d=\$((\$(date +%s) - start))
-	if [ \$rc = 0 ]; then
-		echo "ok  	github.com/fre-runtime/fre/\$pkg	\${d}s (cgroup v2 guest)"
-	else
-		echo "FAIL	github.com/fre-runtime/fre/\$pkg	\${d}s (cgroup v2 guest)"
-		status=1
-	fi
-done
+EOF
+go_test_loop "cgroup v2 guest" "$(quoted_words "${V2_TESTFLAGS:-}")" >>"$STAGE/fre/run-tests.sh"
+cat >>"$STAGE/fre/run-tests.sh" <<EOF
 if [ -d /fre/rt ]; then
 	echo "=== runtime-tools linux_cgroups_* (runc and fre-runc)"
 	sh /fre/cgroup-conformance.sh /fre/rt || status=1
@@ -109,7 +88,7 @@ mkdir -p "$OUT"
 status=0
 "$REPO/hack/vm/vm.sh" run "$STAGE" /fre/run-tests.sh "$OUT/test-v2.log" || status=$?
 # The console, less the firmware's and the kernel's noise.
-grep -v -e '^\[ *[0-9]*\.[0-9]*\]' -e 'SeaBIOS' -e 'Booting from ROM' "$OUT/test-v2.log" | tr -d '\r' | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/^c//' || true
+console_lines "$OUT/test-v2.log"
 if [ "$status" != 0 ]; then
 	log "FAIL (guest status $status); console: $OUT/test-v2.log"
 	exit 1

@@ -2,11 +2,8 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -249,7 +246,7 @@ func (c *Container) stopScope(cg cgroup.Manager, ph *phases) error {
 	if dir == "" {
 		dir = filepath.Join(systemdV1Hierarchy, cg.Path())
 	}
-	waitGone(dir, scopeGoneTimeout)
+	cgroup.WaitGone(dir, scopeGoneTimeout)
 	ph.done("delete: systemd removed the cgroup")
 	// What is left: v1's hierarchies systemd does not manage (runc removes
 	// the scope's path after its stop too).
@@ -264,20 +261,6 @@ const systemdV1Hierarchy = "/sys/fs/cgroup/systemd"
 // scope's cgroup.
 const scopeGoneTimeout = 10 * time.Second
 
-// waitGone polls until dir does not exist or timeout passes.
-func waitGone(dir string, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for delay := 200 * time.Microsecond; ; delay = min(2*delay, 20*time.Millisecond) {
-		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(delay)
-	}
-}
-
 // updateScope sets the unit's properties for r (update), before the
 // cgroup's files are written as with cgroupfs.
 func (c *Container) updateScope(r *specs.LinuxResources) error {
@@ -285,19 +268,11 @@ func (c *Container) updateScope(r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	all, err := systemd.Properties(r, cgroup.Mode() == cgroup.Unified, conn.Version())
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
-	}
 	// Only the resources change: the unit's fixed properties (Delegate,
 	// accounting, dependencies) are set once, at start.
-	var props []sddbus.Property
-	for _, p := range all {
-		switch {
-		case p.Name == "Delegate", p.Name == "DefaultDependencies", p.Name == "Description", p.Name == "CollectMode", strings.HasSuffix(p.Name, "Accounting"):
-		default:
-			props = append(props, p)
-		}
+	props, err := systemd.ResourceProperties(r, cgroup.Mode() == cgroup.Unified, conn.Version())
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	if len(props) == 0 {
 		return nil

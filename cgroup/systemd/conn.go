@@ -227,28 +227,37 @@ func (c *Conn) Stop(ctx context.Context, unit string) error {
 	// The unit is garbage-collected by systemd's event loop after the
 	// job, unless it failed (an OOM kill): then a reset lets it go, done
 	// only when it is still there, as it is a round trip.
-	reset := false
+	stayed, err := c.waitUnloaded(ctx, unit, func() { _ = c.resetFailed(ctx, unit) })
+	switch {
+	case err != nil:
+		return fmt.Errorf("systemd: stop %s: %w", unit, err)
+	case stayed && result != "done":
+		return &JobError{Op: "stop", Unit: unit, Result: result}
+	case stayed:
+		return fmt.Errorf("systemd: stop %s: still loaded: %w", unit, ctx.Err())
+	}
+	return nil
+}
+
+// waitUnloaded polls until systemd has unloaded unit, or ctx ends with
+// the unit still loaded (stayed). first, if not nil, runs once, when the
+// unit is first seen loaded, before any wait.
+func (c *Conn) waitUnloaded(ctx context.Context, unit string, first func()) (stayed bool, err error) {
 	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
 		loaded, err := c.loaded(ctx, unit)
-		if err != nil {
-			return fmt.Errorf("systemd: stop %s: %w", unit, err)
+		if err != nil || !loaded {
+			return false, err
 		}
-		if !loaded {
-			return nil
-		}
-		if !reset {
-			reset = true
-			_ = c.resetFailed(ctx, unit)
+		if first != nil {
+			first()
+			first = nil
 			continue
 		}
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			if result != "done" {
-				return &JobError{Op: "stop", Unit: unit, Result: result}
-			}
-			return fmt.Errorf("systemd: stop %s: still loaded: %w", unit, ctx.Err())
+			return true, nil
 		case <-t.C:
 		}
 	}
@@ -288,22 +297,8 @@ func (c *Conn) collecting(ctx context.Context, unit string) bool {
 	if st == "failed" {
 		_ = c.resetFailed(ctx, unit)
 	}
-	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
-		loaded, err := c.loaded(ctx, unit)
-		if err != nil {
-			return false
-		}
-		if !loaded {
-			return true
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-t.C:
-		}
-	}
+	stayed, err := c.waitUnloaded(ctx, unit, nil)
+	return err == nil && !stayed
 }
 
 // activeState is unit's ActiveState ("active", "inactive", "failed"...).

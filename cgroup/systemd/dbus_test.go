@@ -20,32 +20,6 @@ import (
 	"github.com/fre-runtime/fre/internal/testutil"
 )
 
-// The D-Bus tests need systemd as PID 1 and the system bus, as root; they
-// skip elsewhere, unless FRE_TEST_SYSTEMD=1 (hack/test-systemd.sh's
-// guest) says they must run.
-func requireSystemd(t *testing.T) {
-	t.Helper()
-	why := ""
-	comm, _ := os.ReadFile("/proc/1/comm")
-	switch {
-	case strings.TrimSpace(string(comm)) != "systemd":
-		why = "PID 1 is not systemd"
-	case os.Geteuid() != 0:
-		why = "not root"
-	default:
-		if _, err := os.Stat(systemBusSocket); err != nil {
-			why = "no system bus: " + err.Error()
-		}
-	}
-	if why == "" {
-		return
-	}
-	if os.Getenv("FRE_TEST_SYSTEMD") == "1" {
-		t.Fatalf("FRE_TEST_SYSTEMD=1 but %s", why)
-	}
-	t.Skip(why)
-}
-
 // requireUnified: the file checks read cgroup v2's files.
 func requireUnified(t *testing.T) {
 	t.Helper()
@@ -79,18 +53,20 @@ func testPath(t *testing.T, slice string) Path {
 	return p
 }
 
-// sleeper starts a child to put in a scope; it is killed at cleanup.
-func sleeper(t *testing.T) *exec.Cmd {
+// startScope starts the scope p with r's properties around a sleeper,
+// stopped at the end of the test: the sleeper, and the properties.
+func startScope(t *testing.T, c *Conn, p Path, r *specs.LinuxResources) (*exec.Cmd, []sd.Property) {
 	t.Helper()
-	cmd := exec.Command("sleep", "300")
-	if err := cmd.Start(); err != nil {
+	cmd := testutil.Sleeper(t)
+	props, err := Properties(r, true, c.Version())
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	return cmd
+	if err := c.StartScope(ctxT(t), p, cmd.Process.Pid, props); err != nil {
+		t.Fatal(err)
+	}
+	stopAtCleanup(t, c, p.Unit)
+	return cmd, props
 }
 
 // stopAtCleanup stops unit at the end of the test (a test that failed
@@ -108,12 +84,8 @@ func stopAtCleanup(t *testing.T, c *Conn, unit string) {
 // poll calls f until it is true or the deadline passes.
 func poll(t *testing.T, d time.Duration, what string, f func() bool) {
 	t.Helper()
-	end := time.Now().Add(d)
-	for !f() {
-		if time.Now().After(end) {
-			t.Fatalf("after %v: %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !testutil.Poll(d, f) {
+		t.Fatalf("after %v: %s", d, what)
 	}
 }
 
@@ -132,7 +104,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func TestScope(t *testing.T) {
-	requireSystemd(t)
+	testutil.RequireSystemdAnyCgroup(t)
 	requireUnified(t)
 	c := connect(t)
 	t.Logf("systemd version %d", c.Version())
@@ -140,22 +112,14 @@ func TestScope(t *testing.T) {
 		t.Fatalf("Version() = %d, want a systemd >= 244 here", c.Version())
 	}
 	p := testPath(t, "system.slice")
-	cmd := sleeper(t)
 	shares := uint64(2048)
 	r := &specs.LinuxResources{
 		Memory: &specs.LinuxMemory{Limit: i64(64 << 20)},
 		Pids:   &specs.LinuxPids{Limit: i64(50)},
 		CPU:    &specs.LinuxCPU{Shares: &shares, Cpus: "0"},
 	}
-	props, err := Properties(r, true, c.Version())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmd, props := startScope(t, c, p, r)
 	ctx := ctxT(t)
-	if err := c.StartScope(ctx, p, cmd.Process.Pid, props); err != nil {
-		t.Fatal(err)
-	}
-	stopAtCleanup(t, c, p.Unit)
 
 	weight := strconv.FormatUint(cgroup.SharesToWeight(shares), 10)
 	got := testutil.SystemctlShow(t, p.Unit, "ActiveState", "ControlGroup", "Slice", "Delegate", "MemoryMax", "TasksMax", "CPUWeight", "AllowedCPUs", "DefaultDependencies", "Description")
@@ -191,8 +155,8 @@ func TestScope(t *testing.T) {
 	}
 
 	// The same unit again: ErrUnitExists, and the first is untouched.
-	other := sleeper(t)
-	err = c.StartScope(ctx, p, other.Process.Pid, props)
+	other := testutil.Sleeper(t)
+	err := c.StartScope(ctx, p, other.Process.Pid, props)
 	if !errors.Is(err, ErrUnitExists) {
 		t.Errorf("second StartScope of %s: %v, want ErrUnitExists", p.Unit, err)
 	}
@@ -223,7 +187,7 @@ func TestScope(t *testing.T) {
 // once waits for the collection instead of failing "exists". CollectMode
 // is on the unit.
 func TestStopScope(t *testing.T) {
-	requireSystemd(t)
+	testutil.RequireSystemdAnyCgroup(t)
 	requireUnified(t)
 	c := connect(t)
 	ctx := ctxT(t)
@@ -233,7 +197,7 @@ func TestStopScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	for round := 0; round < 3; round++ {
-		cmd := sleeper(t)
+		cmd := testutil.Sleeper(t)
 		if err := c.StartScope(ctx, p, cmd.Process.Pid, props); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
@@ -265,7 +229,7 @@ func TestStopScope(t *testing.T) {
 // TestScopeFailed: a start systemd refuses is an error naming the unit,
 // and leaves no unit behind.
 func TestScopeFailed(t *testing.T) {
-	requireSystemd(t)
+	testutil.RequireSystemdAnyCgroup(t)
 	c := connect(t)
 	p := testPath(t, "system.slice")
 	// A pid that does not exist: systemd refuses the scope.
@@ -285,7 +249,7 @@ func TestScopeFailed(t *testing.T) {
 
 // TestNestedSlice: kubelet's layout; systemd makes the slices it needs.
 func TestNestedSlice(t *testing.T) {
-	requireSystemd(t)
+	testutil.RequireSystemdAnyCgroup(t)
 	requireUnified(t)
 	c := connect(t)
 	pod := fmt.Sprintf("kubepods-besteffort-podfretest%d.slice", os.Getpid())
@@ -306,16 +270,8 @@ func TestNestedSlice(t *testing.T) {
 			cancel()
 		}
 	})
-	cmd := sleeper(t)
-	props, err := Properties(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(20)}}, true, c.Version())
-	if err != nil {
-		t.Fatal(err)
-	}
+	cmd, _ := startScope(t, c, p, &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(20)}})
 	ctx := ctxT(t)
-	if err := c.StartScope(ctx, p, cmd.Process.Pid, props); err != nil {
-		t.Fatal(err)
-	}
-	stopAtCleanup(t, c, p.Unit)
 	dir := "/sys/fs/cgroup" + p.Dir
 	if !strings.HasPrefix(p.Dir, "/kubepods.slice/kubepods-besteffort.slice/"+pod+"/") {
 		t.Fatalf("Dir %s", p.Dir)
@@ -367,7 +323,7 @@ func TestConnectPrivate(t *testing.T) {
 		}
 		return
 	}
-	requireSystemd(t)
+	testutil.RequireSystemdAnyCgroup(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +332,7 @@ func TestConnectPrivate(t *testing.T) {
 		t.Errorf("Version() = %d over the private socket", c.Version())
 	}
 	p := testPath(t, "system.slice")
-	cmd := sleeper(t)
+	cmd := testutil.Sleeper(t)
 	if err := c.StartScope(ctx, p, cmd.Process.Pid, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +357,7 @@ func TestConnectDeadline(t *testing.T) {
 // TestConnAfterConnectCtx: the connection outlives Connect's context
 // (godbus's WithContext would close it with the context).
 func TestConnAfterConnectCtx(t *testing.T) {
-	requireSystemd(t)
+	testutil.RequireSystemdAnyCgroup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	c, err := Connect(ctx)
 	cancel()
@@ -419,7 +375,7 @@ func TestConnAfterConnectCtx(t *testing.T) {
 // then Stop, over 20 runs each, against go-systemd's Conn doing the same
 // (what runc does). The numbers are in Conn's comment.
 func TestCost(t *testing.T) {
-	requireSystemd(t)
+	testutil.RequireSystemdAnyCgroup(t)
 	const n = 20
 	ctx := ctxT(t)
 	mean := func(d time.Duration) time.Duration { return d / n }
@@ -446,7 +402,7 @@ func TestCost(t *testing.T) {
 	var start, stop, stopJob time.Duration
 	for i := range n {
 		p := testPath(t, "system.slice")
-		cmd := sleeper(t)
+		cmd := testutil.Sleeper(t)
 		props, err := Properties(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(100)}}, true, c.Version())
 		if err != nil {
 			t.Fatal(err)
@@ -478,7 +434,7 @@ func TestCost(t *testing.T) {
 	var gsStart, gsStop time.Duration
 	for range n {
 		p := testPath(t, "system.slice")
-		cmd := sleeper(t)
+		cmd := testutil.Sleeper(t)
 		props, err := Properties(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: i64(100)}}, true, c.Version())
 		if err != nil {
 			t.Fatal(err)

@@ -64,6 +64,15 @@ const Description = "fre container"
 // a CPU quota that systemd's 10 ms granularity rounds up is not written
 // back into r: the caller's cgroupfs write keeps the exact value.
 func Properties(r *specs.LinuxResources, unified bool, version int) ([]sd.Property, error) {
+	res, err := ResourceProperties(r, unified, version)
+	if err != nil {
+		return nil, err
+	}
+	return append(fixedProperties(unified, version), res...), nil
+}
+
+// fixedProperties are the properties a scope gets once, at its start.
+func fixedProperties(unified bool, version int) []sd.Property {
 	props := make([]sd.Property, 0, 16)
 	props = append(props,
 		sd.PropDescription(Description),
@@ -83,14 +92,19 @@ func Properties(r *specs.LinuxResources, unified bool, version int) ([]sd.Proper
 	if version >= versionCollectMode {
 		props = append(props, prop("CollectMode", "inactive-or-failed"))
 	}
+	return props
+}
+
+// ResourceProperties are Properties less the fixed ones: the resources
+// alone, what an update sets.
+func ResourceProperties(r *specs.LinuxResources, unified bool, version int) ([]sd.Property, error) {
 	if r == nil {
-		return props, nil
+		return nil, nil
 	}
-	dev, err := deviceProperties(r.Devices, version)
+	props, err := deviceProperties(r.Devices, version)
 	if err != nil {
 		return nil, err
 	}
-	props = append(props, dev...)
 
 	if m := r.Memory; m != nil {
 		if m.Limit != nil && *m.Limit != 0 {

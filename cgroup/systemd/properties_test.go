@@ -168,6 +168,13 @@ func TestProperties(t *testing.T) {
 		if g := show(got); !slices.Equal(g, want) {
 			t.Errorf("%s:\n got %q\nwant %q", tt.name, g, want)
 		}
+		// An update's: the same resources, without the fixed ones.
+		res, err := ResourceProperties(tt.r, tt.unified, tt.version)
+		if err != nil {
+			t.Errorf("%s: ResourceProperties: %v", tt.name, err)
+		} else if g := show(res); !slices.Equal(g, tt.want) {
+			t.Errorf("%s: ResourceProperties:\n got %q\nwant %q", tt.name, g, tt.want)
+		}
 	}
 }
 

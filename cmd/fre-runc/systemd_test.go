@@ -15,17 +15,6 @@ import (
 	"github.com/fre-runtime/fre/internal/testutil"
 )
 
-// systemdRunning: systemd is PID 1 with its system bus (make
-// test-systemd's guest).
-func systemdRunning() bool {
-	comm, err := os.ReadFile("/proc/1/comm")
-	if err != nil || strings.TrimSpace(string(comm)) != "systemd" {
-		return false
-	}
-	_, err = os.Stat("/run/dbus/system_bus_socket")
-	return err == nil
-}
-
 // The systemd driver, as runc's --systemd-cgroup: "slice:prefix:name" is
 // a transient scope prefix-name.scope in that slice holding the init,
 // active, with the spec's limits as unit properties and in the cgroup's
@@ -229,7 +218,7 @@ func TestSystemdCgroup(t *testing.T) {
 // Without a systemd to talk to, --systemd-cgroup fails create with a
 // clear error and leaves nothing.
 func TestSystemdCgroupUnreachable(t *testing.T) {
-	if systemdRunning() {
+	if testutil.SystemdRunning() {
 		t.Skip("systemd is running here")
 	}
 	e := newEnv(t, "--systemd-cgroup")

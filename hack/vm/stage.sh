@@ -109,3 +109,72 @@ unstage_tree_libs() {
 	done < <(cd "$STAGE" && find ./lib ./lib64 ./usr/lib -type f -print0 2>/dev/null)
 	return 0
 }
+
+# quoted_words WORDS: each of WORDS quoted for a guest's shell (a
+# -test.run pattern may hold | or other metacharacters), each after a
+# space.
+quoted_words() {
+	local out="" w
+	set -f
+	for w in $1; do out="$out $(printf '%q' "$w")"; done
+	set +f
+	printf '%s' "$out"
+}
+
+# go_test_loop WHERE FLAGS: the guest's loop over PACKAGES (entries pkg,
+# or pkg:pattern for -test.run), for a script that set status=0: each
+# package's test binary run in its source directory with PKG_TIMEOUT and
+# FLAGS (quoted_words), go test's summary line for each ("(WHERE)" after
+# it), status 1 when one fails.
+go_test_loop() {
+	cat <<LOOP
+for entry in $PACKAGES; do
+	pkg=\${entry%%:*}
+	run=
+	case \$entry in *:*) run="-test.run \${entry#*:}" ;; esac
+	name=\$(echo \$pkg | tr / _)
+	t=/fre/tests/\$name.test
+	[ -x \$t ] || continue
+	cd /fre/src/\$pkg
+	start=\$(date +%s)
+	echo "=== package \$pkg"
+	\$t -test.count=1 -test.timeout $PKG_TIMEOUT$2 \$run 2>&1
+	rc=\$?
+	d=\$((\$(date +%s) - start))
+	if [ \$rc = 0 ]; then
+		echo "ok  	github.com/fre-runtime/fre/\$pkg	\${d}s ($1)"
+	else
+		echo "FAIL	github.com/fre-runtime/fre/\$pkg	\${d}s ($1)"
+		status=1
+	fi
+done
+LOOP
+}
+
+# take_results FROM RESULTS WHERE ACCEL FILES...: a guest's results (FROM,
+# when it came back) replace RESULTS'; off KVM each of FILES says first
+# that WHERE ran under emulation. False when nothing came back.
+take_results() {
+	local from=$1 results=$2 where=$3 accel=$4 f
+	shift 4
+	[ -d "$from" ] || return 1
+	rm -rf "${results:?}"/*
+	cp -a "$from"/. "$results"/
+	if [ "$accel" != kvm ]; then
+		for f; do
+			sed -i "1i # $where under software emulation (qemu TCG, no KVM): absolute times are slow; compare ratios only." "$results/$f"
+		done
+	fi
+}
+
+# console_lines LOG [PATTERN...]: the lines of a guest's serial console
+# (those that match one of PATTERNs, when given), without the kernel's and
+# the firmware's.
+console_lines() {
+	local log=$1 p args=(-e '')
+	shift
+	[ $# = 0 ] || args=()
+	for p; do args+=(-e "$p"); done
+	grep -v -e '^\[ *[0-9]*\.[0-9]*\]' -e 'SeaBIOS' -e 'Booting from ROM' "$log" | tr -d '\r' |
+		sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/^c//' | grep "${args[@]}" || true
+}

@@ -28,22 +28,33 @@ func RequireSystemdAnyCgroup(t testing.TB) {
 	requireSystemd(t, false)
 }
 
+// SystemdRunning: systemd is PID 1 with its system bus (make
+// test-systemd's guest), whoever asks.
+func SystemdRunning() bool {
+	return whyNoSystemd() == ""
+}
+
+// whyNoSystemd says what is missing of systemd as PID 1 with its bus.
+func whyNoSystemd() string {
+	comm, _ := os.ReadFile("/proc/1/comm")
+	if c := strings.TrimSpace(string(comm)); c != "systemd" {
+		return "PID 1 is " + c + ", not systemd"
+	}
+	if _, err := os.Stat(SystemdBusSocket); err != nil {
+		return "no system bus: " + err.Error()
+	}
+	return ""
+}
+
 func requireSystemd(t testing.TB, v2 bool) {
 	t.Helper()
-	why := ""
-	comm, _ := os.ReadFile("/proc/1/comm")
 	var st unix.Statfs_t
+	why := whyNoSystemd()
 	switch {
 	case os.Geteuid() != 0:
 		why = "not root"
-	case strings.TrimSpace(string(comm)) != "systemd":
-		why = "PID 1 is " + strings.TrimSpace(string(comm)) + ", not systemd"
-	case v2 && (unix.Statfs("/sys/fs/cgroup", &st) != nil || st.Type != unix.CGROUP2_SUPER_MAGIC):
+	case why == "" && v2 && (unix.Statfs("/sys/fs/cgroup", &st) != nil || st.Type != unix.CGROUP2_SUPER_MAGIC):
 		why = "/sys/fs/cgroup is not cgroup v2"
-	default:
-		if _, err := os.Stat(SystemdBusSocket); err != nil {
-			why = "no system bus: " + err.Error()
-		}
 	}
 	if why == "" {
 		return
@@ -52,6 +63,21 @@ func requireSystemd(t testing.TB, v2 bool) {
 		t.Fatalf("FRE_TEST_SYSTEMD=1 but %s", why)
 	}
 	t.Skipf("needs systemd as PID 1 on cgroup v2 (make test-systemd runs it in a guest): %s", why)
+}
+
+// Sleeper starts `sleep 1000` (a process to put in a cgroup or a unit),
+// killed and reaped at t's end.
+func Sleeper(t testing.TB) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd
 }
 
 // SystemctlShow is `systemctl show UNIT -p PROPS...` as a map. A list

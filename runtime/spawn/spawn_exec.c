@@ -33,6 +33,22 @@
 #define PR_CAP_AMBIENT_RAISE 2
 #endif
 
+/* send_fd sends len bytes of data with fd attached (SCM_RIGHTS) on the
+ * unix socket sock: sendmsg's result. */
+static ssize_t send_fd(int sock, void *data, size_t len, int fd)
+{
+	struct iovec iov = { .iov_base = data, .iov_len = len };
+	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
+	memset(&u, 0, sizeof(u));
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL);
+}
+
 void spawn_setup_console(struct fre_spawn *s)
 {
 	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -47,16 +63,7 @@ void spawn_setup_console(struct fre_spawn *s)
 	}
 	/* Send the master over the console socket as runc does. */
 	char name[] = "/dev/ptmx";
-	struct iovec iov = { .iov_base = name, .iov_len = sizeof(name) - 1 };
-	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-	memset(&u, 0, sizeof(u));
-	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(c), &master, sizeof(int));
-	if (sendmsg(s->console_fd, &msg, MSG_NOSIGNAL) < 0) spawn_fail(errno, "send console", NULL);
+	if (send_fd(s->console_fd, name, sizeof(name) - 1, master) < 0) spawn_fail(errno, "send console", NULL);
 	close(master);
 	close(s->console_fd);
 	if (ioctl(slave, TIOCSCTTY, 0) < 0) spawn_fail(errno, "set controlling tty", NULL);
@@ -271,19 +278,9 @@ void spawn_seccomp_early(struct fre_spawn *s)
 			spawn_fail(errno, "seccomp", NULL);
 		if (notify) {
 			char tag = 'S';
-			struct iovec iov = { .iov_base = &tag, .iov_len = 1 };
-			union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } u;
-			memset(&u, 0, sizeof(u));
-			struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
-			struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-			c->cmsg_level = SOL_SOCKET;
-			c->cmsg_type = SCM_RIGHTS;
-			c->cmsg_len = CMSG_LEN(sizeof(int));
-			int fd = (int)lfd;
-			memcpy(CMSG_DATA(c), &fd, sizeof(int));
-			if (sendmsg(spawn_sync_fd, &msg, MSG_NOSIGNAL) != 1)
+			if (send_fd(spawn_sync_fd, &tag, 1, (int)lfd) != 1)
 				spawn_fail(errno, "send seccomp listener", NULL);
-			close(fd);
+			close((int)lfd);
 		}
 		close(s->seccomp_fd);
 		s->seccomp_fd = -1;
