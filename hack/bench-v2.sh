@@ -13,7 +13,7 @@
 # KVM) are marked so in bench-output.txt: they are for ratios only.
 #
 # Env: BENCH_N (default 100), BENCH_CONCURRENCY (default 256),
-# V2_BENCH_RUNTIMES (default fre-runc,fre-runc-named,fre-runc-plain,runc,crun), and
+# V2_BENCH_RUNTIMES (default fre-runc,fre-runc-named,fre-runc-shared,runc,crun), and
 # hack/vm/vm.sh's FRE_VM_* settings.
 set -euo pipefail
 export PATH=/usr/local/go/bin:$PATH
@@ -25,7 +25,7 @@ RESULTS=$REPO/results/v2
 N=${BENCH_N:-100}
 C=${BENCH_CONCURRENCY:-256}
 # fre-runc-named: the named pool's A/B (off by default on v2), interleaved.
-RUNTIMES=${V2_BENCH_RUNTIMES:-fre-runc,fre-runc-named,fre-runc-plain,runc,crun}
+RUNTIMES=${V2_BENCH_RUNTIMES:-fre-runc,fre-runc-named,fre-runc-shared,runc,crun}
 
 log() { echo "bench-v2: $*" >&2; }
 

@@ -52,12 +52,15 @@ since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", (b-a)*1000}'
 
 id=fre-demo-$$
 # The demo's shared-layer store is its own (the default is /var/lib/fre/store).
+# For a plain-directory bundle the store is opt-in ({"rootfs": "shared"}):
+# by default fre-runc runs the bundle's rootfs as it is, as runc does.
 export FRE_STORE_ROOT=$work/store
-echo "== fre-runc run (busybox bundle, runc's default spec)"
+echo '{"rootfs": "shared"}' >"$work/fre-shared.json"
+echo "== fre-runc run (busybox bundle, runc's default spec, --config {\"rootfs\": \"shared\"})"
 for pass in first second; do
 	t0=$EPOCHREALTIME
 	rc=0
-	"$FRE" --root "$work/state" run --bundle "$work/bundle" "$id-$pass" </dev/null || rc=$?
+	"$FRE" --root "$work/state" --config "$work/fre-shared.json" run --bundle "$work/bundle" "$id-$pass" </dev/null || rc=$?
 	case $pass in
 	first) note="the image is imported into the shared-layer store" ;;
 	second) note="the image is in the store already" ;;

@@ -41,7 +41,7 @@ func Features() *features.Features {
 		},
 		Annotations: map[string]string{
 			"run.fre.netns":  "host|new|pool: what a network namespace without a path gets",
-			AnnotationRootfs: "shared|plain: the shared-layer store or the bundle's rootfs",
+			AnnotationRootfs: "plain|shared: the bundle's rootfs (default) or the shared-layer store",
 			"org.opencontainers.runc.checkpoint.enabled": "false",
 		},
 	}

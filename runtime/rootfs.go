@@ -19,20 +19,29 @@ import (
 	"github.com/fre-runtime/fre/runtime/spawn"
 )
 
-// The shared-layer store (issue 5): a bundle whose rootfs is a plain
-// directory is imported once into FRE's content-addressed store (cached by
-// the store's fingerprint of the directory, one lstat walk) and the
-// container runs on the store's tree of hard links, so identical files of
-// different images are one inode and one copy in the page cache. The tree
-// is shared, so a container never writes it: it gets an overlay with the
-// tree as lowerdir and its own upper and work dirs in its state dir, or,
-// with root.readonly and every mount target already in the image, a
-// read-only overlay of the tree with no upper dir at all. The bundle's files are only read.
+// The shared-layer store (issue 5), opt-in for a plain-directory bundle
+// (run.fre.rootfs=shared, or {"rootfs": "shared"}): the bundle's rootfs is
+// imported once into FRE's content-addressed store (cached by the store's
+// fingerprint of the directory, one lstat walk) and the container runs on
+// the store's tree of hard links, so identical files of different images
+// are one inode and one copy in the page cache. The tree is shared, so a
+// container never writes it: it gets an overlay with the tree as lowerdir
+// and its own upper and work dirs in its state dir, or, with root.readonly
+// and every mount target already in the image, a read-only overlay of the
+// tree with no upper dir at all. The bundle's files are only read.
+//
+// Not by default: with a plain directory runc's container runs on the
+// bundle's live rootfs (what hooks put in it is there, a file added after
+// start is seen, writes land in the bundle), and swapping runc for
+// fre-runc must not change that. The store goes where it changes nothing
+// a user sees: the shim's overlays of containerd's snapshots (their lower
+// layers are immutable, writes land in the snapshot's upper as before) and
+// FRE's own function images.
 
 const (
-	// AnnotationRootfs chooses the container's root: "shared" (the
-	// default) runs it on the store's tree, "plain" on the bundle's rootfs
-	// as it is.
+	// AnnotationRootfs chooses the container's root: "plain" (the
+	// default) runs it on the bundle's rootfs as it is, "shared" on the
+	// store's tree.
 	AnnotationRootfs = "run.fre.rootfs"
 	RootfsShared     = "shared"
 	RootfsPlain      = "plain"
@@ -82,9 +91,9 @@ func rootfsMode(cfg *Config, def string) (string, error) {
 		v = def
 	}
 	switch v {
-	case "", RootfsShared:
+	case RootfsShared:
 		return RootfsShared, nil
-	case RootfsPlain:
+	case "", RootfsPlain:
 		return RootfsPlain, nil
 	default:
 		return "", fmt.Errorf("%w: annotation %s: %q is neither %s nor %s", ErrInvalidConfig, AnnotationRootfs, v, RootfsShared, RootfsPlain)

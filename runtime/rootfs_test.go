@@ -17,15 +17,18 @@ import (
 )
 
 func TestRootfsMode(t *testing.T) {
-	for v, want := range map[string]string{"": RootfsShared, "shared": RootfsShared, "plain": RootfsPlain} {
+	for v, want := range map[string]string{"": RootfsPlain, "shared": RootfsShared, "plain": RootfsPlain} {
 		got, err := rootfsMode(&Config{Annotations: map[string]string{AnnotationRootfs: v}}, "")
 		if err != nil || got != want {
 			t.Errorf("%q: %q, %v; want %q", v, got, err, want)
 		}
 	}
 	// Without the annotation the runtime's option decides.
-	if got, _ := rootfsMode(&Config{}, RootfsPlain); got != RootfsPlain {
-		t.Errorf("option plain: %q", got)
+	if got, _ := rootfsMode(&Config{}, RootfsShared); got != RootfsShared {
+		t.Errorf("option shared: %q", got)
+	}
+	if got, _ := rootfsMode(&Config{}, ""); got != RootfsPlain {
+		t.Errorf("no option: %q, want the bundle's rootfs (runc's)", got)
 	}
 	if _, err := rootfsMode(&Config{Annotations: map[string]string{AnnotationRootfs: "yes"}}, ""); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("bad value: %v", err)
@@ -88,7 +91,7 @@ func rootfsFixture(tb testing.TB) (*Runtime, *Config) {
 	if err := testutil.WriteBusyboxRootfs(rfs); err != nil {
 		tb.Skip(err)
 	}
-	r, err := New(filepath.Join(dir, "state"), Options{})
+	r, err := New(filepath.Join(dir, "state"), Options{Rootfs: RootfsShared})
 	if err != nil {
 		tb.Fatal(err)
 	}

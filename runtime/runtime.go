@@ -31,8 +31,9 @@ type Options struct {
 	// CgroupPoolParents are pooled (kept warm) besides the hierarchy root
 	// and the parents given to `pool fill`.
 	CgroupPoolParents []string `json:"cgroupPoolParents,omitempty"`
-	// Rootfs is "shared" (default: a plain-directory rootfs runs on the
-	// shared-layer store) or "plain"; the annotation run.fre.rootfs wins.
+	// Rootfs is "plain" (default: the bundle's rootfs as it is, as runc
+	// runs it) or "shared" (a plain-directory rootfs runs on the
+	// shared-layer store); the annotation run.fre.rootfs wins.
 	Rootfs string `json:"rootfs,omitempty"`
 	// StoreRoot is the store's directory (default $FRE_STORE_ROOT, else
 	// /var/lib/fre/store).

@@ -333,8 +333,12 @@ func TestSharedRootfsOneDeviceForMapsAndStat(t *testing.T) {
 	e := newEnv(t)
 	e.root, e.args = root, []string{"--root", root}
 	b := bundle(t, "sh", "-c", "stat -c %d /bin/busybox; grep -m1 /bin/busybox /proc/self/maps")
-	// A writable root: an overlay (a read-only one is a bind of the tree).
-	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Root.Readonly = false })
+	// A writable root on the store: an overlay (a read-only one has no
+	// upper).
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Root.Readonly = false
+		s.Annotations = map[string]string{"run.fre.rootfs": "shared"}
+	})
 	out := e.must("run", "--bundle", b, newID())
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 2 {

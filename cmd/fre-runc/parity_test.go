@@ -459,3 +459,42 @@ func TestNoMountNamespaceChroots(t *testing.T) {
 		t.Fatalf("output %q, want in-rootfs", out)
 	}
 }
+
+// A plain-directory bundle's container runs on the bundle's live rootfs
+// by default, as runc's does (issue 18's item 8): what a createRuntime
+// hook copies into rootfs/lib is there, a file added to rootfs after
+// start is seen, and the container's writes land in the bundle. The
+// shared store is opt-in for such a bundle (storeEnv's tests).
+func TestPlainBundleIsLive(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sleep", "600")
+	rfs := filepath.Join(b, "rootfs")
+	lib := filepath.Join(t.TempDir(), "libfre-hook.so.1")
+	if err := os.WriteFile(lib, []byte("a library a hook put there\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Root.Readonly = false
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh",
+			Args: []string{"sh", "-c", "mkdir -p " + rfs + "/lib && cp " + lib + " " + rfs + "/lib/"}}}}
+	})
+	id := newID()
+	e.must("run", "-d", "--bundle", b, id)
+	if out := e.must("exec", id, "cat", "/lib/libfre-hook.so.1"); out != "a library a hook put there\n" {
+		t.Errorf("the hook's library in the container: %q", out)
+	}
+	if err := os.WriteFile(filepath.Join(rfs, "added-after-start"), []byte("later\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := e.must("exec", id, "cat", "/added-after-start"); out != "later\n" {
+		t.Errorf("a file added to the bundle after start: %q", out)
+	}
+	e.must("exec", id, "sh", "-c", "echo written > /written-inside")
+	if got, err := os.ReadFile(filepath.Join(rfs, "written-inside")); err != nil || string(got) != "written\n" {
+		t.Errorf("the container's write in the bundle: %q, %v", got, err)
+	}
+	if m := rootfsJSON(t, e, id); m != nil {
+		t.Errorf("state's rootfs_store %v, want none (the bundle's rootfs)", m)
+	}
+	e.must("delete", "--force", id)
+}

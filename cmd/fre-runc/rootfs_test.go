@@ -26,9 +26,15 @@ import (
 	"github.com/fre-runtime/fre/internal/testutil"
 )
 
-// storeEnv is a runtime root whose fre-runc uses a store in a temp dir.
+// storeEnv is a runtime root whose fre-runc runs plain-directory bundles
+// on the shared store (opt-in: {"rootfs": "shared"}), a store in a temp
+// dir.
 func storeEnv(t *testing.T) (*env, string) {
-	e := newEnv(t)
+	conf := filepath.Join(t.TempDir(), "shared.json")
+	if err := os.WriteFile(conf, []byte(`{"rootfs": "shared"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, "--config", conf)
 	store := filepath.Join(t.TempDir(), "store")
 	t.Setenv("FRE_STORE_ROOT", store)
 	t.Cleanup(func() {

@@ -105,26 +105,27 @@ func runcDefaultSpec(bundle string) (*specs.Spec, string, error) {
 func (e *env) newBench(name string) (*bench, error) {
 	root := filepath.Join(e.dir, "state", name)
 	switch name {
-	case "fre-runc", "fre-runc-plain", "fre-runc-nopool", "fre-runc-named", "fre-runc-alongside":
+	case "fre-runc", "fre-runc-shared", "fre-runc-nopool", "fre-runc-named", "fre-runc-alongside":
 		path := filepath.Join(e.opts.binDir, "fre-runc")
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("%s missing (make build failed?)", path)
 		}
-		// FRE's defaults (netns policy host, cgroup pool, shared-layer
-		// store), the store on the same tmpfs as every runtime's bundle
-		// and state; fre-runc-plain runs the bundle's rootfs as it is.
-		cfg := map[string]any{"storeRoot": filepath.Join(e.dir, "store")}
-		note := "defaults: netns host, cgroup pool, shared-layer store"
+		// FRE's defaults (netns policy host, cgroup pool, the bundle's
+		// rootfs as it is); fre-runc-shared runs it on the shared-layer
+		// store (opt-in for a plain-directory bundle), the store on the
+		// same tmpfs as every runtime's bundle and state.
+		cfg := map[string]any{}
+		note := "defaults: netns host, cgroup pool, bundle's rootfs"
 		switch {
 		case e.opts.systemd:
-			note = "defaults: netns host, shared-layer store (no cgroup pool under systemd)"
+			note = "defaults: netns host, bundle's rootfs (no cgroup pool under systemd)"
 		case cgroup.Mode() == cgroup.Unified:
-			note = "defaults: netns host, shared-layer store (cgroup pool off on v2)"
+			note = "defaults: netns host, bundle's rootfs (cgroup pool off on v2)"
 		}
 		switch name {
-		case "fre-runc-plain":
-			cfg = map[string]any{"rootfs": "plain"}
-			note = "defaults but rootfs plain (no store)"
+		case "fre-runc-shared":
+			cfg = map[string]any{"rootfs": "shared", "storeRoot": filepath.Join(e.dir, "store")}
+			note = "defaults but rootfs shared (the store)"
 		case "fre-runc-nopool":
 			// The pool's A/B beside fre-runc in the same interleaved run
 			// (on cgroup v2: the named pool of cgroups FRE names itself).

@@ -48,7 +48,7 @@ func execLatency(e *env) error {
 		fmt.Printf("%-16s %6d %9.2f %9.2f %9.2f\n", b.name, s.n, s.mean, s.p50, s.p99)
 	}
 	fmt.Println("ratios of the means (issue 3 sets no target):")
-	for _, fre := range []string{"fre-runc", "fre-runc-plain"} {
+	for _, fre := range []string{"fre-runc", "fre-runc-shared"} {
 		for _, other := range []string{"crun", "runc"} {
 			f, o := sums[fre], sums[other]
 			if f.n > 0 && o.n > 0 && o.mean > 0 {

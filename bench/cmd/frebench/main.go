@@ -61,7 +61,7 @@ func main() {
 	flag.IntVar(&o.n, "n", 100, "sequential runs per runtime")
 	flag.IntVar(&o.warmup, "warmup", 3, "untimed runs per runtime before timing")
 	flag.IntVar(&o.concurrency, "concurrency", 256, "containers started at once (concurrent)")
-	flag.StringVar(&runtimes, "runtimes", "fre-runc,fre-runc-plain,runc,crun", "runtimes to compare, comma-separated")
+	flag.StringVar(&runtimes, "runtimes", "fre-runc,fre-runc-shared,runc,crun", "runtimes to compare, comma-separated")
 	flag.Int64Var(&o.memLimit, "memory-limit", 64<<20, "memory limit in bytes per container (concurrent)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary bundles and state dirs")
 	flag.IntVar(&o.memPer, "mem-per", 5, "containers per image (memory)")

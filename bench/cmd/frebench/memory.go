@@ -159,13 +159,14 @@ func memory(e *env) error {
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
-// memStoreLocal is fre-runc with the memory scenario's store (on disk,
+// memStoreLocal is fre-runc on the shared store (opt-in for these
+// plain-directory bundles), the memory scenario's store (on disk,
 // where the images are) in place of the bench's config, whose store is on
 // the work dir's tmpfs: a tree on tmpfs would be shmem, always resident,
 // and no measure of the page cache.
 func memStoreLocal(l *local, dir, store string) (*local, error) {
 	cfgFile := filepath.Join(dir, "fre-runc-memory.json")
-	data, _ := json.Marshal(map[string]any{"storeRoot": store})
+	data, _ := json.Marshal(map[string]any{"rootfs": "shared", "storeRoot": store})
 	if err := os.WriteFile(cfgFile, data, 0o644); err != nil {
 		return nil, err
 	}

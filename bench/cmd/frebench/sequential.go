@@ -83,7 +83,7 @@ func sequentialWith(e *env, bundle, title, file string) error {
 	}
 	fmt.Println("targets (mean):")
 	printTargets(e, "sequential run", value, []target{{"crun", 0.5}, {"runc", 0.1}})
-	printTargetsFor(e, "fre-runc-plain", "sequential run", value, []target{{"crun", 0.5}, {"runc", 0.1}})
+	printTargetsFor(e, "fre-runc-shared", "sequential run", value, []target{{"crun", 0.5}, {"runc", 0.1}})
 	if on, ok1 := value("fre-runc"); ok1 {
 		if off, ok2 := value("fre-runc-nopool"); ok2 && off > 0 {
 			fmt.Printf("  cgroup pool on/off (fre-runc/fre-runc-nopool): %.3fx\n", on/off)
