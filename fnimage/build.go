@@ -1,0 +1,306 @@
+package fnimage
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/fre-runtime/fre/fret"
+	"github.com/fre-runtime/fre/rootfs"
+)
+
+// Options say what a build writes.
+type Options struct {
+	// Layout is the OCI image layout directory to write (it must not
+	// exist, or be empty); "" writes none.
+	Layout string
+	// Store, if set, gets the function's tree, held by Ref(t).
+	Store *rootfs.Store
+	// Bundle is a runnable OCI bundle directory to write on the store's
+	// tree (needs Store); "" writes none.
+	Bundle string
+	// LibDirs override the loader's default directories (LibDirs).
+	LibDirs []string
+}
+
+// Result is what a build made.
+type Result struct {
+	Ref      string   // the image's name: fre.dev/<id>:<version>
+	Manifest string   // the manifest's digest
+	Config   string   // the image config's digest
+	Layers   []*Layer // base, libs, packages, code (the ones with files)
+	Size     int64    // compressed bytes of every layer
+	Tree     *rootfs.Tree
+	Took     time.Duration
+}
+
+// Layer is one written layer.
+type Layer struct {
+	Part   string `json:"part"`
+	Digest string `json:"digest"`
+	DiffID string `json:"diffID"`
+	Size   int64  `json:"size"`
+	Files  int    `json:"files"`
+}
+
+// ImageName is the name a template's image gets.
+func ImageName(t *fret.Template) string { return "fre.dev/" + t.ID + ":" + t.Version }
+
+var refUnsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]`)
+
+// Ref is the store ref holding a function's tree.
+func Ref(t *fret.Template) string {
+	return "fn." + refUnsafe.ReplaceAllString(t.ID, "_") + "." + refUnsafe.ReplaceAllString(t.Version, "_")
+}
+
+// UnsupportedError is a template this increment cannot build yet.
+type UnsupportedError struct{ Field, Why string }
+
+func (e *UnsupportedError) Error() string { return e.Field + ": " + e.Why }
+
+// Build builds t. Nothing is left half-written: the layout is written
+// next to its place and renamed there at the end, the store's import is
+// whole or absent, and a failed build removes what it wrote.
+func Build(ctx context.Context, t *fret.Template, o Options) (res *Result, err error) {
+	start := time.Now()
+	if err := supported(t); err != nil {
+		return nil, err
+	}
+	if o.Bundle != "" && o.Store == nil {
+		return nil, fmt.Errorf("a bundle runs on the store's tree: no store given")
+	}
+	dirs := o.LibDirs
+	if dirs == nil {
+		dirs = LibDirs
+	}
+	parts, err := assemble(t, newClosure(dirs))
+	if err != nil {
+		return nil, err
+	}
+	res = &Result{Ref: ImageName(t)}
+	work, err := os.MkdirTemp(tempParent(o), ".fre-build-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	lay, err := writeLayout(work, t, parts)
+	if err != nil {
+		return nil, err
+	}
+	res.Manifest, res.Config = lay.manifest, lay.config
+	for _, l := range lay.layers {
+		res.Layers = append(res.Layers, &Layer{Part: l.part, Digest: l.digest, DiffID: l.diffID, Size: l.size, Files: l.files})
+		res.Size += l.size
+	}
+	if o.Store != nil {
+		tree, err := o.Store.ImportLayers(ctx, lay.layerFiles(work), rootfs.ImportOptions{Ref: Ref(t)})
+		if err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		res.Tree = tree
+	}
+	if o.Bundle != "" {
+		if err := writeBundle(o.Bundle, t, res.Tree); err != nil {
+			return nil, err
+		}
+	}
+	if o.Layout != "" {
+		if err := place(work, o.Layout); err != nil {
+			if o.Bundle != "" {
+				os.RemoveAll(o.Bundle)
+			}
+			return nil, err
+		}
+	}
+	res.Took = time.Since(start)
+	return res, nil
+}
+
+// tempParent: the build's scratch goes beside the layout (one rename at
+// the end), else in the temp dir.
+func tempParent(o Options) string {
+	if o.Layout != "" {
+		return filepath.Dir(filepath.Clean(o.Layout))
+	}
+	return ""
+}
+
+// place renames the written layout into dst, which must not exist or be
+// an empty directory.
+func place(work, dst string) error {
+	if ents, err := os.ReadDir(dst); err == nil {
+		if len(ents) > 0 {
+			return fmt.Errorf("layout %s: exists and is not empty", dst)
+		}
+		if err := os.Remove(dst); err != nil {
+			return err
+		}
+	}
+	return os.Rename(work, dst)
+}
+
+// supported: the parts this increment builds.
+func supported(t *fret.Template) error {
+	if t.Base.Name != "static" {
+		return &UnsupportedError{"base.name", fmt.Sprintf("base %q is not built yet (this increment builds \"static\"; the language bases from Debian's packages come next)", t.Base.Name)}
+	}
+	if p := t.Packages; len(p.Debian) > 0 || len(p.Npm) > 0 || p.Pip != nil {
+		return &UnsupportedError{"packages", "dependency packages are not built yet"}
+	}
+	return nil
+}
+
+// assemble makes the template's parts, bottom first: base (the image's
+// skeleton and the base environment's files), libs (the template's libs
+// and the ELF closure of everything above), code.
+func assemble(t *fret.Template, c *closure) ([]*part, error) {
+	src := filepath.Join(t.Dir, t.Code)
+	code, err := codePart(src)
+	if err != nil {
+		return nil, err
+	}
+	if abs, err := filepath.Abs(src); err == nil {
+		c.inside = abs
+	}
+	base := basePart(t)
+	libs := newPart("libs")
+	for i, l := range t.Libs {
+		p, err := c.lookupLib(l)
+		if err != nil {
+			return nil, fmt.Errorf("libs[%d]: %w", i, err)
+		}
+		if err := c.take(p, "libs"); err != nil {
+			return nil, fmt.Errorf("libs[%d]: %w", i, err)
+		}
+	}
+	// Every program and library of the code: what it needs to load.
+	for _, name := range sortedNames(code) {
+		e := code.entries[name]
+		if !e.mode.IsRegular() {
+			continue
+		}
+		src := e.src
+		if src == "" {
+			tmp, err := spill(e.data)
+			if err != nil {
+				return nil, err
+			}
+			defer os.Remove(tmp)
+			src = tmp
+		}
+		if err := c.add(src, "/"+name); err != nil {
+			return nil, fmt.Errorf("code: %w", err)
+		}
+	}
+	for at, host := range c.files {
+		st, err := os.Stat(host)
+		if err != nil {
+			return nil, fmt.Errorf("libs: %w", err)
+		}
+		libs.file(at, host, st.Mode().Perm())
+	}
+	parts := []*part{base, libs, code}
+	if err := checkParts(parts); err != nil {
+		return nil, err
+	}
+	if err := checkEntrypoint(t, parts); err != nil {
+		return nil, err
+	}
+	return parts, nil
+}
+
+// basePart is what every function image has: the directories the runtime
+// mounts over, a tmp, root and nobody in /etc/passwd, the workDir and the
+// channel's directory.
+func basePart(t *fret.Template) *part {
+	p := newPart("base")
+	for _, d := range []string{"dev", "proc", "sys", "etc", "run", "run/fre", "root"} {
+		p.dir(d, 0o755)
+	}
+	p.dir("tmp", 0o777|fs.ModeSticky)
+	p.dir(workDir(t), 0o755)
+	p.bytes("etc/passwd", []byte("root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"), 0o644)
+	p.bytes("etc/group", []byte("root:x:0:\nnogroup:x:65534:\n"), 0o644)
+	return p
+}
+
+func workDir(t *fret.Template) string {
+	if t.WorkDir == "" {
+		return "work"
+	}
+	return clean(t.WorkDir)
+}
+
+// checkParts: in the image the parts make, no entry lies below a symlink
+// (a write through a link) and no part makes a directory of another's
+// file.
+func checkParts(parts []*part) error {
+	kind := map[string]fs.FileMode{}
+	for _, p := range parts {
+		for _, name := range p.withParents() {
+			e := p.entries[name]
+			m := fs.ModeDir
+			if e != nil {
+				m = e.mode.Type()
+			}
+			for d := path.Dir(name); d != "."; d = path.Dir(d) {
+				if k, ok := kind[d]; ok && k != fs.ModeDir {
+					return fmt.Errorf("%s: /%s is below /%s, which %s does not make a directory", p.name, name, d, p.name)
+				}
+			}
+			if k, ok := kind[name]; ok && (k == fs.ModeDir) != (m == fs.ModeDir) {
+				return fmt.Errorf("%s: /%s is a directory in one part and not in another", p.name, name)
+			}
+			kind[name] = m
+		}
+	}
+	return nil
+}
+
+// checkEntrypoint: the entrypoint's program is in the image, a file, and
+// executable (its libraries are in the closure already).
+func checkEntrypoint(t *fret.Template, parts []*part) error {
+	prog := t.Entrypoint[0]
+	if !path.IsAbs(prog) {
+		return fmt.Errorf("entrypoint: %q: the static base has no PATH to look it up in; give its path in the image (/code/...)", prog)
+	}
+	name := clean(prog)
+	for i := len(parts) - 1; i >= 0; i-- {
+		if e, ok := parts[i].entries[name]; ok {
+			if !e.mode.IsRegular() || e.mode.Perm()&0o111 == 0 {
+				return fmt.Errorf("entrypoint: %s is not an executable file in the image", prog)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("entrypoint: %s is not in the image", prog)
+}
+
+func sortedNames(p *part) []string {
+	names := make([]string, 0, len(p.entries))
+	for n := range p.entries {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// spill writes an archive's file to a temp file for the ELF reader.
+func spill(data []byte) (string, error) {
+	f, err := os.CreateTemp("", "fre-build-elf-")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if _, err := f.Write(data); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
