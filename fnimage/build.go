@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/fre-runtime/fre/fret"
@@ -37,7 +38,10 @@ type Result struct {
 	Layers   []*Layer // base, libs, packages, code (the ones with files)
 	Size     int64    // compressed bytes of every layer
 	Tree     *rootfs.Tree
-	Took     time.Duration
+	// Checked: the base's own check of the entrypoint (an import, a
+	// compile) ran in the image and passed.
+	Checked bool
+	Took    time.Duration
 }
 
 // Layer is one written layer.
@@ -104,6 +108,13 @@ func Build(ctx context.Context, t *fret.Template, o Options) (res *Result, err e
 			return nil, fmt.Errorf("store: %w", err)
 		}
 		res.Tree = tree
+		ran, err := runCheck(t, tree.Path())
+		if err != nil {
+			// The tree stays only until the store's GC: nothing holds it.
+			o.Store.Release(tree.ID, Ref(t))
+			return nil, err
+		}
+		res.Checked = ran
 	}
 	if o.Bundle != "" {
 		if err := writeBundle(o.Bundle, t, res.Tree); err != nil {
@@ -147,8 +158,8 @@ func place(work, dst string) error {
 
 // supported: the parts this increment builds.
 func supported(t *fret.Template) error {
-	if t.Base.Name != "static" {
-		return &UnsupportedError{"base.name", fmt.Sprintf("base %q is not built yet (this increment builds \"static\"; the language bases from Debian's packages come next)", t.Base.Name)}
+	if _, ok := baseSpecs[t.Base.Name]; !ok && t.Base.Name != "static" {
+		return &UnsupportedError{"base.name", fmt.Sprintf("base %q is not built yet (FRE builds static, python, perl and node so far; java is to come)", t.Base.Name)}
 	}
 	if p := t.Packages; len(p.Debian) > 0 || len(p.Npm) > 0 || p.Pip != nil {
 		return &UnsupportedError{"packages", "dependency packages are not built yet"}
@@ -169,6 +180,9 @@ func assemble(t *fret.Template, c *closure) ([]*part, error) {
 		c.inside = abs
 	}
 	base := basePart(t)
+	if err := baseFiles(t, base, c); err != nil {
+		return nil, err
+	}
 	libs := newPart("libs")
 	for i, l := range t.Libs {
 		p, err := c.lookupLib(l)
@@ -199,6 +213,9 @@ func assemble(t *fret.Template, c *closure) ([]*part, error) {
 		}
 	}
 	for at, host := range c.files {
+		if _, ok := base.entries[clean(at)]; ok {
+			continue // the base's own package has it
+		}
 		st, err := os.Stat(host)
 		if err != nil {
 			return nil, fmt.Errorf("libs: %w", err)
@@ -267,19 +284,47 @@ func checkParts(parts []*part) error {
 // executable (its libraries are in the closure already).
 func checkEntrypoint(t *fret.Template, parts []*part) error {
 	prog := t.Entrypoint[0]
+	candidates := []string{clean(prog)}
 	if !path.IsAbs(prog) {
-		return fmt.Errorf("entrypoint: %q: the static base has no PATH to look it up in; give its path in the image (/code/...)", prog)
+		candidates = nil
+		for _, d := range strings.Split(strings.TrimPrefix(DefaultPath, "PATH="), ":") {
+			candidates = append(candidates, clean(path.Join(d, prog)))
+		}
 	}
-	name := clean(prog)
-	for i := len(parts) - 1; i >= 0; i-- {
-		if e, ok := parts[i].entries[name]; ok {
+	for _, name := range candidates {
+		for hops := 0; hops < 8; hops++ {
+			e := lookup(parts, name)
+			if e == nil {
+				break
+			}
+			if e.mode&fs.ModeSymlink != 0 {
+				if path.IsAbs(e.link) {
+					name = clean(e.link)
+				} else {
+					name = clean(path.Join(path.Dir(name), e.link))
+				}
+				continue
+			}
 			if !e.mode.IsRegular() || e.mode.Perm()&0o111 == 0 {
 				return fmt.Errorf("entrypoint: %s is not an executable file in the image", prog)
 			}
 			return nil
 		}
 	}
+	if !path.IsAbs(prog) {
+		return fmt.Errorf("entrypoint: %s is in none of the image's PATH directories", prog)
+	}
 	return fmt.Errorf("entrypoint: %s is not in the image", prog)
+}
+
+// lookup is the entry the parts give name, the top one winning.
+func lookup(parts []*part, name string) *entry {
+	for i := len(parts) - 1; i >= 0; i-- {
+		if e, ok := parts[i].entries[name]; ok {
+			return e
+		}
+	}
+	return nil
 }
 
 func sortedNames(p *part) []string {

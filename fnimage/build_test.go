@@ -267,13 +267,15 @@ func TestBuildBadInput(t *testing.T) {
 		})
 	}
 	// What this increment does not build says so.
-	tp, err := fret.Load("../fret/testdata/python.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var un *UnsupportedError
-	if _, err := Build(context.Background(), tp, Options{Layout: filepath.Join(t.TempDir(), "l")}); !errors.As(err, &un) || un.Field != "base.name" {
-		t.Errorf("python: %v, want base.name not built yet", err)
+	for file, field := range map[string]string{"java.yaml": "base.name", "python.yaml": "packages"} {
+		tp, err := fret.Load("../fret/testdata/" + file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var un *UnsupportedError
+		if _, err := Build(context.Background(), tp, Options{Layout: filepath.Join(t.TempDir(), "l")}); !errors.As(err, &un) || un.Field != field {
+			t.Errorf("%s: %v, want %s not built yet", file, err, field)
+		}
 	}
 	// A layout that exists with something in it is not overwritten.
 	dir := fixture(t, "")
@@ -366,5 +368,49 @@ func layerNames(t *testing.T, p string) []string {
 			t.Errorf("%s: uid %d gid %d mtime %v", h.Name, h.Uid, h.Gid, h.ModTime)
 		}
 		names = append(names, h.Name)
+	}
+}
+
+// A language base is its Debian packages' files and their ELF closure,
+// and the language's own check of the entrypoint runs in the image at
+// build time: a module the image lacks fails the build, and nothing holds
+// the tree afterwards.
+func TestBuildPythonCheck(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the check runs chrooted in the image")
+	}
+	if _, err := dpkgList("libpython3.11-stdlib"); err != nil {
+		t.Skip(err)
+	}
+	build := func(src string) (*Result, *rootfs.Store, error) {
+		dir := t.TempDir()
+		os.MkdirAll(filepath.Join(dir, "code"), 0o755)
+		os.WriteFile(filepath.Join(dir, "code", "handler.py"), []byte(src), 0o644)
+		os.WriteFile(filepath.Join(dir, "fn.yaml"), []byte("apiVersion: fre.dev/v1alpha1\nid: py\nversion: \"1\"\nbase: {name: python, version: \"3.11\"}\ncode: code\nentrypoint: [python3, /code/handler.py]\ntenant: ops\n"), 0o644)
+		st := testStore(t)
+		res, err := Build(context.Background(), load(t, dir), Options{Store: st})
+		return res, st, err
+	}
+	res, _, err := build("import json, ssl\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Checked || len(res.Layers) != 3 || res.Layers[0].Files < 100 {
+		t.Fatalf("checked %v, layers %+v", res.Checked, res.Layers)
+	}
+	for _, p := range []string{"usr/bin/python3", "usr/lib/python3.11/json/__init__.py"} {
+		if _, err := os.Lstat(filepath.Join(res.Tree.Path(), p)); err != nil {
+			t.Errorf("the image: %v", err)
+		}
+	}
+	_, st, err := build("import six_is_not_in_the_image\n")
+	if err == nil || !strings.Contains(err.Error(), "ModuleNotFoundError") {
+		t.Fatalf("a missing module: %v, want the check's ModuleNotFoundError", err)
+	}
+	trees, _ := st.List(context.Background())
+	for _, tr := range trees {
+		if len(tr.Refs) != 0 {
+			t.Errorf("tree %s still held by %v after a failed check", tr.ID, tr.Refs)
+		}
 	}
 }

@@ -19,7 +19,8 @@
 // resolves them) is taken at build time, so a missing shared library fails
 // the build, not the first request.
 //
-// This increment builds the static base (no language runtime) with libs and
-// code; language bases from Debian's packages and the packages part are the
-// next (Build says so for a template that needs them).
+// Bases so far: static (nothing), python, perl and node, each from the
+// build host's installed Debian packages (base.go), with the language's
+// own check of the entrypoint run in the image; java, fetching packages
+// that are not installed, and the packages part are the next.
 package fnimage

@@ -87,7 +87,7 @@ type layer struct {
 func writeLayer(p *part, w io.Writer) (*layer, error) {
 	blob := sha256.New()
 	bc := &counter{w: io.MultiWriter(w, blob)}
-	gz, err := gzip.NewWriterLevel(bc, gzip.BestCompression)
+	gz, err := gzip.NewWriterLevel(bc, gzip.DefaultCompression)
 	if err != nil {
 		return nil, err
 	}

@@ -45,62 +45,80 @@ func TestTemplateCheck(t *testing.T) {
 
 // fre build writes a layout, the store's tree and a bundle, and the
 // bundle runs with fre-runc on that tree with nothing of the host: the
-// function answers.
+// function answers, for the static base and the language bases.
 func TestBuildAndRun(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs the function with fre-runc")
+	}
+	work := t.TempDir()
+	freRunc := filepath.Join(work, "fre-runc")
+	if err := testutil.GoBuild(freRunc, "../fre-runc"); err != nil {
+		t.Fatal(err)
 	}
 	bb, err := testutil.FindBusybox()
 	if err != nil {
 		t.Skip(err)
 	}
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "code"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "code", "busybox"), b, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tpl := filepath.Join(dir, "fn.yaml")
-	os.WriteFile(tpl, []byte(`apiVersion: fre.dev/v1alpha1
-id: hello
-version: "1"
-base: {name: static}
-code: code
-entrypoint: [/code/busybox, sh, -c, "echo hello from $(hostname); ls /"]
-resources: {memory: 32Mi, pids: 16}
-tenant: ops
-`), 0o644)
-	work := t.TempDir()
-	store, layout, bundle := filepath.Join(work, "store"), filepath.Join(work, "layout"), filepath.Join(work, "bundle")
-	var out, errOut bytes.Buffer
-	if code := run([]string{"build", "--store", store, "--layout", layout, "--bundle", bundle, tpl}, &out, &errOut); code != 0 {
-		t.Fatalf("fre build: exit %d: %s", code, errOut.String())
-	}
-	t.Logf("fre build: %s", out.String())
-	if !strings.HasPrefix(out.String(), "fre.dev/hello:1 sha256:") {
-		t.Errorf("output %q", out.String())
-	}
-	freRunc := filepath.Join(work, "fre-runc")
-	if err := testutil.GoBuild(freRunc, "../fre-runc"); err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Join(work, "state")
-	id := "fre-build-test-" + strconv.Itoa(os.Getpid())
-	cmd := exec.Command(freRunc, "--root", root, "run", "--bundle", bundle, id)
-	cmd.Env = append(os.Environ(), "FRE_STORE_ROOT="+store)
-	got, err := cmd.CombinedOutput()
-	exec.Command(freRunc, "--root", root, "delete", "--force", id).Run()
-	if err != nil {
-		t.Fatalf("fre-runc run: %v: %s", err, got)
-	}
-	// Only what the image has: the skeleton and the code, no host path.
-	want := "hello from hello\ncode\ndev\netc\nproc\nroot\nrun\nsys\ntmp\nwork\n"
-	if string(got) != want {
-		t.Errorf("the function said %q, want %q", got, want)
+	for _, tc := range []struct {
+		name, base, needs, file, code, entrypoint, want string
+	}{
+		{"static", "static", "", "busybox", "", `[/code/busybox, sh, -c, "echo hello from $(hostname); ls /"]`,
+			"hello from fn-static\ncode\ndev\netc\nproc\nroot\nrun\nsys\ntmp\nwork\n"},
+		{"python", "{name: python, version: \"3.11\"}", "libpython3.11-stdlib", "handler.py",
+			"import json, os\nprint(json.dumps({'hello': os.uname().nodename}))\n", "[python3, /code/handler.py]", `{"hello": "fn-python"}` + "\n"},
+		{"node", "node", "nodejs", "handler.js", "console.log(JSON.stringify({hello: require('os').hostname()}));\n",
+			"[node, /code/handler.js]", `{"hello":"fn-node"}` + "\n"},
+		{"perl", "perl", "perl-base", "handler.pl", "print \"hello from perl\\n\";\n", "[perl, /code/handler.pl]", "hello from perl\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.needs != "" && exec.Command("dpkg-query", "-W", tc.needs).Run() != nil {
+				t.Skipf("%s is not installed here", tc.needs)
+			}
+			dir := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(dir, "code"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			data := []byte(tc.code)
+			mode := os.FileMode(0o644)
+			if tc.code == "" {
+				if data, err = os.ReadFile(bb); err != nil {
+					t.Fatal(err)
+				}
+				mode = 0o755
+			}
+			if err := os.WriteFile(filepath.Join(dir, "code", tc.file), data, mode); err != nil {
+				t.Fatal(err)
+			}
+			tpl := filepath.Join(dir, "fn.yaml")
+			base := tc.base
+			if !strings.HasPrefix(base, "{") {
+				base = "{name: " + base + "}"
+			}
+			os.WriteFile(tpl, []byte("apiVersion: fre.dev/v1alpha1\nid: fn-"+tc.name+"\nversion: \"1\"\nbase: "+base+
+				"\ncode: code\nentrypoint: "+tc.entrypoint+"\nresources: {memory: 64Mi, pids: 16}\ntenant: ops\n"), 0o644)
+			out := t.TempDir()
+			store, layout, bundle := filepath.Join(out, "store"), filepath.Join(out, "layout"), filepath.Join(out, "bundle")
+			var stdout, stderr bytes.Buffer
+			if code := run([]string{"build", "--store", store, "--layout", layout, "--bundle", bundle, tpl}, &stdout, &stderr); code != 0 {
+				t.Fatalf("fre build: exit %d: %s", code, stderr.String())
+			}
+			t.Logf("fre build: %s", stdout.String())
+			if !strings.HasPrefix(stdout.String(), "fre.dev/fn-"+tc.name+":1 sha256:") {
+				t.Errorf("output %q", stdout.String())
+			}
+			root := filepath.Join(out, "state")
+			id := "fre-build-test-" + tc.name + "-" + strconv.Itoa(os.Getpid())
+			cmd := exec.Command(freRunc, "--root", root, "run", "--bundle", bundle, id)
+			cmd.Env = append(os.Environ(), "FRE_STORE_ROOT="+store)
+			got, err := cmd.CombinedOutput()
+			exec.Command(freRunc, "--root", root, "delete", "--force", id).Run()
+			if err != nil {
+				t.Fatalf("fre-runc run: %v: %s", err, got)
+			}
+			// Only what the image has: no host path.
+			if string(got) != tc.want {
+				t.Errorf("the function said %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

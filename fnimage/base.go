@@ -1,0 +1,223 @@
+package fnimage
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/fre-runtime/fre/fret"
+)
+
+// baseSpec is how a base environment is made from Debian's packages: the
+// packages whose files are the interpreter and its standard library (a
+// {V} in a name is the base's version); their libraries come from the ELF
+// closure, not from their packages.
+type baseSpec struct {
+	packages []string
+	// version finds the default version (python: the installed
+	// python3.X-minimal) when the template gives none.
+	version func() (string, error)
+	// check is the language's own import or compile check of the
+	// entrypoint, run in the image at build time; nil: none.
+	check func(entrypoint []string) []string
+}
+
+var baseSpecs = map[string]baseSpec{
+	"python": {
+		packages: []string{"python3-minimal", "python{V}-minimal", "libpython{V}-minimal", "libpython{V}-stdlib"},
+		version:  installedPythonVersion,
+		check: func(ep []string) []string {
+			script := scriptArg(ep, ".py")
+			if script == "" {
+				return nil
+			}
+			mod := strings.TrimSuffix(path.Base(script), ".py")
+			return []string{ep[0], "-c", fmt.Sprintf("import sys; sys.path.insert(0, %q); import %s", path.Dir(script), mod)}
+		},
+	},
+	"perl": {
+		packages: []string{"perl-base"},
+		check: func(ep []string) []string {
+			if s := scriptArg(ep, ".pl"); s != "" {
+				return []string{ep[0], "-c", s}
+			}
+			return nil
+		},
+	},
+	"node": {
+		packages: []string{"nodejs"},
+		check: func(ep []string) []string {
+			if s := scriptArg(ep, ".js"); s != "" {
+				return []string{ep[0], "--check", s}
+			}
+			return nil
+		},
+	},
+}
+
+// scriptArg is the entrypoint's script (the first argument with ext).
+func scriptArg(ep []string, ext string) string {
+	for _, a := range ep[1:] {
+		if strings.HasSuffix(a, ext) && path.IsAbs(a) {
+			return a
+		}
+	}
+	return ""
+}
+
+// skipped are the parts of a package a function never reads: docs, C
+// headers, and npm (the build's client for packages, not the function's).
+var skipped = []string{"/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/share/lintian/",
+	"/usr/share/doc-base/", "/usr/share/bug/", "/usr/share/binfmts/", "/usr/lib/binfmt.d/",
+	"/usr/include/", "/usr/lib/node_modules/npm/", "/usr/lib/node_modules/corepack/"}
+
+// dpkgList is a package's file list (dpkg-query -L); a variable for tests.
+var dpkgList = func(pkg string) ([]string, error) {
+	out, err := exec.Command("dpkg-query", "-L", pkg).Output()
+	if err != nil {
+		var msg []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = bytes.TrimSpace(ee.Stderr)
+		}
+		return nil, fmt.Errorf("Debian package %s is not installed on this build host (fetching bases with apt-get download is to come): %s", pkg, msg)
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n"), nil
+}
+
+func installedPythonVersion() (string, error) {
+	out, err := exec.Command("dpkg-query", "-W", "-f", "${Package} ${Status}\n", "python3.*-minimal").Output()
+	if err != nil {
+		return "", fmt.Errorf("no python3.X-minimal installed on this build host")
+	}
+	var vs []string
+	for _, l := range strings.Split(string(out), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 4 && f[3] == "installed" {
+			vs = append(vs, strings.TrimSuffix(strings.TrimPrefix(f[0], "python"), "-minimal"))
+		}
+	}
+	if len(vs) != 1 {
+		return "", fmt.Errorf("python versions installed here: %v; give base.version", vs)
+	}
+	return vs[0], nil
+}
+
+// baseFiles adds the base environment's files to p (the skeleton is there
+// already) and the ELF objects among them to c.
+func baseFiles(t *fret.Template, p *part, c *closure) error {
+	spec, ok := baseSpecs[t.Base.Name]
+	if !ok {
+		return nil // static: nothing
+	}
+	v := t.Base.Version
+	if v == "" && spec.version != nil {
+		var err error
+		if v, err = spec.version(); err != nil {
+			return fmt.Errorf("base.version: %w", err)
+		}
+	}
+	for _, pkgName := range spec.packages {
+		pkg := strings.ReplaceAll(pkgName, "{V}", v)
+		files, err := dpkgList(pkg)
+		if err != nil {
+			return fmt.Errorf("base %s %s: %w", t.Base.Name, v, err)
+		}
+		sort.Strings(files)
+		for _, f := range files {
+			if f == "/." || f == "" || skip(f) {
+				continue
+			}
+			if err := hostEntry(p, c, f); err != nil {
+				return fmt.Errorf("base %s: %s: %w", t.Base.Name, pkg, err)
+			}
+		}
+	}
+	return nil
+}
+
+func skip(f string) bool {
+	for _, s := range skipped {
+		if strings.HasPrefix(f+"/", s) {
+			return true
+		}
+	}
+	return false
+}
+
+// hostEntry adds the host's file f at the same path: a directory, a
+// symlink as it is, a regular file with its mode (an ELF one's closure
+// too). A path through a host symlink (merged /usr's /lib) is kept as the
+// package names it, as a real directory in the image.
+func hostEntry(p *part, c *closure, f string) error {
+	st, err := os.Lstat(f)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil // diverted or removed on this host: not needed to run
+		}
+		return err
+	}
+	switch m := st.Mode(); {
+	case m.IsDir():
+		p.dir(f, m.Perm())
+	case m&fs.ModeSymlink != 0:
+		target, err := os.Readlink(f)
+		if err != nil {
+			return err
+		}
+		p.symlink(f, target)
+	case m.IsRegular():
+		p.file(f, f, m.Perm()|m&(fs.ModeSetuid|fs.ModeSetgid))
+		if err := c.add(f, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// runCheck runs the base's check of the entrypoint in the image's tree
+// (chroot, as root; the image has no /proc or /dev mounted, which an
+// import or compile check does not need): a module or library the code
+// needs and the image lacks fails the build here.
+func runCheck(t *fret.Template, tree string) (ran bool, err error) {
+	spec, ok := baseSpecs[t.Base.Name]
+	if !ok || spec.check == nil {
+		return false, nil
+	}
+	argv := spec.check(t.Entrypoint)
+	if argv == nil || os.Geteuid() != 0 {
+		return false, nil
+	}
+	prog := argv[0]
+	if !path.IsAbs(prog) {
+		prog = lookInImage(tree, prog)
+		if prog == "" {
+			return true, fmt.Errorf("entrypoint: %s is in none of the image's PATH directories", argv[0])
+		}
+	}
+	cmd := exec.Command(prog, argv[1:]...)
+	cmd.Dir = "/"
+	cmd.Env = []string{DefaultPath, "HOME=/root", "PYTHONDONTWRITEBYTECODE=1"}
+	cmd.SysProcAttr = chrootAttr(tree)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return true, fmt.Errorf("entrypoint check %q in the image: %v: %s", strings.Join(argv, " "), err, bytes.TrimSpace(out))
+	}
+	return true, nil
+}
+
+// lookInImage finds prog in the image's PATH directories; the path in the
+// image, "" when none has it.
+func lookInImage(tree, prog string) string {
+	for _, d := range strings.Split(strings.TrimPrefix(DefaultPath, "PATH="), ":") {
+		if st, err := os.Stat(filepath.Join(tree, d, prog)); err == nil && st.Mode().IsRegular() {
+			return path.Join(d, prog)
+		}
+	}
+	return ""
+}
