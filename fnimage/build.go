@@ -28,6 +28,9 @@ type Options struct {
 	Bundle string
 	// LibDirs override the loader's default directories (LibDirs).
 	LibDirs []string
+	// Cache is the layer cache's directory (cache.go); "" compresses every
+	// layer each time.
+	Cache string
 }
 
 // Result is what a build made.
@@ -93,7 +96,7 @@ func Build(ctx context.Context, t *fret.Template, o Options) (res *Result, err e
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	lay, err := writeLayout(work, t, parts)
+	lay, err := writeLayout(work, o.Cache, t, parts)
 	if err != nil {
 		return nil, err
 	}

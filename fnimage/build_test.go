@@ -414,3 +414,39 @@ func TestBuildPythonCheck(t *testing.T) {
 		}
 	}
 }
+
+// The layer cache gives the same layers as a build without it, links an
+// unchanged part's blob instead of compressing it again, and sees a change
+// of a host file.
+func TestBuildCache(t *testing.T) {
+	dir := fixture(t, "")
+	out, cache := t.TempDir(), filepath.Join(t.TempDir(), "cache")
+	build := func(name, cache string) *Result {
+		t.Helper()
+		res, err := Build(context.Background(), load(t, dir), Options{Layout: filepath.Join(out, name), Cache: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	cold, warm, none := build("cold", cache), build("warm", cache), build("none", "")
+	if cold.Manifest != warm.Manifest || warm.Manifest != none.Manifest {
+		t.Fatalf("manifests: cold %s, warm %s, no cache %s", cold.Manifest, warm.Manifest, none.Manifest)
+	}
+	blob := func(name string, l *Layer) string { return blobPath(filepath.Join(out, name), l.Digest) }
+	var a, b unix.Stat_t
+	if unix.Stat(blob("cold", cold.Layers[1]), &a) != nil || unix.Stat(blob("warm", warm.Layers[1]), &b) != nil || a.Ino != b.Ino {
+		t.Errorf("the warm build's code blob is not the cached one (inodes %d, %d)", a.Ino, b.Ino)
+	}
+	// A changed host file (same name) changes its layer.
+	p := filepath.Join(dir, "code", "busybox")
+	data, _ := os.ReadFile(p)
+	os.WriteFile(p, append(data, 0), 0o755)
+	changed := build("changed", cache)
+	if changed.Layers[1].Digest == cold.Layers[1].Digest {
+		t.Error("a changed file, the same layer from the cache")
+	}
+	if changed.Layers[0].Digest != cold.Layers[0].Digest {
+		t.Error("the base changed with the code")
+	}
+}

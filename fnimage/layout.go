@@ -57,13 +57,18 @@ func (l *layout) layerFiles(dir string) []string {
 
 // writeLayout writes dir as an OCI image layout of one image: a layer per
 // part that has files, bottom first.
-func writeLayout(dir string, t *fret.Template, parts []*part) (*layout, error) {
+func writeLayout(dir, cache string, t *fret.Template, parts []*part) (*layout, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return nil, err
 	}
 	lay := &layout{}
 	for _, p := range parts {
 		if len(p.entries) == 0 {
+			continue
+		}
+		key := partKey(p)
+		if l := fromCache(cache, key, dir); l != nil {
+			lay.layers = append(lay.layers, l)
 			continue
 		}
 		tmp := filepath.Join(dir, "blobs", "layer-"+p.name)
@@ -81,6 +86,7 @@ func writeLayout(dir string, t *fret.Template, parts []*part) (*layout, error) {
 		if err := os.Rename(tmp, blobPath(dir, l.digest)); err != nil {
 			return nil, err
 		}
+		toCache(cache, key, dir, l)
 		lay.layers = append(lay.layers, l)
 	}
 	cfg, err := imageConfig(t, lay.layers)

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/fre-runtime/fre/fnimage"
@@ -26,7 +27,7 @@ import (
 )
 
 const usage = `usage: fre template check FILE...
-       fre build [--layout DIR] [--bundle DIR] [--store DIR] [--json] FILE
+       fre build [--layout DIR] [--bundle DIR] [--store DIR] [--cache DIR] [--json] FILE
 
   template check   validate function environment templates (apiVersion %s)
                    and print each, resolved, as JSON; exit 1 if one is bad
@@ -88,6 +89,7 @@ func build(args []string, stdout, stderr io.Writer) int {
 	store := fs.String("store", "", "FRE's shared store (default $FRE_STORE_ROOT, else "+rootfs.DefaultRoot+")")
 	noStore := fs.Bool("no-store", false, "write the layout only, no tree in the store")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	cache := fs.String("cache", "", "the layer cache (default: build-cache beside the store; \"none\" for none)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -113,6 +115,14 @@ func build(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "fre build:", err)
 			return 1
 		}
+		o.Cache = filepath.Join(filepath.Dir(filepath.Clean(root)), "build-cache")
+	}
+	switch *cache {
+	case "":
+	case "none":
+		o.Cache = ""
+	default:
+		o.Cache = *cache
 	}
 	if o.Layout == "" && o.Store == nil {
 		fmt.Fprintln(stderr, "fre build: nothing to write (--no-store and no --layout)")
