@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/fre-runtime/fre/fret"
 )
@@ -173,9 +174,34 @@ func hostEntry(p *part, c *closure, f string) error {
 		p.symlink(f, target)
 	case m.IsRegular():
 		p.file(f, f, m.Perm()|m&(fs.ModeSetuid|fs.ModeSetgid))
+		p.entries[clean(f)].mtime = st.ModTime().Truncate(time.Second)
 		if err := c.add(f, f); err != nil {
 			return err
 		}
+		if strings.HasSuffix(f, ".py") {
+			return compiled(p, f)
+		}
+	}
+	return nil
+}
+
+// compiled adds the host's byte-compiled copies of a packaged .py file
+// (Debian compiles them at install; they are in no file list): on a
+// read-only root Python cannot write them, and would compile the module on
+// every start. They are valid only beside a source of the same mtime,
+// which the base keeps.
+func compiled(p *part, py string) error {
+	stem := strings.TrimSuffix(filepath.Base(py), ".py")
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(py), "__pycache__", stem+".cpython-*.pyc"))
+	for _, pyc := range matches {
+		if !strings.HasSuffix(pyc, "."+strings.Split(filepath.Base(pyc), ".")[1]+".pyc") {
+			continue // opt-1/opt-2 variants are not read without -O
+		}
+		st, err := os.Stat(pyc)
+		if err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		p.file(pyc, pyc, st.Mode().Perm())
 	}
 	return nil
 }

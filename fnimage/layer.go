@@ -25,6 +25,9 @@ type entry struct {
 	src  string      // a regular file's content: this host file...
 	data []byte      // ...or these bytes, when src is ""
 	link string      // a symlink's target
+	// mtime is a base file's host mtime (Python checks a .pyc against its
+	// source's); zero is the epoch, as for every other entry.
+	mtime time.Time
 }
 
 // part is what one layer holds: image paths (clean, relative, no leading
@@ -101,6 +104,9 @@ func writeLayer(p *part, w io.Writer) (*layer, error) {
 			e = &entry{mode: fs.ModeDir | 0o755}
 		}
 		hdr := &tar.Header{Name: name, Mode: tarMode(e.mode), ModTime: epoch, Uname: "root", Gname: "root"}
+		if !e.mtime.IsZero() {
+			hdr.ModTime = e.mtime
+		}
 		switch {
 		case e.mode.IsDir():
 			hdr.Typeflag, hdr.Name = tar.TypeDir, name+"/"

@@ -3,7 +3,9 @@
 # from Debian's busybox-static, runs it with bin/fre-runc and prints what it
 # printed and how long the run took. Then, once the shim is built, runs a
 # container of a locally built busybox image through a private containerd
-# with `ctr run --runtime io.containerd.fre.v1`.
+# with `ctr run --runtime io.containerd.fre.v1`. Between the two, builds a
+# function from a template with bin/fre (fre build) and runs it with
+# fre-runc, and then through containerd from its OCI layout.
 set -euo pipefail
 export PATH=/usr/local/go/bin:$PATH
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -75,6 +77,41 @@ if command -v runc >/dev/null; then
 	echo "   (runc, same bundle: $(since "$t0") ms)"
 fi
 
+# A function from a template (issue 16): fre build makes its image (an OCI
+# layout, its tree in the store, a bundle), and fre-runc runs it with
+# nothing else in its root.
+fn=$work/fn
+mkdir -p "$fn/code"
+if dpkg-query -W libpython3.11-stdlib >/dev/null 2>&1; then
+	base='{name: python, version: "3.11"}'
+	ep='[python3, /code/handler.py]'
+	printf 'import json, os\nprint(json.dumps({"hello": "from a FRE function", "host": os.uname().nodename}))\n' >"$fn/code/handler.py"
+else
+	base='{name: static}'
+	ep='[/code/busybox, sh, -c, "echo hello from a FRE function on $(hostname)"]'
+	cp /bin/busybox "$fn/code/busybox"
+fi
+cat >"$fn/fn.yaml" <<YAML
+apiVersion: fre.dev/v1alpha1
+id: hello-fn
+version: "1"
+base: $base
+code: code
+entrypoint: $ep
+resources: {memory: 64Mi, cpu: 500m, pids: 32}
+tenant: demo
+YAML
+echo "== fre build $fn/fn.yaml"
+"$BIN/fre" build --store "$work/store" --layout "$work/fn-layout" --bundle "$work/fn-bundle" "$fn/fn.yaml"
+echo "== fre-runc run (the function's bundle, on its store tree)"
+for pass in first second; do
+	t0=$EPOCHREALTIME
+	rc=0
+	"$FRE" --root "$work/state" run --bundle "$work/fn-bundle" "$id-fn-$pass" </dev/null || rc=$?
+	echo "== exit $rc, took $(since "$t0") ms ($pass run)"
+	"$FRE" --root "$work/state" delete --force "$id-fn-$pass" >/dev/null 2>&1 || true
+done
+
 demo_containerd() {
 	if ! [ -x "$BIN/containerd-shim-fre-v1" ]; then
 		echo "== containerd demo skipped: bin/containerd-shim-fre-v1 not built yet"
@@ -111,7 +148,16 @@ TOML
 		docker.io/library/busybox-fre:latest "fre-demo-$$" \
 		/bin/sh -c 'echo "hello from FRE under containerd: $(hostname)"' </dev/null || rc=$?
 	echo "== exit $rc, took $(since "$t0") ms"
+	# The function's image, from fre build's OCI layout.
+	tar -C "$work/fn-layout" -cf "$d/fn.tar" .
+	"${ctr[@]}" images import "$d/fn.tar" >/dev/null
+	echo "== ctr run --runtime io.containerd.fre.v1 fre.dev/hello-fn:1 (the function's image)"
+	t0=$EPOCHREALTIME
+	rc=0
+	PATH=$BIN:$CTRD_BIN:$PATH "${ctr[@]}" run --rm --runtime io.containerd.fre.v1 \
+		--runtime-config-path "$d/fre.json" fre.dev/hello-fn:1 "fre-demo-fn-$$" </dev/null || rc=$?
+	echo "== exit $rc, took $(since "$t0") ms"
 	# Let containerd unmount its snapshots before it goes.
-	"${ctr[@]}" images rm docker.io/library/busybox-fre:latest >/dev/null 2>&1 || true
+	"${ctr[@]}" images rm docker.io/library/busybox-fre:latest fre.dev/hello-fn:1 >/dev/null 2>&1 || true
 }
 demo_containerd
