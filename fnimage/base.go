@@ -25,7 +25,8 @@ type baseSpec struct {
 	// python3.X-minimal) when the template gives none.
 	version func() (string, error)
 	// check is the language's own import or compile check of the
-	// entrypoint, run in the image at build time; nil: none.
+	// entrypoint, run in the image at build time, without running the
+	// function; nil: none.
 	check func(entrypoint []string) []string
 }
 
@@ -38,8 +39,7 @@ var baseSpecs = map[string]baseSpec{
 			if script == "" {
 				return nil
 			}
-			mod := strings.TrimSuffix(path.Base(script), ".py")
-			return []string{ep[0], "-c", fmt.Sprintf("import sys; sys.path.insert(0, %q); import %s", path.Dir(script), mod)}
+			return []string{ep[0], "-c", pythonCheck, script}
 		},
 	},
 	"perl": {
@@ -61,6 +61,29 @@ var baseSpecs = map[string]baseSpec{
 		},
 	},
 }
+
+// pythonCheck compiles the script and finds every module it imports
+// (absolute imports, by their top-level package) on the image's path,
+// without running the script: a handler that serves at its top level
+// would never return from an import.
+const pythonCheck = `import ast, importlib.util, os, sys
+script = sys.argv[1]
+sys.path.insert(0, os.path.dirname(script))
+tree = ast.parse(open(script).read(), script)
+missing = set()
+for n in ast.walk(tree):
+    if isinstance(n, ast.Import):
+        names = [a.name for a in n.names]
+    elif isinstance(n, ast.ImportFrom) and n.level == 0 and n.module:
+        names = [n.module]
+    else:
+        continue
+    for m in names:
+        if importlib.util.find_spec(m.split(".")[0]) is None:
+            missing.add(m)
+if missing:
+    sys.exit("ModuleNotFoundError: No module named " + ", ".join(sorted(missing)))
+`
 
 // scriptArg is the entrypoint's script (the first argument with ext).
 func scriptArg(ep []string, ext string) string {
