@@ -16,6 +16,9 @@
 //	                              shim on a private containerd: ctr run --rm
 //	                              latency, shim PSS per container, Create+Start
 //	                              inside the shim (shim.go)
+//	frebench [flags] images       the memory scenario's apps as Docker-Hub-style
+//	                              images and as FRE function images (fre
+//	                              build): sizes, build times (figure 11)
 //	frebench [flags] all          every scenario above
 //
 // crun refuses this machine's hybrid cgroup layout, so its runs happen in a
@@ -69,7 +72,7 @@ func main() {
 	flag.BoolVar(&o.systemd, "systemd-cgroup", false, "every runtime with its systemd cgroup driver (fre-runc and runc --systemd-cgroup, crun --cgroup-manager=systemd); needs systemd as PID 1")
 	flag.StringVar(&o.store, "store", "", "fre-runc store directory for memory (default: a temporary one)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: frebench [flags] sequential|concurrent|memory|shim|all\n")
+		fmt.Fprintf(os.Stderr, "usage: frebench [flags] sequential|exec|concurrent|memory|shim|images|all\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -88,9 +91,10 @@ func main() {
 		"concurrent": {concurrent},
 		"memory":     {memory},
 		"shim":       {shimScenario},
+		"images":     {images},
 		// memory last: it writes some 12 GiB of image copies, and the
 		// disk's write-back after it slowed the shim's figures by half.
-		"all": {sequential, execLatency, concurrent, shimScenario, memory},
+		"all": {sequential, execLatency, concurrent, shimScenario, images, memory},
 	}
 	run, ok := scenarios[flag.Arg(0)]
 	if !ok {
