@@ -24,6 +24,8 @@ type baseSpec struct {
 	// version finds the default version (python: the installed
 	// python3.X-minimal) when the template gives none.
 	version func() (string, error)
+	// links are symlinks the base needs that no package lists.
+	links map[string]string
 	// check is the language's own import or compile check of the
 	// entrypoint, run in the image at build time, without running the
 	// function; nil: none.
@@ -50,6 +52,13 @@ var baseSpecs = map[string]baseSpec{
 			}
 			return nil
 		},
+	},
+	"java": {
+		packages: []string{"openjdk-{V}-jre-headless"},
+		version:  func() (string, error) { return "17", nil },
+		// /usr/bin/java is the alternatives system's link, in no
+		// package's list.
+		links: map[string]string{"/usr/bin/java": "/usr/lib/jvm/java-{V}-openjdk-amd64/bin/java"},
 	},
 	"node": {
 		packages: []string{"nodejs"},
@@ -161,6 +170,9 @@ func baseFiles(t *fret.Template, p *part, c *closure) error {
 				return fmt.Errorf("base %s: %s: %w", t.Base.Name, pkg, err)
 			}
 		}
+	}
+	for at, target := range spec.links {
+		p.symlink(at, strings.ReplaceAll(target, "{V}", v))
 	}
 	return nil
 }

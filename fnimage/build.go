@@ -162,7 +162,7 @@ func place(work, dst string) error {
 // supported: the parts this increment builds.
 func supported(t *fret.Template) error {
 	if _, ok := baseSpecs[t.Base.Name]; !ok && t.Base.Name != "static" {
-		return &UnsupportedError{"base.name", fmt.Sprintf("base %q is not built yet (FRE builds static, python, perl and node so far; java is to come)", t.Base.Name)}
+		return &UnsupportedError{"base.name", fmt.Sprintf("base %q is not built yet (FRE builds static, python, perl, node and java)", t.Base.Name)}
 	}
 	if p := t.Packages; len(p.Debian) > 0 || len(p.Npm) > 0 || p.Pip != nil {
 		return &UnsupportedError{"packages", "dependency packages are not built yet"}
@@ -226,6 +226,17 @@ func assemble(t *fret.Template, c *closure) ([]*part, error) {
 		libs.file(at, host, st.Mode().Perm())
 	}
 	parts := []*part{base, libs, code}
+	names := map[string]bool{}
+	for _, p := range parts {
+		for n, e := range p.entries {
+			if !e.mode.IsDir() {
+				names[path.Base(n)] = true
+			}
+		}
+	}
+	if err := c.check(func(b string) bool { return names[b] }); err != nil {
+		return nil, fmt.Errorf("libs: %w", err)
+	}
 	if err := checkParts(parts); err != nil {
 		return nil, err
 	}

@@ -267,7 +267,7 @@ func TestBuildBadInput(t *testing.T) {
 		})
 	}
 	// What this increment does not build says so.
-	for file, field := range map[string]string{"java.yaml": "base.name", "python.yaml": "packages"} {
+	for file, field := range map[string]string{"python.yaml": "packages", "perl.yaml": "packages"} {
 		tp, err := fret.Load("../fret/testdata/" + file)
 		if err != nil {
 			t.Fatal(err)

@@ -19,8 +19,9 @@
 // resolves them) is taken at build time, so a missing shared library fails
 // the build, not the first request.
 //
-// Bases so far: static (nothing), python, perl and node, each from the
+// Bases so far: static (nothing), python, perl, node and java, each from the
 // build host's installed Debian packages (base.go), with the language's
-// own check of the entrypoint run in the image; java, fetching packages
-// that are not installed, and the packages part are the next.
+// own check of the entrypoint run in the image (none for java yet);
+// fetching packages that are not installed, and the packages part, are
+// the next.
 package fnimage

@@ -27,6 +27,20 @@ type closure struct {
 	// inside is the code's host directory: a library found there is the
 	// code's own (its part has it, and its closure is taken with it).
 	inside string
+	// unresolved are the sonames found in no directory the loader
+	// searches (check).
+	unresolved []*MissingLibError
+}
+
+// check fails on the first unresolved library the image does not hold
+// under that name anywhere (has: the image's file names).
+func (c *closure) check(has func(base string) bool) error {
+	for _, m := range c.unresolved {
+		if !has(m.Lib) {
+			return m
+		}
+	}
+	return nil
 }
 
 func newClosure(dirs []string) *closure {
@@ -79,7 +93,11 @@ func (c *closure) add(p, name string) error {
 	for _, lib := range needed {
 		found, err := c.resolve(lib, runpath, origin)
 		if err != nil {
-			return &MissingLibError{Object: name, Lib: lib, Dirs: append(expand(runpath, origin), c.dirs...)}
+			// Maybe loaded before it by path (the JVM's launcher dlopens
+			// lib/server/libjvm.so, which libjava.so then needs by
+			// soname): unresolved decides once the image is whole.
+			c.unresolved = append(c.unresolved, &MissingLibError{Object: name, Lib: lib, Dirs: append(expand(runpath, origin), c.dirs...)})
+			continue
 		}
 		if err := c.take(found, name); err != nil {
 			return err

@@ -68,6 +68,9 @@ func TestBuildAndRun(t *testing.T) {
 			"import json, os\nprint(json.dumps({'hello': os.uname().nodename}))\n", "[python3, /code/handler.py]", `{"hello": "fn-python"}` + "\n"},
 		{"node", "node", "nodejs", "handler.js", "console.log(JSON.stringify({hello: require('os').hostname()}));\n",
 			"[node, /code/handler.js]", `{"hello":"fn-node"}` + "\n"},
+		{"java", "{name: java, version: \"17\"}", "openjdk-17-jre-headless", "Hello.java",
+			"public class Hello { public static void main(String[] a) { System.out.println(\"hello from java \" + Runtime.version().feature()); } }\n",
+			"[java, -Xmx32m, -XX:+UseSerialGC, -cp, /code, Hello]", "hello from java 17\n"},
 		{"perl", "perl", "perl-base", "handler.pl", "print \"hello from perl\\n\";\n", "[perl, /code/handler.pl]", "hello from perl\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -88,6 +91,14 @@ func TestBuildAndRun(t *testing.T) {
 			}
 			if err := os.WriteFile(filepath.Join(dir, "code", tc.file), data, mode); err != nil {
 				t.Fatal(err)
+			}
+			if strings.HasSuffix(tc.file, ".java") {
+				// The code is the compiled class, as javac on the build host makes it.
+				src := filepath.Join(dir, "code", tc.file)
+				if out, err := exec.Command("javac", "-d", filepath.Join(dir, "code"), src).CombinedOutput(); err != nil {
+					t.Skipf("javac: %v: %s", err, out)
+				}
+				os.Remove(src)
 			}
 			tpl := filepath.Join(dir, "fn.yaml")
 			base := tc.base

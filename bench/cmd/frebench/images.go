@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -104,6 +105,9 @@ func freImage(l *lang, dir string) (*fnimage.Result, time.Duration, error) {
 	args := l.args("", 8080)
 	for i, a := range args {
 		a = strings.Replace(a, "/app/", "/code/", 1)
+		if a == "/app" {
+			a = "/code"
+		}
 		if l.name == "busybox" {
 			a = strings.Replace(strings.Replace(a, "/bin/busybox", "/code/busybox", 1), "/www", "/code/www", 1)
 		}
@@ -113,6 +117,16 @@ func freImage(l *lang, dir string) (*fnimage.Result, time.Duration, error) {
 		base = "{name: static}"
 		if err := copyFileTo("/bin/busybox", filepath.Join(code, "busybox"), 0o755); err != nil {
 			return nil, 0, err
+		}
+	}
+	if l.build != nil {
+		// java: compiled into the code, as its Docker-style image is.
+		var srcs []string
+		for p := range l.app {
+			srcs = append(srcs, filepath.Join(code, strings.TrimPrefix(p, "/app/")))
+		}
+		if out, err := exec.Command("javac", append([]string{"-d", code}, srcs...)...).CombinedOutput(); err != nil {
+			return nil, 0, fmt.Errorf("javac: %v: %s", err, out)
 		}
 	}
 	ep := "[" + strings.Join(quoteAll(args), ", ") + "]"
