@@ -123,6 +123,11 @@ func TestBuildAndRun(t *testing.T) {
 			cmd.Env = append(os.Environ(), "FRE_STORE_ROOT="+store)
 			got, err := cmd.CombinedOutput()
 			exec.Command(freRunc, "--root", root, "delete", "--force", id).Run()
+			// The cgroup pool keeps idle cgroups per --root by design
+			// (v1): this root goes with the test, and so do they.
+			if out, err := exec.Command(freRunc, "--root", root, "pool", "drain").CombinedOutput(); err != nil {
+				t.Errorf("pool drain: %v: %s", err, out)
+			}
 			if err != nil {
 				t.Fatalf("fre-runc run: %v: %s", err, got)
 			}
