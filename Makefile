@@ -7,7 +7,7 @@
 #                   then the same in the cgroup v2 guest (make bench-v2), results/v2/,
 #                   and the systemd driver in the systemd guest (make bench-systemd), results/systemd/
 #   make conformance  OCI runtime-tools v0.9.0 validation suite against runc and fre-runc
-#   make demo       run a busybox bundle with fre-runc and show the time it took
+#   make demo       run a busybox bundle and a function built from a template (fre build) with fre-runc and through containerd, with their times
 #   make deps       install missing Debian packages (used by .ci/run)
 #   make install    install binaries under $(PREFIX)/bin; make clean
 
