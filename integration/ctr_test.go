@@ -182,9 +182,11 @@ func TestCtrOOM(t *testing.T) {
 	if got := exitCode(err); got != 137 {
 		t.Fatalf("exit code %d (%v), want 137: %s", got, err, out)
 	}
-	waitFor(t, "TaskOOM event", 10*time.Second, func() (bool, error) {
+	// Both events, as ctr events prints them: the exit may reach the
+	// stream after ctr run has returned.
+	waitFor(t, "TaskOOM and TaskExit events", 10*time.Second, func() (bool, error) {
 		s := evOut.String()
-		return strings.Contains(s, "/tasks/oom") && strings.Contains(s, id), nil
+		return strings.Contains(s, "/tasks/oom") && strings.Contains(s, "/tasks/exit") && strings.Contains(s, id), nil
 	})
 	s := evOut.String()
 	if strings.Index(s, "/tasks/oom") > strings.LastIndex(s, "/tasks/exit") {
