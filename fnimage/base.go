@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fre-runtime/fre/fret"
@@ -36,22 +37,11 @@ var baseSpecs = map[string]baseSpec{
 	"python": {
 		packages: []string{"python3-minimal", "python{V}-minimal", "libpython{V}-minimal", "libpython{V}-stdlib"},
 		version:  installedPythonVersion,
-		check: func(ep []string) []string {
-			script := scriptArg(ep, ".py")
-			if script == "" {
-				return nil
-			}
-			return []string{ep[0], "-c", pythonCheck, script}
-		},
+		check:    scriptCheck(".py", "-c", pythonCheck),
 	},
 	"perl": {
 		packages: []string{"perl-base"},
-		check: func(ep []string) []string {
-			if s := scriptArg(ep, ".pl"); s != "" {
-				return []string{ep[0], "-c", s}
-			}
-			return nil
-		},
+		check:    scriptCheck(".pl", "-c"),
 	},
 	"java": {
 		packages: []string{"openjdk-{V}-jre-headless"},
@@ -62,12 +52,7 @@ var baseSpecs = map[string]baseSpec{
 	},
 	"node": {
 		packages: []string{"nodejs"},
-		check: func(ep []string) []string {
-			if s := scriptArg(ep, ".js"); s != "" {
-				return []string{ep[0], "--check", s}
-			}
-			return nil
-		},
+		check:    scriptCheck(".js", "--check"),
 	},
 }
 
@@ -94,14 +79,18 @@ if missing:
     sys.exit("ModuleNotFoundError: No module named " + ", ".join(sorted(missing)))
 `
 
-// scriptArg is the entrypoint's script (the first argument with ext).
-func scriptArg(ep []string, ext string) string {
-	for _, a := range ep[1:] {
-		if strings.HasSuffix(a, ext) && path.IsAbs(a) {
-			return a
+// scriptCheck is a check that runs the entrypoint's interpreter with
+// flags and the entrypoint's script (its first absolute argument ending in
+// ext); none without such a script.
+func scriptCheck(ext string, flags ...string) func(ep []string) []string {
+	return func(ep []string) []string {
+		for _, a := range ep[1:] {
+			if strings.HasSuffix(a, ext) && path.IsAbs(a) {
+				return append(append([]string{ep[0]}, flags...), a)
+			}
 		}
+		return nil
 	}
-	return ""
 }
 
 // skipped are the parts of a package a function never reads: docs, C
@@ -264,7 +253,7 @@ func runCheck(t *fret.Template, tree string) (ran bool, err error) {
 	cmd := exec.Command(prog, argv[1:]...)
 	cmd.Dir = "/"
 	cmd.Env = []string{DefaultPath, "HOME=/root", "PYTHONDONTWRITEBYTECODE=1"}
-	cmd.SysProcAttr = chrootAttr(tree)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: tree}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return true, fmt.Errorf("entrypoint check %q in the image: %v: %s", strings.Join(argv, " "), err, bytes.TrimSpace(out))

@@ -47,15 +47,6 @@ type Result struct {
 	Took    time.Duration
 }
 
-// Layer is one written layer.
-type Layer struct {
-	Part   string `json:"part"`
-	Digest string `json:"digest"`
-	DiffID string `json:"diffID"`
-	Size   int64  `json:"size"`
-	Files  int    `json:"files"`
-}
-
 // ImageName is the name a template's image gets.
 func ImageName(t *fret.Template) string { return "fre.dev/" + t.ID + ":" + t.Version }
 
@@ -101,9 +92,9 @@ func Build(ctx context.Context, t *fret.Template, o Options) (res *Result, err e
 		return nil, err
 	}
 	res.Manifest, res.Config = lay.manifest, lay.config
+	res.Layers = lay.layers
 	for _, l := range lay.layers {
-		res.Layers = append(res.Layers, &Layer{Part: l.part, Digest: l.digest, DiffID: l.diffID, Size: l.size, Files: l.files})
-		res.Size += l.size
+		res.Size += l.Size
 	}
 	if o.Store != nil {
 		tree, err := o.Store.ImportLayers(ctx, lay.layerFiles(work), rootfs.ImportOptions{Ref: Ref(t)})

@@ -45,18 +45,7 @@ func BundleSpec(t *fret.Template, root string) (*specs.Spec, error) {
 	s.Process.Terminal = false
 	s.Process.Args = t.Entrypoint
 	s.Process.Cwd = "/" + CodeDir
-	s.Process.Env = []string{DefaultPath}
-	cfg, err := imageConfig(t, nil)
-	if err != nil {
-		return nil, err
-	}
-	var img struct {
-		Config struct{ Env []string } `json:"config"`
-	}
-	if err := json.Unmarshal(cfg, &img); err != nil {
-		return nil, err
-	}
-	s.Process.Env = img.Config.Env
+	s.Process.Env = imageEnv(t)
 	s.Hostname = t.ID
 	s.Annotations = map[string]string{"run.fre.rootfs": "shared", LabelID: t.ID, LabelVersion: t.Version, LabelTenant: t.Tenant}
 	r := s.Linux.Resources

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,15 +18,6 @@ import (
 // is not compressed again; its blob is linked from the cache. So a rebuild
 // after a change of the code compresses only the code.
 const cacheVersion = "fnimage-layer-v1 gzip-default"
-
-type cachedLayer struct {
-	Part   string `json:"part"`
-	Digest string `json:"digest"`
-	DiffID string `json:"diffID"`
-	Size   int64  `json:"size"`
-	Tar    int64  `json:"tar"`
-	Files  int    `json:"files"`
-}
 
 // partKey is the cache's key for p: "" when an input cannot be read (the
 // build then fails where it reads it).
@@ -55,7 +47,7 @@ func partKey(p *part) string {
 }
 
 // fromCache links the cached layer of key into the layout at dir.
-func fromCache(cache, key, dir string) *layer {
+func fromCache(cache, key, dir string) *Layer {
 	if cache == "" || key == "" {
 		return nil
 	}
@@ -63,31 +55,29 @@ func fromCache(cache, key, dir string) *layer {
 	if err != nil {
 		return nil
 	}
-	var c cachedLayer
-	if json.Unmarshal(b, &c) != nil || c.Digest == "" {
+	var l Layer
+	if json.Unmarshal(b, &l) != nil || !strings.HasPrefix(l.Digest, "sha256:") {
 		return nil
 	}
-	src := filepath.Join(cache, "blobs", c.Digest[len("sha256:"):])
-	if linkOrCopy(src, blobPath(dir, c.Digest)) != nil {
+	if linkOrCopy(blobPath(cache, l.Digest), blobPath(dir, l.Digest)) != nil {
 		return nil
 	}
-	return &layer{part: c.Part, digest: c.Digest, diffID: c.DiffID, size: c.Size, tar: c.Tar, files: c.Files}
+	return &l
 }
 
 // toCache keeps a written layer for the next build; a failure only costs
 // the next build the compression.
-func toCache(cache, key, dir string, l *layer) {
+func toCache(cache, key, dir string, l *Layer) {
 	if cache == "" || key == "" {
 		return
 	}
-	blobs := filepath.Join(cache, "blobs")
-	if os.MkdirAll(blobs, 0o700) != nil {
+	if os.MkdirAll(filepath.Dir(blobPath(cache, l.Digest)), 0o700) != nil {
 		return
 	}
-	if linkOrCopy(blobPath(dir, l.digest), filepath.Join(blobs, l.digest[len("sha256:"):])) != nil {
+	if linkOrCopy(blobPath(dir, l.Digest), blobPath(cache, l.Digest)) != nil {
 		return
 	}
-	b, _ := json.Marshal(cachedLayer{Part: l.part, Digest: l.digest, DiffID: l.diffID, Size: l.size, Tar: l.tar, Files: l.files})
+	b, _ := json.Marshal(l)
 	tmp := filepath.Join(cache, key+".json.tmp"+fmt.Sprint(os.Getpid()))
 	if os.WriteFile(tmp, b, 0o600) == nil {
 		if os.Rename(tmp, filepath.Join(cache, key+".json")) != nil {

@@ -75,19 +75,19 @@ func (p *part) withParents() []string {
 	return names
 }
 
-// layer is a written layer blob.
-type layer struct {
-	part   string
-	digest string // of the compressed blob: sha256:...
-	diffID string // of the tar
-	size   int64  // compressed
-	tar    int64  // uncompressed bytes
-	files  int
+// Layer is one written layer (also what the layer cache keeps of it).
+type Layer struct {
+	Part   string `json:"part"`
+	Digest string `json:"digest"` // of the compressed blob: sha256:...
+	DiffID string `json:"diffID"` // of the tar
+	Size   int64  `json:"size"`   // compressed
+	Tar    int64  `json:"tar"`    // uncompressed bytes
+	Files  int    `json:"files"`
 }
 
 // writeLayer writes p as a gzip-compressed tar to w: the same part gives
 // the same bytes (the same gzip level, no name, no time in its header).
-func writeLayer(p *part, w io.Writer) (*layer, error) {
+func writeLayer(p *part, w io.Writer) (*Layer, error) {
 	blob := sha256.New()
 	bc := &counter{w: io.MultiWriter(w, blob)}
 	gz, err := gzip.NewWriterLevel(bc, gzip.DefaultCompression)
@@ -97,7 +97,7 @@ func writeLayer(p *part, w io.Writer) (*layer, error) {
 	diff := sha256.New()
 	tc := &counter{w: io.MultiWriter(gz, diff)}
 	tw := tar.NewWriter(tc)
-	l := &layer{part: p.name}
+	l := &Layer{Part: p.name}
 	for _, name := range p.withParents() {
 		e := p.entries[name]
 		if e == nil {
@@ -114,7 +114,7 @@ func writeLayer(p *part, w io.Writer) (*layer, error) {
 			hdr.Typeflag, hdr.Linkname = tar.TypeSymlink, e.link
 		default:
 			hdr.Typeflag = tar.TypeReg
-			l.files++
+			l.Files++
 		}
 		if hdr.Typeflag != tar.TypeReg {
 			if err := tw.WriteHeader(hdr); err != nil {
@@ -132,8 +132,8 @@ func writeLayer(p *part, w io.Writer) (*layer, error) {
 	if err := gz.Close(); err != nil {
 		return nil, err
 	}
-	l.digest, l.diffID = sum(blob), sum(diff)
-	l.size, l.tar = bc.n, tc.n
+	l.Digest, l.DiffID = sum(blob), sum(diff)
+	l.Size, l.Tar = bc.n, tc.n
 	return l, nil
 }
 

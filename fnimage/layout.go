@@ -40,7 +40,7 @@ const DefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 
 type layout struct {
 	manifest, config string
-	layers           []*layer
+	layers           []*Layer
 }
 
 func blobPath(dir, d string) string {
@@ -50,7 +50,7 @@ func blobPath(dir, d string) string {
 func (l *layout) layerFiles(dir string) []string {
 	out := make([]string, len(l.layers))
 	for i, x := range l.layers {
-		out[i] = blobPath(dir, x.digest)
+		out[i] = blobPath(dir, x.Digest)
 	}
 	return out
 }
@@ -83,7 +83,7 @@ func writeLayout(dir, cache string, t *fret.Template, parts []*part) (*layout, e
 		if err != nil {
 			return nil, err
 		}
-		if err := os.Rename(tmp, blobPath(dir, l.digest)); err != nil {
+		if err := os.Rename(tmp, blobPath(dir, l.Digest)); err != nil {
 			return nil, err
 		}
 		toCache(cache, key, dir, l)
@@ -104,8 +104,8 @@ func writeLayout(dir, cache string, t *fret.Template, parts []*part) (*layout, e
 	}
 	for _, l := range lay.layers {
 		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip,
-			Digest: digest.Digest(l.digest), Size: l.size,
-			Annotations: map[string]string{"dev.fre.part": l.part}})
+			Digest: digest.Digest(l.Digest), Size: l.Size,
+			Annotations: map[string]string{"dev.fre.part": l.Part}})
 	}
 	mb, err := json.Marshal(m)
 	if err != nil {
@@ -145,11 +145,9 @@ func writeBlob(dir, mediaType string, b []byte) (ocispec.Descriptor, error) {
 	return ocispec.Descriptor{MediaType: mediaType, Digest: digest.Digest(d), Size: int64(len(b))}, nil
 }
 
-// imageConfig is the image's config: the template's entrypoint, env (after
-// PATH, sorted), /code as the working directory, limits and tenant as
-// labels; created at the epoch, so the digest is the inputs'.
-func imageConfig(t *fret.Template, layers []*layer) ([]byte, error) {
-	created := epoch
+// imageEnv is a function's environment: PATH (the template's, else
+// DefaultPath's), then the template's variables, sorted.
+func imageEnv(t *fret.Template) []string {
 	env := []string{DefaultPath}
 	keys := make([]string, 0, len(t.Env))
 	for k := range t.Env {
@@ -163,6 +161,15 @@ func imageConfig(t *fret.Template, layers []*layer) ([]byte, error) {
 		}
 		env = append(env, k+"="+t.Env[k])
 	}
+	return env
+}
+
+// imageConfig is the image's config: the template's entrypoint, env (after
+// PATH, sorted), /code as the working directory, limits and tenant as
+// labels; created at the epoch, so the digest is the inputs'.
+func imageConfig(t *fret.Template, layers []*Layer) ([]byte, error) {
+	created := epoch
+	env := imageEnv(t)
 	labels := map[string]string{LabelID: t.ID, LabelVersion: t.Version, LabelTenant: t.Tenant, LabelWorkDir: "/" + workDir(t)}
 	if r := t.Resources; r.Memory != "" {
 		labels[LabelMemory] = r.Memory
@@ -183,7 +190,7 @@ func imageConfig(t *fret.Template, layers []*layer) ([]byte, error) {
 		RootFS: ocispec.RootFS{Type: "layers"},
 	}
 	for _, l := range layers {
-		img.RootFS.DiffIDs = append(img.RootFS.DiffIDs, digest.Digest(l.diffID))
+		img.RootFS.DiffIDs = append(img.RootFS.DiffIDs, digest.Digest(l.DiffID))
 	}
 	b, err := json.Marshal(img)
 	if err != nil {

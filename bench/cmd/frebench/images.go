@@ -35,17 +35,13 @@ func images(e *env) error {
 	langs := languages()
 	fmt.Printf("\nimages: %d apps, Docker-Hub-style image (memory scenario's) vs FRE function image (fre build)\n", len(langs))
 	fmt.Printf("%-8s %12s %12s %12s %8s %10s %12s  %s\n", "app", "docker MiB", "unpacked", "FRE MiB", "FRE/dkr", "build ms", "rebuild ms", "note")
-	bases := map[string]*userland{}
+	bases := userlands{}
 	var rows [][]string
 	var dockerAll, freAll int64
 	for n, l := range langs {
-		u := bases[l.base]
-		if u == nil {
-			var err error
-			if u, err = baseFiles(l.base); err != nil {
-				return fmt.Errorf("images: %w", err)
-			}
-			bases[l.base] = u
+		u, err := bases.get(l.base)
+		if err != nil {
+			return fmt.Errorf("images: %w", err)
 		}
 		root := filepath.Join(dir, "docker", l.name)
 		if err := buildImage(l, root, u.paths, u.status, n); err != nil {
@@ -115,7 +111,11 @@ func freImage(l *lang, dir string) (*fnimage.Result, time.Duration, error) {
 	}
 	if l.name == "busybox" {
 		base = "{name: static}"
-		if err := copyFileTo("/bin/busybox", filepath.Join(code, "busybox"), 0o755); err != nil {
+		fi, err := os.Stat("/bin/busybox")
+		if err == nil {
+			err = copyFile("/bin/busybox", filepath.Join(code, "busybox"), fi)
+		}
+		if err != nil {
 			return nil, 0, err
 		}
 	}
@@ -160,17 +160,6 @@ func quoteAll(args []string) []string {
 		out[i] = fmt.Sprintf("%q", a)
 	}
 	return out
-}
-
-func copyFileTo(src, dst string, mode os.FileMode) error {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, mode)
 }
 
 // tarGzSize is the size of root as one gzip'd tar (default level), as a

@@ -87,18 +87,15 @@ func memory(e *env) error {
 
 	// Images: a template per language, then a plain copy per container.
 	sizes := map[string]int64{}
-	bases := map[string]*userland{}
+	bases := userlands{}
 	for n, l := range langs {
-		u := bases[l.base]
-		if u == nil {
-			var err error
-			if u, err = baseFiles(l.base); err != nil {
-				return fmt.Errorf("memory: %w", err)
-			}
-			bases[l.base] = u
-			if len(u.missing) > 0 {
-				fmt.Printf("  base %s: this machine lacks %s (left out)\n", l.base, strings.Join(u.missing, " "))
-			}
+		known := bases[l.base] != nil
+		u, err := bases.get(l.base)
+		if err != nil {
+			return fmt.Errorf("memory: %w", err)
+		}
+		if !known && len(u.missing) > 0 {
+			fmt.Printf("  base %s: this machine lacks %s (left out)\n", l.base, strings.Join(u.missing, " "))
 		}
 		tmpl := filepath.Join(dir, "images", l.name)
 		if err := buildImage(l, tmpl, u.paths, u.status, n); err != nil {

@@ -75,6 +75,22 @@ type userland struct {
 	missing []string
 }
 
+// userlands are the base userlands listed so far, by base.
+type userlands map[string]*userland
+
+// get is base's userland, listed once (baseFiles).
+func (us userlands) get(base string) (*userland, error) {
+	if u := us[base]; u != nil {
+		return u, nil
+	}
+	u, err := baseFiles(base)
+	if err != nil {
+		return nil, err
+	}
+	us[base] = u
+	return u, nil
+}
+
 // installed: dpkg has package p installed (not merely known).
 func installed(p string) bool {
 	out, err := exec.Command("dpkg-query", "-W", "-f=${db:Status-Abbrev}", p).Output()
