@@ -2,6 +2,7 @@ package fnimage
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -25,6 +26,10 @@ type baseSpec struct {
 	// version finds the default version (python: the installed
 	// python3.X-minimal) when the template gives none.
 	version func() (string, error)
+	// provides are the names (path.Match patterns) of Debian packages a
+	// dependency on which the base satisfies: the language itself
+	// (deps.go).
+	provides []string
 	// links are symlinks the base needs that no package lists.
 	links map[string]string
 	// check is the language's own import or compile check of the
@@ -37,22 +42,28 @@ var baseSpecs = map[string]baseSpec{
 	"python": {
 		packages: []string{"python3-minimal", "python{V}-minimal", "libpython{V}-minimal", "libpython{V}-stdlib"},
 		version:  installedPythonVersion,
+		provides: []string{"python3", "python{V}", "libpython3-stdlib", "libpython{V}"},
 		check:    scriptCheck(".py", "-c", pythonCheck),
 	},
 	"perl": {
 		packages: []string{"perl-base"},
+		// perl's modules beyond perl-base's are for the check to find
+		// missing, not for every function to carry (19 MB).
+		provides: []string{"perl", "perl-modules-*", "libperl5.*"},
 		check:    scriptCheck(".pl", "-c"),
 	},
 	"java": {
 		packages: []string{"openjdk-{V}-jre-headless"},
 		version:  func() (string, error) { return "17", nil },
+		provides: []string{"default-jre-headless", "openjdk-{V}-jre", "default-jre"},
 		// /usr/bin/java is the alternatives system's link, in no
 		// package's list.
 		links: map[string]string{"/usr/bin/java": "/usr/lib/jvm/java-{V}-openjdk-amd64/bin/java"},
 	},
 	"node": {
 		packages: []string{"nodejs"},
-		check:    scriptCheck(".js", "--check"),
+		provides: []string{"libnode*", "nodejs-doc"},
+		check:    scriptCheck(".js", "-e", nodeCheck),
 	},
 }
 
@@ -77,6 +88,36 @@ for n in ast.walk(tree):
             missing.add(m)
 if missing:
     sys.exit("ModuleNotFoundError: No module named " + ", ".join(sorted(missing)))
+`
+
+// nodeCheck is node --check of the script, then a resolve of each module
+// it names in a require() or import with a literal (comments taken out
+// first), as Node would from the script's directory, without running it.
+// A bare name counts as found when its package's directory is in a
+// node_modules up the tree (an ESM-only package has no require path).
+const nodeCheck = `const fs = require('fs'), path = require('path'), cp = require('child_process');
+const { builtinModules } = require('module');
+const f = process.argv[1];
+const r = cp.spawnSync(process.execPath, ['--check', f], { stdio: 'inherit' });
+if (r.status !== 0) process.exit(r.status || 1);
+const src = fs.readFileSync(f, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"])\/\/.*$/gm, '$1');
+const re = /\brequire\s*\(\s*['"]([^'"]+)['"]\s*\)|\bimport\s+(?:[^'"();]*?\bfrom\s*)?['"]([^'"]+)['"]|\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g;
+const missing = [];
+const pkgDir = (name) => {
+  const parts = name.split('/'), pkg = name.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
+  for (let d = path.dirname(f); ; d = path.dirname(d)) {
+    if (fs.existsSync(path.join(d, 'node_modules', pkg))) return true;
+    if (d === path.dirname(d)) return false;
+  }
+};
+for (const m of src.matchAll(re)) {
+  const name = m[1] || m[2] || m[3];
+  if (name.startsWith('node:') || builtinModules.includes(name) || builtinModules.includes(name.split('/')[0])) continue;
+  try { require.resolve(name, { paths: [path.dirname(f)] }); } catch (e) {
+    if (name.startsWith('.') || name.startsWith('/') || !pkgDir(name)) missing.push(name);
+  }
+}
+if (missing.length) { console.error('Error: Cannot find module ' + missing.join(', ')); process.exit(1); }
 `
 
 // scriptCheck is a check that runs the entrypoint's interpreter with
@@ -107,9 +148,22 @@ var dpkgList = func(pkg string) ([]string, error) {
 		if ee, ok := err.(*exec.ExitError); ok {
 			msg = bytes.TrimSpace(ee.Stderr)
 		}
-		return nil, fmt.Errorf("Debian package %s is not installed on this build host (fetching bases with apt-get download is to come): %s", pkg, msg)
+		return nil, fmt.Errorf("Debian package %s is not installed on this build host: %s", pkg, msg)
 	}
 	return strings.Split(strings.TrimSpace(string(out)), "\n"), nil
+}
+
+// baseVersion is the template's base version, else the base's default.
+func baseVersion(t *fret.Template) (string, error) {
+	spec, ok := baseSpecs[t.Base.Name]
+	if t.Base.Version != "" || !ok || spec.version == nil {
+		return t.Base.Version, nil
+	}
+	v, err := spec.version()
+	if err != nil {
+		return "", fmt.Errorf("base.version: %w", err)
+	}
+	return v, nil
 }
 
 func installedPythonVersion() (string, error) {
@@ -132,23 +186,28 @@ func installedPythonVersion() (string, error) {
 
 // baseFiles adds the base environment's files to p (the skeleton is there
 // already) and the ELF objects among them to c.
-func baseFiles(t *fret.Template, p *part, c *closure) error {
+// A package the build host does not have installed is fetched (apt-get
+// download, dpkg-deb -x, into fetch: deps.go) and its files taken from
+// there, its libraries still from the ELF closure.
+func baseFiles(ctx context.Context, t *fret.Template, v, fetch string, p *part, c *closure) error {
 	spec, ok := baseSpecs[t.Base.Name]
 	if !ok {
 		return nil // static: nothing
-	}
-	v := t.Base.Version
-	if v == "" && spec.version != nil {
-		var err error
-		if v, err = spec.version(); err != nil {
-			return fmt.Errorf("base.version: %w", err)
-		}
 	}
 	for _, pkgName := range spec.packages {
 		pkg := strings.ReplaceAll(pkgName, "{V}", v)
 		files, err := dpkgList(pkg)
 		if err != nil {
-			return fmt.Errorf("base %s %s: %w", t.Base.Name, v, err)
+			root, ferr := fetchPackage(ctx, pkg, filepath.Join(fetch, "deb"))
+			if ferr != nil {
+				return fmt.Errorf("base %s %s: %v, and fetching it failed: %w", t.Base.Name, v, err, ferr)
+			}
+			c.inside = append(c.inside, root)
+			c.roots = append(c.roots, root)
+			if err := unpackedEntries(p, c, root, "/", true); err != nil {
+				return fmt.Errorf("base %s: %s: %w", t.Base.Name, pkg, err)
+			}
+			continue
 		}
 		sort.Strings(files)
 		for _, f := range files {
@@ -187,24 +246,35 @@ func hostEntry(p *part, c *closure, f string) error {
 		}
 		return err
 	}
+	return fileEntry(p, c, f, f, st, st.Mode().Perm()|st.Mode()&(fs.ModeSetuid|fs.ModeSetgid), true)
+}
+
+// fileEntry adds the host's file host (st: its Lstat) at the image's path
+// name: a directory, a symlink as it is, a regular file with the mode bits
+// perm (and its ELF closure). withPyc: a .py file keeps its mtime and gets
+// the host's byte code of name with it. Anything else (a device, a fifo)
+// is refused.
+func fileEntry(p *part, c *closure, name, host string, st fs.FileInfo, perm fs.FileMode, withPyc bool) error {
 	switch m := st.Mode(); {
 	case m.IsDir():
-		p.dir(f, m.Perm())
+		p.dir(name, m.Perm())
 	case m&fs.ModeSymlink != 0:
-		target, err := os.Readlink(f)
+		target, err := os.Readlink(host)
 		if err != nil {
 			return err
 		}
-		p.symlink(f, target)
+		p.symlink(name, target)
 	case m.IsRegular():
-		p.file(f, f, m.Perm()|m&(fs.ModeSetuid|fs.ModeSetgid))
-		p.entries[clean(f)].mtime = st.ModTime().Truncate(time.Second)
-		if err := c.add(f, f); err != nil {
+		p.file(name, host, perm)
+		if err := c.add(host, name); err != nil {
 			return err
 		}
-		if strings.HasSuffix(f, ".py") {
-			return compiled(p, f)
+		if withPyc && strings.HasSuffix(name, ".py") {
+			p.entries[clean(name)].mtime = st.ModTime().Truncate(time.Second)
+			return compiled(p, name)
 		}
+	default:
+		return fmt.Errorf("%s: a %s, not a file, directory or link", name, m.Type())
 	}
 	return nil
 }

@@ -31,6 +31,10 @@ type Options struct {
 	// Cache is the layer cache's directory (cache.go); "" compresses every
 	// layer each time.
 	Cache string
+	// Fetch is where dependency packages are fetched and unpacked, once
+	// (packages.go); "" is Cache's fetch directory, or a temporary one
+	// without a cache.
+	Fetch string
 }
 
 // Result is what a build made.
@@ -77,7 +81,20 @@ func Build(ctx context.Context, t *fret.Template, o Options) (res *Result, err e
 	if dirs == nil {
 		dirs = LibDirs
 	}
-	parts, err := assemble(t, newClosure(dirs))
+	fetch := o.Fetch
+	if fetch == "" {
+		if o.Cache != "" {
+			fetch = filepath.Join(o.Cache, "fetch")
+		} else {
+			tmp, err := os.MkdirTemp("", "fre-fetch-")
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(tmp)
+			fetch = tmp
+		}
+	}
+	parts, err := assemble(ctx, t, fetch, newClosure(dirs))
 	if err != nil {
 		return nil, err
 	}
@@ -155,26 +172,32 @@ func supported(t *fret.Template) error {
 	if _, ok := baseSpecs[t.Base.Name]; !ok && t.Base.Name != "static" {
 		return &UnsupportedError{"base.name", fmt.Sprintf("base %q is not built yet (FRE builds static, python, perl, node and java)", t.Base.Name)}
 	}
-	if p := t.Packages; len(p.Debian) > 0 || len(p.Npm) > 0 || p.Pip != nil {
-		return &UnsupportedError{"packages", "dependency packages are not built yet"}
-	}
 	return nil
 }
 
 // assemble makes the template's parts, bottom first: base (the image's
 // skeleton and the base environment's files), libs (the template's libs
-// and the ELF closure of everything above), code.
-func assemble(t *fret.Template, c *closure) ([]*part, error) {
+// and the ELF closure of everything above), packages (the dependency
+// packages, fetched into fetch), code.
+func assemble(ctx context.Context, t *fret.Template, fetch string, c *closure) ([]*part, error) {
 	src := filepath.Join(t.Dir, t.Code)
 	code, err := codePart(src)
 	if err != nil {
 		return nil, err
 	}
 	if abs, err := filepath.Abs(src); err == nil {
-		c.inside = abs
+		c.inside = append(c.inside, abs)
+	}
+	version, err := baseVersion(t)
+	if err != nil {
+		return nil, err
 	}
 	base := basePart(t)
-	if err := baseFiles(t, base, c); err != nil {
+	if err := baseFiles(ctx, t, version, fetch, base, c); err != nil {
+		return nil, err
+	}
+	pkgs, err := packagesPart(ctx, t, version, fetch, c)
+	if err != nil {
 		return nil, err
 	}
 	libs := newPart("libs")
@@ -216,7 +239,7 @@ func assemble(t *fret.Template, c *closure) ([]*part, error) {
 		}
 		libs.file(at, host, st.Mode().Perm())
 	}
-	parts := []*part{base, libs, code}
+	parts := []*part{base, libs, pkgs, code}
 	names := map[string]bool{}
 	for _, p := range parts {
 		for n, e := range p.entries {

@@ -19,9 +19,12 @@
 // resolves them) is taken at build time, so a missing shared library fails
 // the build, not the first request.
 //
-// Bases so far: static (nothing), python, perl, node and java, each from the
-// build host's installed Debian packages (base.go), with the language's
-// own check of the entrypoint run in the image (none for java yet);
-// fetching packages that are not installed, and the packages part, are
-// the next.
+// Bases: static (nothing), python, perl, node and java, from Debian's
+// packages (base.go): the build host's installed ones, or fetched with
+// apt-get download when they are not, with the language's own check of the
+// entrypoint run in the image (none for java). Dependency packages
+// (packages.go, deps.go): Debian packages with the Depends the image
+// lacks, npm packages with npm, pip packages from a wheel directory with
+// pip, each fetched once into the fetch cache and layered as the packages
+// part.
 package fnimage

@@ -24,9 +24,14 @@ var LibDirs = []string{
 type closure struct {
 	dirs  []string
 	files map[string]string // path the loader opens -> real host file
-	// inside is the code's host directory: a library found there is the
-	// code's own (its part has it, and its closure is taken with it).
-	inside string
+	// inside are host directories whose files the image has already (the
+	// code's, the unpacked packages'): a library found there is one of
+	// them, and its closure is taken with it.
+	inside []string
+	// roots are unpacked packages' trees: the loader's directories are
+	// searched in each of them before the host's (the image has their
+	// files at those paths).
+	roots []string
 	// unresolved are the sonames found in no directory the loader
 	// searches (check).
 	unresolved []*MissingLibError
@@ -125,8 +130,10 @@ func (c *closure) take(path, by string) error {
 	if _, ok := c.files[path]; ok {
 		return nil
 	}
-	if c.inside != "" && strings.HasPrefix(path, c.inside+"/") {
-		return nil
+	for _, in := range c.inside {
+		if strings.HasPrefix(path, in+"/") {
+			return nil
+		}
 	}
 	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
@@ -146,12 +153,24 @@ func (c *closure) resolve(lib string, runpath []string, origin string) (string, 
 		return lib, nil
 	}
 	for _, d := range append(expand(runpath, origin), c.dirs...) {
-		p := filepath.Join(d, lib)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+		// An $ORIGIN directory is a host one already.
+		if origin == "" || !strings.HasPrefix(d, origin) {
+			for _, r := range c.roots {
+				if p := filepath.Join(r, d, lib); isFile(p) {
+					return p, nil
+				}
+			}
+		}
+		if p := filepath.Join(d, lib); isFile(p) {
 			return p, nil
 		}
 	}
 	return "", os.ErrNotExist
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 func dynStrings(f *elf.File, tag elf.DynTag) []string {

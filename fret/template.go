@@ -215,7 +215,10 @@ var (
 	versionRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 	envKeyRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	pkgRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]*(=[A-Za-z0-9.+:~-]+)?$`)
-	npmRE     = regexp.MustCompile(`^(@[a-z0-9-~][a-z0-9-._~]*/)?[a-z0-9-~][a-z0-9-._~]*(@[A-Za-z0-9.^~<>=*|+ -]+)?$`)
+	// pip: a name, extras, version specifiers (PEP 508 without URLs or
+	// markers); never an option.
+	pipRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._,-]+\])?((~=|==|!=|<=|>=|<|>|===)[A-Za-z0-9.*+!_-]+(,(~=|==|!=|<=|>=|<|>|===)[A-Za-z0-9.*+!_-]+)*)?$`)
+	npmRE = regexp.MustCompile(`^(@[a-z0-9-~][a-z0-9-._~]*/)?[a-z0-9-~][a-z0-9-._~]*(@[A-Za-z0-9.^~<>=*|+ -]+)?$`)
 )
 
 func (t *Template) validate() error {
@@ -340,6 +343,11 @@ func (t *Template) checkPackages(pip, npm bool) error {
 		}
 		if len(w.Packages) == 0 {
 			return bad("packages.pip.packages", "missing (the packages to install from the wheels)")
+		}
+		for i, p := range w.Packages {
+			if !pipRE.MatchString(p) {
+				return bad(fmt.Sprintf("packages.pip.packages[%d]", i), "%q is not a pip requirement (name, name[extra], name==version)", p)
+			}
 		}
 	}
 	return nil

@@ -76,6 +76,7 @@ func TestBadTemplates(t *testing.T) {
 		{"npm for python", good + "packages: {npm: [x]}\n", "takes no npm packages"},
 		{"pip without wheels", good + "packages: {pip: {packages: [x]}}\n", "packages.pip.wheels: "},
 		{"pip wheels not there", good + "packages: {pip: {wheels: w, packages: [x]}}\n", "packages.pip.wheels: "},
+		{"pip option", good + "packages: {pip: {wheels: ., packages: [--index-url=http://x]}}\n", "packages.pip.packages[0]: "},
 		{"missing tenant", strings.Replace(good, "tenant: t\n", "", 1), "tenant: "},
 		{"relative workDir", good + "workDir: work\n", "workDir: "},
 		{"root workDir", good + "workDir: /\n", "workDir: "},
