@@ -46,7 +46,8 @@ BENCH_PKGS ?= ./cgpool/ ./netns/ ./rootfs/ ./runtime/
 
 # Debian packages the tests, benchmarks and conformance suite need.
 DEB_PACKAGES := runc crun busybox-static musl-tools iproute2 containernetworking-plugins \
-	util-linux tar gzip git ca-certificates procps bc qemu-system-x86 cpio e2fsprogs gcc debootstrap
+	util-linux tar gzip git ca-certificates procps bc qemu-system-x86 cpio e2fsprogs gcc debootstrap \
+	python3-pip
 
 # What the integration tests read to find the binaries.
 export FRE_BIN_DIR        := $(BIN_DIR)
