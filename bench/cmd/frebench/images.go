@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fre-runtime/fre/bench/chart"
 	"github.com/fre-runtime/fre/fnimage"
 	"github.com/fre-runtime/fre/fret"
 )
@@ -38,6 +39,8 @@ func images(e *env) error {
 	bases := userlands{}
 	var rows [][]string
 	var dockerAll, freAll int64
+	var labels []string
+	dockerMiB, freMiB := chart.Group{Name: "Docker-Hub-style image"}, chart.Group{Name: "FRE function image"}
 	for n, l := range langs {
 		u, err := bases.get(l.base)
 		if err != nil {
@@ -67,6 +70,9 @@ func images(e *env) error {
 		}
 		dockerAll += docker
 		freAll += res.Size
+		labels = append(labels, l.name)
+		dockerMiB.Values = append(dockerMiB.Values, mib(docker))
+		freMiB.Values = append(freMiB.Values, mib(res.Size))
 		fmt.Printf("%-8s %12.1f %12.1f %12.1f %7.3fx %10.0f %12.0f  %d layers\n", l.name, mib(docker), mib(unpacked), mib(res.Size),
 			float64(res.Size)/float64(docker), msOf(res.Took), msOf(rebuild), len(res.Layers))
 		rows = append(rows, []string{l.name, fmt.Sprint(docker), fmt.Sprint(unpacked), fmt.Sprint(res.Size),
@@ -79,6 +85,13 @@ func images(e *env) error {
 			verdict = "MISS"
 		}
 		fmt.Printf("total (apps FRE builds): docker %.1f MiB, FRE %.1f MiB: %.3fx  target <= 0.4x  %s\n", mib(dockerAll), mib(freAll), r, verdict)
+	}
+	if len(labels) > 0 {
+		// The research's figure 11: image size per app.
+		if err := chart.Bar(filepath.Join(e.opts.results, "images.png"), "Image size per app (compressed)", "MiB",
+			labels, []chart.Group{dockerMiB, freMiB}); err != nil {
+			return fmt.Errorf("images: %w", err)
+		}
 	}
 	return writeCSV(e.opts.results, "images.csv", []string{"app", "docker_bytes", "docker_unpacked_bytes", "fre_bytes", "fre_build_ms", "fre_rebuild_ms", "note"}, rows)
 }
