@@ -202,8 +202,7 @@ func baseFiles(ctx context.Context, t *fret.Template, v, fetch string, p *part, 
 			if ferr != nil {
 				return fmt.Errorf("base %s %s: %v, and fetching it failed: %w", t.Base.Name, v, err, ferr)
 			}
-			c.inside = append(c.inside, root)
-			c.roots = append(c.roots, root)
+			c.unpacked(root)
 			if err := unpackedEntries(p, c, root, "/", true); err != nil {
 				return fmt.Errorf("base %s: %s: %w", t.Base.Name, pkg, err)
 			}

@@ -48,6 +48,13 @@ func (c *closure) check(has func(base string) bool) error {
 	return nil
 }
 
+// unpacked adds an unpacked package's tree: its files are the image's,
+// and the loader's directories are searched in it first.
+func (c *closure) unpacked(root string) {
+	c.inside = append(c.inside, root)
+	c.roots = append(c.roots, root)
+}
+
 func newClosure(dirs []string) *closure {
 	return &closure{dirs: dirs, files: map[string]string{}}
 }

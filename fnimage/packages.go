@@ -57,8 +57,7 @@ func packagesPart(ctx context.Context, t *fret.Template, version, fetch string, 
 			return nil, err
 		}
 		for _, r := range roots {
-			c.inside = append(c.inside, r)
-			c.roots = append(c.roots, r)
+			c.unpacked(r)
 		}
 		for _, r := range roots {
 			if err := unpackedEntries(p, c, r, "/", true); err != nil {
@@ -167,11 +166,11 @@ func npmInstall(ctx context.Context, pkgs []string, cache string) (string, error
 		return "", fmt.Errorf("packages.npm: npm install %s: %v: %s", strings.Join(pkgs, " "), err, lastLines(out, 6))
 	}
 	nm := filepath.Join(tmp, "node_modules")
-	// npm's record of the install: its own, not the function's.
-	os.Remove(filepath.Join(nm, ".package-lock.json"))
 	if _, err := os.Stat(nm); err != nil {
 		return "", fmt.Errorf("packages.npm: npm install made no node_modules: %w", err)
 	}
+	// npm's record of the install: its own, not the function's.
+	os.Remove(filepath.Join(nm, ".package-lock.json"))
 	os.Remove(filepath.Join(tmp, "package.json"))
 	if err := os.Rename(tmp, dir); err != nil {
 		return "", err
