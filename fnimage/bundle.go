@@ -47,7 +47,10 @@ func BundleSpec(t *fret.Template, root string) (*specs.Spec, error) {
 	s.Process.Cwd = "/" + CodeDir
 	s.Process.Env = imageEnv(t)
 	s.Hostname = t.ID
-	s.Annotations = map[string]string{"run.fre.rootfs": "shared", LabelID: t.ID, LabelVersion: t.Version, LabelTenant: t.Tenant}
+	// The tenant's workDir (runtime/instance.go): <tenant root>/<tenant>
+	// at the template's workDir.
+	s.Annotations = map[string]string{"run.fre.rootfs": "shared", LabelID: t.ID, LabelVersion: t.Version, LabelTenant: t.Tenant,
+		"run.fre.tenant": t.Tenant, "run.fre.workdir": "/" + workDir(t)}
 	r := s.Linux.Resources
 	if r == nil {
 		r = &specs.LinuxResources{}

@@ -57,6 +57,9 @@ id=fre-demo-$$
 # For a plain-directory bundle the store is opt-in ({"rootfs": "shared"}):
 # by default fre-runc runs the bundle's rootfs as it is, as runc does.
 export FRE_STORE_ROOT=$work/store
+# So are tenants' workDirs and instances' channels (default
+# /var/lib/fre/tenants and /run/fre/channels).
+export FRE_TENANT_ROOT=$work/tenants FRE_CHANNEL_ROOT=$work/channels
 echo '{"rootfs": "shared"}' >"$work/fre-shared.json"
 echo "== fre-runc run (busybox bundle, runc's default spec, --config {\"rootfs\": \"shared\"})"
 for pass in first second; do
@@ -85,11 +88,44 @@ mkdir -p "$fn/code"
 if dpkg-query -W libpython3.11-stdlib >/dev/null 2>&1; then
 	base='{name: python, version: "3.11"}'
 	ep='[python3, /code/handler.py]'
-	printf 'import json, os\nprint(json.dumps({"hello": "from a FRE function", "host": os.uname().nodename}))\n' >"$fn/code/handler.py"
+	# With a channel (fre serve's instances: /run/fre is theirs) it
+	# serves HTTP on /run/fre/fn.sock, FRE's function contract
+	# (docs/function-contract.md); without one it answers once and exits.
+	cat >"$fn/code/handler.py" <<'PY'
+import http.server, json, os, socketserver
+
+def answer(body=b""):
+    return json.dumps({"hello": "from a FRE function", "host": os.uname().nodename,
+                       "got": len(body)}).encode() + b"\n"
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        out = answer(body)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+    do_GET = do_POST
+    def log_message(self, *args):
+        pass
+
+if os.access("/run/fre", os.W_OK):
+    sock = "/run/fre/fn.sock"
+    if os.path.exists(sock):
+        os.unlink(sock)
+    socketserver.UnixStreamServer(sock, Handler).serve_forever()
+else:
+    print(answer().decode(), end="")
+PY
 else
+	# No python on this host: the tests' function (a static Go server
+	# on the same contract), which without a channel says why and exits.
 	base='{name: static}'
-	ep='[/code/busybox, sh, -c, "echo hello from a FRE function on $(hostname)"]'
-	cp /bin/busybox "$fn/code/busybox"
+	ep='[/code/fn]'
+	(cd "$REPO" && CGO_ENABLED=0 go build -ldflags='-s -w' -o "$fn/code/fn" ./internal/testfn)
 fi
 cat >"$fn/fn.yaml" <<YAML
 apiVersion: fre.dev/v1alpha1
@@ -111,6 +147,33 @@ for pass in first second; do
 	echo "== exit $rc, took $(since "$t0") ms ($pass run)"
 	"$FRE" --root "$work/state" delete --force "$id-fn-$pass" >/dev/null 2>&1 || true
 done
+
+# The engine (issue 17): fre serve on the demo's containerd deploys the
+# template (built and imported into its namespace) and turns HTTP
+# requests into instances with the fre shim: the first request starts one
+# (cold), the next finds it running (warm).
+demo_engine() {
+	local d=$1 api=unix:$1/fre-api.sock
+	echo "== fre serve (the engine: the demo's containerd, the fre shim; deploy $fn/fn.yaml, invoke it)"
+	"$BIN/fre" serve --listen "$api" --containerd "$d/containerd.sock" --runtime-config "$d/fre.json" \
+		--state "$work/engine" --store "$work/store" 2>"$d/engine.log" &
+	local epid=$!
+	pids+=("$epid")
+	local i
+	for i in $(seq 200); do [ -S "$d/fre-api.sock" ] && break; sleep 0.05; done
+	curl -sf --unix-socket "$d/fre-api.sock" -X POST http://fre/functions \
+		-d "{\"name\": \"hello\", \"template\": \"$fn/fn.yaml\", \"keepAlive\": \"30s\"}" >"$d/deploy.json" ||
+		{ echo "demo: deploy failed:"; cat "$d/deploy.json" "$d/engine.log"; return 1; }
+	echo "   deployed: $(tr -d '\n ' <"$d/deploy.json" | cut -c1-120)..."
+	echo "-- first request (cold: a new instance)"
+	"$BIN/fre" invoke --api "$api" --time hello '{"n": 1}'
+	echo "-- second request (warm: the same instance)"
+	"$BIN/fre" invoke --api "$api" --time hello '{"n": 2}'
+	echo "-- metrics (GET /metrics)"
+	curl -sf --unix-socket "$d/fre-api.sock" http://fre/metrics | grep -E '^fre_(cold_starts_total|warm_hits_total)\{|^fre_request_duration_seconds\{.*quantile="0.5"' || true
+	kill -TERM "$epid"
+	wait "$epid" || echo "demo: fre serve exited with $?"
+}
 
 demo_containerd() {
 	if ! [ -x "$BIN/containerd-shim-fre-v1" ]; then
@@ -157,6 +220,7 @@ TOML
 	PATH=$BIN:$CTRD_BIN:$PATH "${ctr[@]}" run --rm --runtime io.containerd.fre.v1 \
 		--runtime-config-path "$d/fre.json" fre.dev/hello-fn:1 "fre-demo-fn-$$" </dev/null || rc=$?
 	echo "== exit $rc, took $(since "$t0") ms"
+	demo_engine "$d"
 	# Let containerd unmount its snapshots before it goes.
 	"${ctr[@]}" images rm docker.io/library/busybox-fre:latest fre.dev/hello-fn:1 >/dev/null 2>&1 || true
 }

@@ -344,8 +344,46 @@ func (c *containerd) ctrCtx(ctx context.Context, args ...string) (string, error)
 	cmd.Env = c.env()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// A ctr that hangs is asked for its goroutines first (SIGQUIT), and
+	// so are containerd and the shims (SIGUSR1, into containerd's log):
+	// a hang seen once in CI says where it was.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 5 * time.Second
 	err := cmd.Run()
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		err = fmt.Errorf("%w: ctr %s timed out; %s", err, strings.Join(args, " "), c.stacks())
+	}
 	return dropWarnings(out.String()), err
+}
+
+// stacks has containerd and this containerd's shims dump their goroutines
+// into containerd's log and returns the dumps.
+func (c *containerd) stacks() string {
+	if c.cmd == nil {
+		return "no containerd"
+	}
+	before, _ := os.ReadFile(filepath.Join(c.dir, "containerd.log"))
+	pids := append([]int{c.cmd.Process.Pid}, c.shimPids()...)
+	for _, pid := range pids {
+		unix.Kill(pid, unix.SIGUSR1)
+	}
+	var dumps string
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(filepath.Join(c.dir, "containerd.log"))
+		if len(b) >= len(before) {
+			dumps = string(b[len(before):])
+		}
+		if strings.Count(dumps, "END goroutine stack dump") >= len(pids) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	tail := string(before)
+	if len(tail) > 8000 {
+		tail = tail[len(tail)-8000:]
+	}
+	return fmt.Sprintf("stacks of pids %v:\n%s\ncontainerd log before:\n%s", pids, strings.NewReplacer(`\n`, "\n", `\t`, "\t").Replace(dumps), tail)
 }
 
 // dropWarnings removes containerd's cgroup v1 deprecation notice, which

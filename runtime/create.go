@@ -118,6 +118,7 @@ func (r *Runtime) Create(ctx context.Context, opts CreateOpts) (*Container, erro
 //
 //	spec       load and convert the bundle's config        (this file)
 //	state      the state dir: the claim on the ID          (this file)
+//	instance   the tenant's workDir, the channel           (instance.go)
 //	rootfs     the root the init mounts                    (this file, rootfs.go)
 //	namespaces network policy, clone/unshare/join          (create_ns.go)
 //	cgroup     claim or make it, its limits; v1 and v2     (create_cgroup.go)
@@ -196,6 +197,9 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 			os.RemoveAll(j.dir)
 		}
 	}()
+	if err := j.instance(); err != nil {
+		return nil, err
+	}
 	if err := j.prepareRoot(ctx, speculate); err != nil {
 		return nil, err
 	}

@@ -65,6 +65,9 @@ func (c *Container) Delete(force bool) error {
 	if err := c.rt.releaseRootfs(c.state); err != nil {
 		return fmt.Errorf("delete %s: rootfs: %w", c.id, err)
 	}
+	if err := c.removeChannel(); err != nil {
+		return fmt.Errorf("delete %s: %w", c.id, err)
+	}
 	ph.done("delete: cgroup+netns+rootfs")
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("delete %s: remove state: %w", c.id, err)

@@ -40,8 +40,12 @@ func Features() *features.Features {
 			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &no}},
 		},
 		Annotations: map[string]string{
-			"run.fre.netns":  "host|new|pool: what a network namespace without a path gets",
-			AnnotationRootfs: "plain|shared: the bundle's rootfs (default) or the shared-layer store",
+			"run.fre.netns":      "host|new|pool: what a network namespace without a path gets",
+			AnnotationRootfs:     "plain|shared: the bundle's rootfs (default) or the shared-layer store",
+			AnnotationTenant:     "a tenant name: its persistent workDir, bound read-write",
+			AnnotationWorkDir:    "the workDir's path in the container (default /work)",
+			AnnotationTenantSize: "the tenant's size limit (a project quota), e.g. 100Mi",
+			AnnotationChannel:    "true|NAME: a channel directory bound at /run/fre, removed at delete",
 			"org.opencontainers.runc.checkpoint.enabled": "false",
 		},
 	}

@@ -47,6 +47,11 @@ type Options struct {
 	// guest it measured 1-7% slower (systemd's latency is the cost, and
 	// the set-up it overlaps is short); make bench-systemd's A/B.
 	SystemdScopeAlongside bool `json:"systemdScopeAlongside,omitempty"`
+	// TenantRoot holds tenants' workDirs (default /var/lib/fre/tenants)
+	// and ChannelRoot instances' channels (default /run/fre/channels):
+	// annotations run.fre.tenant and run.fre.channel (instance.go).
+	TenantRoot  string `json:"tenantRoot,omitempty"`
+	ChannelRoot string `json:"channelRoot,omitempty"`
 }
 
 // Runtime is a state root: every container under it.

@@ -75,6 +75,10 @@ type savedState struct {
 	// none known), where delete puts it back first.
 	CgroupSlot  int    `json:"cgroup_slot,omitempty"`
 	NetnsPooled string `json:"netns_pooled,omitempty"` // a pooled netns to destroy at delete
+	// Tenant owns the container's workDir; Channel is its channel's
+	// directory on the host, removed at delete (instance.go).
+	Tenant  string `json:"tenant,omitempty"`
+	Channel string `json:"channel,omitempty"`
 	// SystemdUnit is the container's scope under the systemd driver.
 	SystemdUnit string `json:"systemd_unit,omitempty"`
 	// Hooks run after create (poststop at delete). Only what later

@@ -8,6 +8,10 @@
 //	                             (what a build will use) or say why not
 //	fre build [flags] FILE       build a template's image: an OCI layout,
 //	                             the tree in the store, a bundle
+//	fre serve [flags]            the engine: a REST API that deploys
+//	                             functions and invokes them over HTTP,
+//	                             instances through containerd (package engine)
+//	fre invoke NAME [BODY]       call a function through fre serve
 package main
 
 import (
@@ -28,6 +32,8 @@ import (
 
 const usage = `usage: fre template check FILE...
        fre build [--layout DIR] [--bundle DIR] [--store DIR] [--cache DIR] [--json] FILE
+       fre serve [--listen ADDR] [--containerd SOCK] [--runtime TYPE] [flags]
+       fre invoke [--api ADDR] [--time] NAME [BODY]
 
   template check   validate function environment templates (apiVersion %s)
                    and print each, resolved, as JSON; exit 1 if one is bad
@@ -38,6 +44,12 @@ const usage = `usage: fre template check FILE...
                    /var/lib/fre/store) and a runnable bundle on that tree
                    (--bundle); the same template and inputs give the same
                    digests
+  serve            the function engine: deploy functions (an image in
+                   containerd, or a template it builds), invoke them over
+                   HTTP (POST /functions/NAME/invoke, /fn/NAME/...); cold
+                   and warm instances through containerd's fre shim; see
+                   fre serve -h and docs/function-contract.md
+  invoke           call a function through fre serve and print its answer
 `
 
 func main() {
@@ -53,6 +65,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return templateCheck(args[2:], stdout, stderr)
 	case len(args) >= 1 && args[0] == "build":
 		return build(args[1:], stdout, stderr)
+	case len(args) >= 1 && args[0] == "serve":
+		return serve(args[1:], stdout, stderr)
+	case len(args) >= 1 && args[0] == "invoke":
+		return invoke(args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, usage, fret.APIVersion)
 	return 2
@@ -81,6 +97,18 @@ func templateCheck(files []string, stdout, stderr io.Writer) int {
 	return status
 }
 
+// openStore opens the shared store at root, else $FRE_STORE_ROOT, else
+// rootfs.DefaultRoot.
+func openStore(root string) (*rootfs.Store, error) {
+	if root == "" {
+		root = os.Getenv("FRE_STORE_ROOT")
+	}
+	if root == "" {
+		root = rootfs.DefaultRoot
+	}
+	return rootfs.Open(rootfs.Options{Root: root})
+}
+
 func build(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fre build", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -104,18 +132,11 @@ func build(args []string, stdout, stderr io.Writer) int {
 	}
 	o := fnimage.Options{Layout: *layout, Bundle: *bundle}
 	if !*noStore {
-		root := *store
-		if root == "" {
-			root = os.Getenv("FRE_STORE_ROOT")
-		}
-		if root == "" {
-			root = rootfs.DefaultRoot
-		}
-		if o.Store, err = rootfs.Open(rootfs.Options{Root: root}); err != nil {
+		if o.Store, err = openStore(*store); err != nil {
 			fmt.Fprintln(stderr, "fre build:", err)
 			return 1
 		}
-		o.Cache = filepath.Join(filepath.Dir(filepath.Clean(root)), "build-cache")
+		o.Cache = filepath.Join(filepath.Dir(filepath.Clean(o.Store.Root())), "build-cache")
 	}
 	switch *cache {
 	case "":

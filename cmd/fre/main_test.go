@@ -120,7 +120,8 @@ func TestBuildAndRun(t *testing.T) {
 			root := filepath.Join(out, "state")
 			id := "fre-build-test-" + tc.name + "-" + strconv.Itoa(os.Getpid())
 			cmd := exec.Command(freRunc, "--root", root, "run", "--bundle", bundle, id)
-			cmd.Env = append(os.Environ(), "FRE_STORE_ROOT="+store)
+			tenants := filepath.Join(out, "tenants")
+			cmd.Env = append(os.Environ(), "FRE_STORE_ROOT="+store, "FRE_TENANT_ROOT="+tenants)
 			got, err := cmd.CombinedOutput()
 			exec.Command(freRunc, "--root", root, "delete", "--force", id).Run()
 			// The cgroup pool keeps idle cgroups per --root by design
@@ -130,6 +131,9 @@ func TestBuildAndRun(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatalf("fre-runc run: %v: %s", err, got)
+			}
+			if fi, err := os.Stat(filepath.Join(tenants, "ops")); err != nil || !fi.IsDir() {
+				t.Errorf("the tenant's workDir: %v", err)
 			}
 			// Only what the image has: no host path.
 			if string(got) != tc.want {

@@ -42,7 +42,7 @@ go_static() {
 # anchors) under /usr/bin, busybox-static for the tests' bundles.
 stage_runtimes() {
 	mkdir -p "$STAGE/fre/bin" "$STAGE/usr/bin"
-	cp "$BIN/fre-runc" "$BIN/containerd-shim-fre-v1" "$STAGE/fre/bin/"
+	cp "$BIN/fre-runc" "$BIN/containerd-shim-fre-v1" "$BIN/fre" "$STAGE/fre/bin/"
 	local b p
 	for b in runc crun; do
 		p=$(command -v "$b" || true)
@@ -53,6 +53,8 @@ stage_runtimes() {
 		fi
 	done
 	cp /bin/busybox "$STAGE/usr/bin/busybox-static" 2>/dev/null || true
+	# The tests' function (testutil.TestFn), static.
+	(cd "$REPO" && CGO_ENABLED=0 go build -ldflags=-s\ -w -o "$STAGE/fre/bin/fre-testfn" ./internal/testfn)
 }
 
 # stage_test PKG: PKG's static test binary at /fre/tests/<pkg with _>.test

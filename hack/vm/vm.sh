@@ -26,7 +26,7 @@
 #   FRE_VM_ACCEL    kvm or tcg: skip the probe
 #   FRE_VM_MODULES  kernel modules to load, paths below kernel/ (default
 #                   overlay and veth, and the scratch disk's)
-#   FRE_VM_DISK     size of a scratch ext4 disk mounted at /disk in the
+#   FRE_VM_DISK     size of a scratch ext4 disk (project quota on) mounted at /disk in the
 #                   guest, where TMPDIR points (default 8G, sparse; 0:
 #                   none): tests see a disk file system, as on a host
 #   FRE_VM_OUT      a host directory: what the guest left in /disk/out is
@@ -50,7 +50,7 @@ BOOT_TIMEOUT=${FRE_VM_BOOT_TIMEOUT:-240}
 DISK=${FRE_VM_DISK:-8G}
 DISK_MODULES="drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko drivers/virtio/virtio_pci_modern_dev.ko
 drivers/virtio/virtio_pci_legacy_dev.ko drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko lib/crc16.ko
-fs/mbcache.ko fs/jbd2/jbd2.ko crypto/crc32c_generic.ko fs/ext4/ext4.ko"
+fs/mbcache.ko fs/jbd2/jbd2.ko crypto/crc32c_generic.ko fs/ext4/ext4.ko fs/quota/quota_tree.ko fs/quota/quota_v2.ko"
 MODULES=${FRE_VM_MODULES:-fs/overlayfs/overlay.ko drivers/net/veth.ko}
 if [ "$DISK" != 0 ] && [ -z "${FRE_VM_MODULES:-}" ]; then
 	MODULES="$MODULES $DISK_MODULES"
@@ -150,7 +150,9 @@ fi
 for m in $(cat /fre-vm/modules); do insmod "$m" || echo "vm: insmod $m failed"; done
 if [ -b /dev/vda ]; then
 	mkdir -p /disk
-	mount -t ext4 /dev/vda /disk && mkdir -p /disk/tmp && chmod 1777 /disk/tmp && export TMPDIR=/disk/tmp
+	# With project quota enforced, as a host that limits tenants' sizes.
+	{ mount -t ext4 -o prjquota /dev/vda /disk || mount -t ext4 /dev/vda /disk; } &&
+		mkdir -p /disk/tmp && chmod 1777 /disk/tmp && export TMPDIR=/disk/tmp
 fi
 ip link set lo up
 hostname fre-vm
@@ -251,7 +253,7 @@ run() {
 		if [ "$DISK" != 0 ]; then
 			rm -f "$tmp/disk.img"
 			truncate -s "$DISK" "$tmp/disk.img"
-			mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$tmp/disk.img"
+			mkfs.ext4 -q -F -O quota,project -E lazy_itable_init=1,lazy_journal_init=1 "$tmp/disk.img"
 		fi
 		log "booting $(kernel_release "$kdir") ($a, $CPUS CPUs, $MEM, initramfs $(du -m "$tmp/initrd" | cut -f1) MB)"
 		start=$SECONDS status=0 up=0

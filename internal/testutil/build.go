@@ -40,3 +40,22 @@ func GoBuild(out, pkg string, extra ...string) error {
 	}
 	return nil
 }
+
+// TestFn is the tests' function (internal/testfn: an HTTP server on its
+// channel's socket), built static into dir/fre-testfn, so that it runs in
+// a busybox rootfs. A test guest copies it from FRE_PREBUILT_DIR.
+func TestFn(dir string) (string, error) {
+	out := filepath.Join(dir, "fre-testfn")
+	if pre := os.Getenv("FRE_PREBUILT_DIR"); pre != "" {
+		return out, copyFile(filepath.Join(pre, "fre-testfn"), out, 0o755)
+	}
+	cmd := exec.Command("go", "build", "-o", out, "-ldflags=-s -w", TestFnPackage)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", TestFnPackage, err, b)
+	}
+	return out, nil
+}
+
+// TestFnPackage is the tests' function's import path.
+const TestFnPackage = "github.com/fre-runtime/fre/internal/testfn"

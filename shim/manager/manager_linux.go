@@ -435,9 +435,7 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	return shim.StopStatus{Pid: pid, ExitStatus: 128 + int(unix.SIGKILL), ExitedAt: now}, nil
 }
 
-// debugSocketFile, in the bundle, holds the address of the shim's debug
-// socket (containerd at log level debug asks for one).
-const debugSocketFile = "fre-debug-socket"
+const debugSocketFile = task.DebugSocketFile
 
 // removeDeadSockets removes the sockets of the bundle's shim (containerd
 // keeps its address in bootstrap.json; the debug one is in

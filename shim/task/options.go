@@ -59,6 +59,11 @@ type Options struct {
 	// container), so a node switches from runc to FRE by runtime_type
 	// alone.
 	SystemdCgroup bool `json:"SystemdCgroup,omitempty"`
+	// TenantRoot and ChannelRoot: where tenants' workDirs and instances'
+	// channels live (runtime's defaults when empty; annotations
+	// run.fre.tenant and run.fre.channel).
+	TenantRoot  string `json:"tenant_root,omitempty"`
+	ChannelRoot string `json:"channel_root,omitempty"`
 }
 
 // parseOptions reads containerd's options Any.

@@ -67,6 +67,10 @@ type container struct {
 // command: the daemon removes the socket when it ends.
 const SocketEnv = "FRE_SHIM_SOCKET"
 
+// DebugSocketFile, in the bundle, holds the address of the shim's debug
+// socket (containerd at log level debug asks for one).
+const DebugSocketFile = "fre-debug-socket"
+
 // NewTaskService starts the service's event forwarder, stranger reaper
 // and console epoller.
 func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service) (taskAPI.TTRPCTaskService, error) {
@@ -107,6 +111,12 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 	}
 	if address != "" {
 		sd.RegisterCallback(func(context.Context) error { return shim.RemoveSocket(address) })
+	}
+	// The debug socket too: read now, while the first container's bundle
+	// (the daemon's cwd) is there; a group's shim outlives it.
+	if b, err := os.ReadFile(DebugSocketFile); err == nil && len(b) > 0 {
+		debug := string(b)
+		sd.RegisterCallback(func(context.Context) error { return shim.RemoveSocket(debug) })
 	}
 	return s, nil
 }
@@ -174,7 +184,7 @@ func (s *service) get(id string) (*container, error) {
 // runtimeFor returns the (shared) runtime for a state root.
 func (s *service) runtimeFor(ctx context.Context, o Options, ns string) (*freruntime.Runtime, error) {
 	root := o.RuntimeRoot(ns)
-	key := fmt.Sprintf("%s|%s|%d|%t", root, o.NetnsPolicy, o.NetnsPoolSize, o.SystemdCgroup)
+	key := fmt.Sprintf("%s|%s|%d|%t|%s|%s", root, o.NetnsPolicy, o.NetnsPoolSize, o.SystemdCgroup, o.TenantRoot, o.ChannelRoot)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if rt := s.runtimes[key]; rt != nil {
@@ -184,7 +194,8 @@ func (s *service) runtimeFor(ctx context.Context, o Options, ns string) (*frerun
 	// container's cgroup at /<namespace>/<id>: that parent is pooled. A
 	// pod's cgroup (kubelet's) is not: kubelet must be able to remove it.
 	rt, err := freruntime.New(root, freruntime.Options{NetnsPolicy: netns.Policy(o.NetnsPolicy), NetnsPoolSize: o.NetnsPoolSize,
-		CgroupPoolParents: []string{"/" + ns}, SystemdCgroup: o.SystemdCgroup})
+		CgroupPoolParents: []string{"/" + ns}, SystemdCgroup: o.SystemdCgroup,
+		TenantRoot: o.TenantRoot, ChannelRoot: o.ChannelRoot})
 	if err != nil {
 		return nil, err
 	}
