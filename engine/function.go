@@ -183,10 +183,23 @@ func (f *function) release(inst *instance) {
 // retire removes an instance (crashed, broken, idle too long) and stops
 // it in the background.
 func (f *function) retire(inst *instance, why string) {
+	if !f.detach(inst, why) {
+		return
+	}
+	f.e.wg.Add(1)
+	go func() {
+		defer f.e.wg.Done()
+		inst.stop()
+	}()
+}
+
+// detach takes an instance out of the function's books; false if it was
+// out already.
+func (f *function) detach(inst *instance, why string) bool {
 	f.mu.Lock()
 	if inst.dead {
 		f.mu.Unlock()
-		return
+		return false
 	}
 	inst.dead = true
 	inst.idleTill.Stop()
@@ -201,11 +214,7 @@ func (f *function) retire(inst *instance, why string) {
 	f.wakeOne()
 	f.mu.Unlock()
 	f.e.log.Info("instance stopped", "function", f.spec.Name, "instance", inst.id, "why", why)
-	f.e.wg.Add(1)
-	go func() {
-		defer f.e.wg.Done()
-		inst.stop()
-	}()
+	return true
 }
 
 // start starts an instance and waits until it listens on its socket.
@@ -304,15 +313,27 @@ func (f *function) scale(ctx context.Context, n int) error {
 	have := len(f.all) + f.starting
 	var surplus []*instance
 	for have > n && len(f.idle) > 0 {
-		surplus = append(surplus, f.idle[0])
-		have--
+		inst := f.idle[0]
 		f.idle = f.idle[1:]
+		inst.dead = true
+		inst.idleTill.Stop()
+		delete(f.all, inst)
+		surplus = append(surplus, inst)
+		have--
 	}
 	f.mu.Unlock()
-	for _, inst := range surplus {
-		f.retire(inst, "scaled down")
-	}
+	// Stopped before Scale returns: a scale to zero leaves nothing
+	// running.
 	var wg sync.WaitGroup
+	for _, inst := range surplus {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.e.log.Info("instance stopped", "function", f.spec.Name, "instance", inst.id, "why", "scaled down")
+			inst.stop()
+		}()
+	}
+	wg.Wait()
 	errs := make([]error, n)
 	for i := have; i < n; i++ {
 		f.mu.Lock()

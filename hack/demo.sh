@@ -116,7 +116,7 @@ if os.access("/run/fre", os.W_OK):
     sock = "/run/fre/fn.sock"
     if os.path.exists(sock):
         os.unlink(sock)
-    socketserver.UnixStreamServer(sock, Handler).serve_forever()
+    socketserver.ThreadingUnixStreamServer(sock, Handler).serve_forever()
 else:
     print(answer().decode(), end="")
 PY

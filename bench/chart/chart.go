@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"io"
 	"math"
+	"sort"
 	"strconv"
 
 	"gonum.org/v1/plot"
@@ -90,4 +91,55 @@ func SavePNG(path string, img *vgimg.Canvas) error {
 		_, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(w)
 		return err
 	})
+}
+
+// Series is one line of a CDF: its samples, in any order.
+type Series struct {
+	Name   string
+	Values []float64
+}
+
+// CDF draws each series' empirical cumulative distribution: value along
+// x (logarithmic when logX), the fraction of samples at or below it
+// along y.
+func CDF(path, title, unit string, logX bool, series []Series) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = unit
+	p.Y.Label.Text = "fraction of requests"
+	p.Add(plotter.NewGrid())
+	if logX {
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
+	for i, s := range series {
+		v := append([]float64(nil), s.Values...)
+		sort.Float64s(v)
+		xys := make(plotter.XYs, 0, len(v))
+		for j, x := range v {
+			if logX && x <= 0 {
+				continue
+			}
+			xys = append(xys, plotter.XY{X: x, Y: float64(j+1) / float64(len(v))})
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		l, err := plotter.NewLine(xys)
+		if err != nil {
+			return err
+		}
+		l.Color = plotutil.Color(i)
+		l.Width = vg.Points(1.5)
+		l.Dashes = plotutil.Dashes(i)
+		p.Add(l)
+		p.Legend.Add(s.Name, l)
+	}
+	p.Y.Min, p.Y.Max = 0, 1
+	p.Legend.Top = false
+	p.Legend.Left = false
+	p.Legend.XOffs, p.Legend.YOffs = -vg.Points(4), vg.Points(14)
+	img := vgimg.NewWith(vgimg.UseWH(18*vg.Centimeter, 11*vg.Centimeter), vgimg.UseDPI(110), vgimg.UseBackgroundColor(color.White))
+	p.Draw(draw.New(img))
+	return SavePNG(path, img)
 }

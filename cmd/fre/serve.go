@@ -1,13 +1,11 @@
 package main
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -137,7 +135,7 @@ func templateBuilder(cl *client.Client, store, state string) engine.TemplateBuil
 			return err
 		}
 		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(tarDir(pw, o.Layout)) }()
+		go func() { pw.CloseWithError(fnimage.LayoutTar(pw, o.Layout)) }()
 		imgs, err := cl.Import(ctx, pr)
 		pr.Close()
 		if err != nil {
@@ -155,47 +153,4 @@ func templateBuilder(cl *client.Client, store, state string) engine.TemplateBuil
 		}
 		return nil
 	}
-}
-
-// tarDir writes dir's regular files and directories as a tar stream.
-func tarDir(w io.Writer, dir string) error {
-	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		hdr, err := tar.FileInfoHeader(fi, "")
-		if err != nil {
-			return err
-		}
-		hdr.Name = filepath.ToSlash(rel)
-		if d.IsDir() {
-			hdr.Name += "/"
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if !fi.Mode().IsRegular() {
-			return nil
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(tw, f)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return tw.Close()
 }

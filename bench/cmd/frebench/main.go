@@ -19,6 +19,10 @@
 //	frebench [flags] images       the memory scenario's apps as Docker-Hub-style
 //	                              images and as FRE function images (fre
 //	                              build): sizes, build times (figure 11)
+//	frebench [flags] engine       request to response through FRE's engine
+//	                              (fre serve's): Python and Node.js HTTP
+//	                              functions, cold (sequential, 256 at once)
+//	                              and warm, fre shim vs runc shim (engine.go)
 //	frebench [flags] all          every scenario above
 //
 // crun refuses this machine's hybrid cgroup layout, so its runs happen in a
@@ -72,7 +76,7 @@ func main() {
 	flag.BoolVar(&o.systemd, "systemd-cgroup", false, "every runtime with its systemd cgroup driver (fre-runc and runc --systemd-cgroup, crun --cgroup-manager=systemd); needs systemd as PID 1")
 	flag.StringVar(&o.store, "store", "", "fre-runc store directory for memory (default: a temporary one)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: frebench [flags] sequential|exec|concurrent|memory|shim|images|all\n")
+		fmt.Fprintf(os.Stderr, "usage: frebench [flags] sequential|exec|concurrent|memory|shim|images|engine|all\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -92,9 +96,10 @@ func main() {
 		"memory":     {memory},
 		"shim":       {shimScenario},
 		"images":     {images},
+		"engine":     {engineScenario},
 		// memory last: it writes some 12 GiB of image copies, and the
 		// disk's write-back after it slowed the shim's figures by half.
-		"all": {sequential, execLatency, concurrent, shimScenario, images, memory},
+		"all": {sequential, execLatency, concurrent, shimScenario, engineScenario, images, memory},
 	}
 	run, ok := scenarios[flag.Arg(0)]
 	if !ok {
