@@ -56,6 +56,9 @@ type ContainerdConfig struct {
 	// LogDir receives each instance's output (<id>.log), removed with
 	// the instance; none when empty.
 	LogDir string
+	// Trace, when set, gets the duration of each step of Start
+	// (container, task, start); called from many goroutines at once.
+	Trace func(step string, d time.Duration)
 }
 
 // Containerd runs instances as containerd containers.
@@ -184,6 +187,15 @@ func (c *Containerd) Start(ctx context.Context, f *Function, id string, binds []
 		const period = 100000
 		opts = append(opts, oci.WithCPUCFS(f.CPU*period/1000, period))
 	}
+	step := func(string) {}
+	if tr := c.cfg.Trace; tr != nil {
+		last := time.Now()
+		step = func(name string) {
+			now := time.Now()
+			tr(name, now.Sub(last))
+			last = now
+		}
+	}
 	ann := map[string]string{}
 	if !c.cfg.NoGroup {
 		g := c.engine + "-" + f.Name
@@ -199,6 +211,7 @@ func (c *Containerd) Start(ctx context.Context, f *Function, id string, binds []
 	if err != nil {
 		return nil, err
 	}
+	step("container")
 	t := &ctrTask{c: c, ctr: ctr, exited: make(chan struct{})}
 	creator := cio.NullIO
 	if c.cfg.LogDir != "" {
@@ -211,6 +224,7 @@ func (c *Containerd) Start(ctx context.Context, f *Function, id string, binds []
 		return nil, err
 	}
 	t.task = task
+	step("task")
 	wait, err := task.Wait(context.WithoutCancel(ctx))
 	if err != nil {
 		t.remove(context.WithoutCancel(ctx))
@@ -226,6 +240,7 @@ func (c *Containerd) Start(ctx context.Context, f *Function, id string, binds []
 		t.remove(context.WithoutCancel(ctx))
 		return nil, err
 	}
+	step("start")
 	return t, nil
 }
 

@@ -125,6 +125,9 @@ type Config struct {
 	MaxBody int64
 	// Log receives structured logs (default: JSON on stderr).
 	Log *slog.Logger
+	// Trace, when set, gets how long each new instance took to listen
+	// after its start ("ready"); called from many goroutines at once.
+	Trace func(step string, d time.Duration)
 }
 
 // Backend starts and stops instances: containerd (NewContainerd).

@@ -244,9 +244,13 @@ func (f *function) start(ctx context.Context) (*instance, error) {
 		return nil, fmt.Errorf("start instance: %w", err)
 	}
 	inst.task = task
+	t1 := time.Now()
 	if err := inst.waitReady(ctx, f.spec.ReadyTimeout.D()); err != nil {
 		inst.stop()
 		return nil, err
+	}
+	if tr := f.e.cfg.Trace; tr != nil {
+		tr("ready", time.Since(t1))
 	}
 	f.m.coldStart(time.Since(t0))
 	f.e.log.Debug("instance ready", "function", f.spec.Name, "instance", id, "ms", float64(time.Since(t0).Microseconds())/1000)

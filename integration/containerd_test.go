@@ -533,3 +533,4 @@ func exitCode(err error) int {
 	}
 	return -1
 }
+

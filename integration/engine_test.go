@@ -393,7 +393,12 @@ func TestEngineKilledAndRestarted(t *testing.T) {
 		t.Fatalf("deploy: %d %s", code, body)
 	}
 	go call("GET", "/fn/fn/sleep?ms=30000", "")
-	if !pollFor(30*time.Second, func() bool { return engineContainers(t, c, "e-killed") == 1 }) {
+	// Mid-request: the instance listens (its socket is there) and has the
+	// request (its served count is not read: the sleep holds it).
+	if !pollFor(30*time.Second, func() bool {
+		socks, _ := filepath.Glob(filepath.Join(state, "channels", "*", "fn.sock"))
+		return len(socks) == 1 && engineContainers(t, c, "e-killed") == 1
+	}) {
 		t.Fatal("no instance for the request")
 	}
 	cmd.Process.Signal(syscall.SIGKILL)

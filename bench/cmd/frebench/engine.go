@@ -100,6 +100,39 @@ type benchEngine struct {
 	e     *engine.Engine
 	srv   *httptest.Server
 	state string
+	steps *stepTimes
+}
+
+// stepTimes collects the engine's per-instance start steps.
+type stepTimes struct {
+	mu sync.Mutex
+	d  map[string][]time.Duration
+}
+
+func (s *stepTimes) add(step string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.d == nil {
+		s.d = map[string][]time.Duration{}
+	}
+	s.d[step] = append(s.d[step], d)
+}
+
+func (s *stepTimes) reset() {
+	s.mu.Lock()
+	s.d = nil
+	s.mu.Unlock()
+}
+
+// line is each step's mean, in the order of a start.
+func (s *stepTimes) line() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var parts []string
+	for _, step := range []string{"container", "task", "start", "ready"} {
+		parts = append(parts, fmt.Sprintf("%s %.1f", step, summarize(s.d[step]).mean))
+	}
+	return strings.Join(parts, ", ") + " ms"
 }
 
 func engineScenario(e *env) error {
@@ -158,18 +191,20 @@ func engineScenario(e *env) error {
 		if r.name == "fre" {
 			opts = &runtimeoptions.Options{ConfigPath: c.freOptions}
 		}
-		b, err := engine.NewContainerd(engine.ContainerdConfig{Address: c.sock, Namespace: engineNS, Runtime: r.runtime, RuntimeOptions: opts}, "frebench-"+r.name)
+		steps := &stepTimes{}
+		b, err := engine.NewContainerd(engine.ContainerdConfig{Address: c.sock, Namespace: engineNS, Runtime: r.runtime, RuntimeOptions: opts,
+			Trace: steps.add}, "frebench-"+r.name)
 		if err != nil {
 			return err
 		}
 		state := filepath.Join(c.run, "engine-"+r.name)
 		en, err := engine.New(ctx, engine.Config{Name: "frebench-" + r.name, StateDir: state, TenantRoot: filepath.Join(dir, "tenants"),
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, b)
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Trace: steps.add}, b)
 		if err != nil {
 			b.Close()
 			return err
 		}
-		be := &benchEngine{name: r.name, e: en, srv: httptest.NewServer(en.Handler()), state: state}
+		be := &benchEngine{name: r.name, e: en, srv: httptest.NewServer(en.Handler()), state: state, steps: steps}
 		engines = append(engines, be)
 		for _, l := range langs {
 			if _, err := en.Deploy(ctx, engine.Function{Name: l, Image: images[l], Tenant: "bench", Memory: 256 << 20,
@@ -213,6 +248,9 @@ func engineScenario(e *env) error {
 		}
 	}
 
+	for _, be := range engines {
+		be.steps.reset()
+	}
 	var rows [][]string
 	type key struct{ lang, rt, kind string }
 	lat := map[key][]time.Duration{}
@@ -237,6 +275,9 @@ func engineScenario(e *env) error {
 				}
 			}
 		}
+	}
+	for _, be := range engines {
+		fmt.Printf("    %-4s instance start, mean per step: %s\n", be.name, be.steps.line())
 	}
 	// (b) C at once.
 	C := engineOpts.concurrency
