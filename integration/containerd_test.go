@@ -533,4 +533,3 @@ func exitCode(err error) int {
 	}
 	return -1
 }
-
