@@ -49,10 +49,15 @@ type ContainerdConfig struct {
 	RuntimeOptions any
 	// Snapshotter: containerd's default when empty.
 	Snapshotter string
-	// NoGroup gives every instance a shim of its own; by default a
-	// function's instances share one (the fre shim's run.fre.group and
-	// the runc shim's io.containerd.runc.v2.group, alike).
-	NoGroup bool
+	// Group: a function's instances share one shim (the fre shim's
+	// run.fre.group and the runc shim's io.containerd.runc.v2.group,
+	// alike). Off by default: a shim of its own per instance measured as
+	// fast (the task's create 13.8 ms against 17.3 grouped, fre shim;
+	// 55.8 against 60.1, runc's), and a group whose last instance is
+	// stopped has its shim exit while the next instance may be starting
+	// in it (seen once under runc's shim after a scale to zero: a start
+	// that never returned).
+	Group bool
 	// LogDir receives each instance's output (<id>.log), removed with
 	// the instance; none when empty.
 	LogDir string
@@ -60,6 +65,8 @@ type ContainerdConfig struct {
 	// (container, task, start); called from many goroutines at once.
 	Trace func(step string, d time.Duration)
 }
+
+var _ Backend = (*Containerd)(nil)
 
 // Containerd runs instances as containerd containers.
 type Containerd struct {
@@ -159,10 +166,10 @@ func (c *Containerd) image(ctx context.Context, ref string) (client.Image, error
 	return c.client.GetImage(ctx, ref)
 }
 
-// Start creates and starts the instance's container: the image's config,
-// the host's network namespace (the channel is its only way in), the
-// binds, the limits.
-func (c *Containerd) Start(ctx context.Context, f *Function, id string, binds []Bind) (Task, error) {
+// Create makes the instance's container: the image's config, the host's
+// network namespace (the channel is its only way in), the binds, the
+// limits; its snapshot. No task yet.
+func (c *Containerd) Create(ctx context.Context, f *Function, id string, binds []Bind) (Created, error) {
 	img, err := c.image(ctx, f.Image)
 	if err != nil {
 		return nil, err
@@ -187,17 +194,9 @@ func (c *Containerd) Start(ctx context.Context, f *Function, id string, binds []
 		const period = 100000
 		opts = append(opts, oci.WithCPUCFS(f.CPU*period/1000, period))
 	}
-	step := func(string) {}
-	if tr := c.cfg.Trace; tr != nil {
-		last := time.Now()
-		step = func(name string) {
-			now := time.Now()
-			tr(name, now.Sub(last))
-			last = now
-		}
-	}
+	step := c.stepper()
 	ann := map[string]string{}
-	if !c.cfg.NoGroup {
+	if c.cfg.Group {
 		g := c.engine + "-" + f.Name
 		ann["run.fre.group"] = g
 		ann["io.containerd.runc.v2.group"] = g
@@ -212,6 +211,38 @@ func (c *Containerd) Start(ctx context.Context, f *Function, id string, binds []
 		return nil, err
 	}
 	step("container")
+	return &ctrCreated{c: c, ctr: ctr, id: id}, nil
+}
+
+// stepper times the steps of one Create or Start for Trace.
+func (c *Containerd) stepper() func(string) {
+	tr := c.cfg.Trace
+	if tr == nil {
+		return func(string) {}
+	}
+	last := time.Now()
+	return func(name string) {
+		now := time.Now()
+		tr(name, now.Sub(last))
+		last = now
+	}
+}
+
+// ctrCreated is an instance's container without a task.
+type ctrCreated struct {
+	c   *Containerd
+	ctr client.Container
+	id  string
+}
+
+func (p *ctrCreated) Remove(ctx context.Context) error {
+	return (&ctrTask{c: p.c, ctr: p.ctr}).remove(ctx)
+}
+
+// Start makes the container's task and starts it.
+func (p *ctrCreated) Start(ctx context.Context) (Task, error) {
+	c, ctr, id := p.c, p.ctr, p.id
+	step := c.stepper()
 	t := &ctrTask{c: c, ctr: ctr, exited: make(chan struct{})}
 	creator := cio.NullIO
 	if c.cfg.LogDir != "" {

@@ -35,6 +35,10 @@ type Function struct {
 	// image's labels, else none).
 	Memory int64 `json:"memory,omitempty"`
 	CPU    int64 `json:"cpu,omitempty"`
+	// Prepared is how many instances are kept made and not started
+	// (their container, snapshot and channel), so that a cold start is
+	// the start alone (default 1; -1: none).
+	Prepared int `json:"prepared,omitempty"`
 	// MaxInstances bounds the function's instances; Queue bounds the
 	// requests waiting for one.
 	MaxInstances int `json:"maxInstances,omitempty"`
@@ -68,6 +72,12 @@ func (f *Function) setDefaults() {
 	}
 	if f.Queue <= 0 {
 		f.Queue = DefaultQueue
+	}
+	switch {
+	case f.Prepared == 0:
+		f.Prepared = 1
+	case f.Prepared < 0:
+		f.Prepared = -1
 	}
 	for _, d := range []struct {
 		v   *Duration
@@ -135,8 +145,9 @@ type Backend interface {
 	// Prepare makes the function's image ready to run (pulled into
 	// the snapshotter) and fills in its defaults from the image.
 	Prepare(ctx context.Context, f *Function) error
-	// Start starts an instance of f as id, with the two binds.
-	Start(ctx context.Context, f *Function, id string, binds []Bind) (Task, error)
+	// Create makes an instance of f as id, with the two binds, ready to
+	// start: its container (snapshot, spec), no process.
+	Create(ctx context.Context, f *Function, id string, binds []Bind) (Created, error)
 	// Cleanup removes every instance an earlier engine of this name left.
 	Cleanup(ctx context.Context) (int, error)
 	// Runtime names the backend's runtime (for logs and metrics).
@@ -146,6 +157,14 @@ type Backend interface {
 
 // Bind is a read-write bind of a host directory into an instance.
 type Bind struct{ Source, Destination string }
+
+// Created is an instance made and not started.
+type Created interface {
+	// Start starts it; on error nothing of it is left.
+	Start(ctx context.Context) (Task, error)
+	// Remove removes it unstarted.
+	Remove(ctx context.Context) error
+}
 
 // Task is a running instance.
 type Task interface {
@@ -248,7 +267,9 @@ func (e *Engine) Deploy(ctx context.Context, f Function) (*Function, error) {
 		delete(e.fns, f.Name)
 		return nil, err
 	}
-	e.fns[f.Name] = newFunction(e, f)
+	fn := newFunction(e, f)
+	e.fns[f.Name] = fn
+	fn.refill()
 	e.log.Info("deployed", "function", f.Name, "image", f.Image, "tenant", f.Tenant, "runtime", e.backend.Runtime())
 	return &f, nil
 }

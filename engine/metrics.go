@@ -55,6 +55,7 @@ type fnMetrics struct {
 	mu       sync.Mutex
 	cold     int64
 	warm     int64
+	prepared int64 // starts of a prepared instance
 	codes    map[int]int64
 	latency  samples // request to response, through the engine
 	coldTime samples // start to listening
@@ -65,6 +66,12 @@ func newFnMetrics() *fnMetrics { return &fnMetrics{codes: map[int]int64{}} }
 func (m *fnMetrics) coldStart(d time.Duration) {
 	m.mu.Lock()
 	m.coldTime.add(d)
+	m.mu.Unlock()
+}
+
+func (m *fnMetrics) preparedStart() {
+	m.mu.Lock()
+	m.prepared++
 	m.mu.Unlock()
 }
 
@@ -128,6 +135,9 @@ func (e *Engine) writeMetrics(w io.Writer) {
 	})
 	section("fre_cold_starts_total", "counter", "Requests served by an instance started for them.", func(r row) {
 		fmt.Fprintf(w, "fre_cold_starts_total{%s} %d\n", label(r), r.m.cold)
+	})
+	section("fre_prepared_starts_total", "counter", "Instance starts that found their container made ahead.", func(r row) {
+		fmt.Fprintf(w, "fre_prepared_starts_total{%s} %d\n", label(r), r.m.prepared)
 	})
 	section("fre_warm_hits_total", "counter", "Requests served by an instance already running.", func(r row) {
 		fmt.Fprintf(w, "fre_warm_hits_total{%s} %d\n", label(r), r.m.warm)

@@ -128,6 +128,27 @@ func engineContainers(t *testing.T, c *containerd, name string) int {
 	return len(ctrs)
 }
 
+// engineTasks counts the engine's containers that have a task.
+func engineTasks(t *testing.T, c *containerd, name string) int {
+	cl, err := client.New(c.sock, client.WithDefaultNamespace(namespace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	ctrs, err := cl.Containers(ctx, `labels."`+engine.LabelEngine+`"==`+fmt.Sprintf("%q", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ctr := range ctrs {
+		if _, err := ctr.Task(ctx, nil); err == nil {
+			n++
+		}
+	}
+	return n
+}
+
 type reply struct {
 	status int
 	body   string
@@ -290,7 +311,12 @@ func TestEngineKeepAlive(t *testing.T) {
 	if r := h.do(t, "POST", "/functions/fn/invoke", ""); r.status != 200 {
 		t.Fatalf("invoke: %d %s", r.status, r.body)
 	}
-	if !pollFor(20*time.Second, func() bool { return engineContainers(t, c, h.name) == 0 }) {
+	// Scaled to zero: no instance, the one prepared container (no task).
+	if !pollFor(20*time.Second, func() bool {
+		var st engine.FunctionStatus
+		json.Unmarshal([]byte(h.do(t, "GET", "/functions/fn", "").body), &st)
+		return st.Instances == 0 && engineContainers(t, c, h.name) == 1 && engineTasks(t, c, h.name) == 0
+	}) {
 		t.Fatalf("the idle instance outlived its keep-alive")
 	}
 	if r := h.do(t, "POST", "/functions/fn/invoke", ""); r.status != 200 || r.hdr.Get("Fre-Cold") != "true" {
@@ -397,14 +423,15 @@ func TestEngineKilledAndRestarted(t *testing.T) {
 	// request (its served count is not read: the sleep holds it).
 	if !pollFor(30*time.Second, func() bool {
 		socks, _ := filepath.Glob(filepath.Join(state, "channels", "*", "fn.sock"))
-		return len(socks) == 1 && engineContainers(t, c, "e-killed") == 1
+		return len(socks) == 1 && engineTasks(t, c, "e-killed") == 1
 	}) {
 		t.Fatal("no instance for the request")
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	if n := engineContainers(t, c, "e-killed"); n != 1 {
-		t.Fatalf("after the kill: %d instances, want the one left behind", n)
+	// Left behind: the instance and the prepared container.
+	if n := engineContainers(t, c, "e-killed"); n != 2 {
+		t.Fatalf("after the kill: %d containers, want the instance and the prepared one", n)
 	}
 	cmd = start()
 	if n := engineContainers(t, c, "e-killed"); n != 0 {

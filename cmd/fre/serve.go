@@ -37,7 +37,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	state := fs.String("state", "", "the engine's state `dir`: channels and logs (default /run/fre/engine/NAME)")
 	tenants := fs.String("tenant-root", "", "tenants' workDirs (default $FRE_TENANT_ROOT, else /var/lib/fre/tenants)")
 	maxBody := fs.Int64("max-body", engine.DefaultMaxBody, "the largest request body, in `bytes`")
-	noGroup := fs.Bool("no-group", false, "one shim per instance (default: one per function)")
+	group := fs.Bool("group", false, "a function's instances share one shim (default: one per instance)")
 	store := fs.String("store", "", "FRE's shared store, for templates' trees (default $FRE_STORE_ROOT or /var/lib/fre/store)")
 	debug := fs.Bool("debug", false, "log every invocation")
 	if err := fs.Parse(args); err != nil {
@@ -62,7 +62,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b, err := engine.NewContainerd(engine.ContainerdConfig{Address: *address, Namespace: *ns, Runtime: *rt,
-		RuntimeOptions: rtOpts, NoGroup: *noGroup, LogDir: filepath.Join(*state, "logs")}, *name)
+		RuntimeOptions: rtOpts, Group: *group, LogDir: filepath.Join(*state, "logs")}, *name)
 	if err != nil {
 		fmt.Fprintln(stderr, "fre serve:", err)
 		return 1

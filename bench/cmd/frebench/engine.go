@@ -43,6 +43,7 @@ import (
 var engineOpts struct {
 	n, concurrency, warm int
 	langs                string
+	group                bool
 }
 
 func init() {
@@ -50,6 +51,7 @@ func init() {
 	flag.IntVar(&engineOpts.concurrency, "engine-concurrency", 256, "cold requests at once per function and runtime (engine)")
 	flag.IntVar(&engineOpts.warm, "engine-warm", 300, "warm requests per function and runtime, and as many on the socket directly (engine)")
 	flag.StringVar(&engineOpts.langs, "engine-langs", "python,node", "the functions' languages (engine)")
+	flag.BoolVar(&engineOpts.group, "engine-group", false, "a function's instances share one shim (engine)")
 }
 
 const engineNS = "frebench-engine"
@@ -193,7 +195,7 @@ func engineScenario(e *env) error {
 		}
 		steps := &stepTimes{}
 		b, err := engine.NewContainerd(engine.ContainerdConfig{Address: c.sock, Namespace: engineNS, Runtime: r.runtime, RuntimeOptions: opts,
-			Trace: steps.add}, "frebench-"+r.name)
+			Group: engineOpts.group, Trace: steps.add}, "frebench-"+r.name)
 		if err != nil {
 			return err
 		}
@@ -277,7 +279,7 @@ func engineScenario(e *env) error {
 		}
 	}
 	for _, be := range engines {
-		fmt.Printf("    %-4s instance start, mean per step: %s\n", be.name, be.steps.line())
+		fmt.Printf("    %-4s instance start, mean per step: %s; %s\n", be.name, be.steps.line(), preparedStarts(be))
 	}
 	// (b) C at once.
 	C := engineOpts.concurrency
@@ -285,6 +287,7 @@ func engineScenario(e *env) error {
 	failed := map[key]int{}
 	for _, l := range langs {
 		for _, be := range engines {
+			be.steps.reset()
 			var wg sync.WaitGroup
 			var mu sync.Mutex
 			start := make(chan struct{})
@@ -304,8 +307,10 @@ func engineScenario(e *env) error {
 					lat[k] = append(lat[k], d)
 				}()
 			}
+			t0 := time.Now()
 			close(start)
 			wg.Wait()
+			fmt.Printf("    %-7s %-4s %d at once: all answered in %.0f ms; instance start, mean per step: %s\n", l, be.name, C, float64(time.Since(t0).Microseconds())/1000, be.steps.line())
 			for i, d := range lat[k] {
 				rows = append(rows, []string{l, be.name, "burst", strconv.Itoa(i), ms(float64(d) / 1e6)})
 			}
@@ -414,7 +419,7 @@ func engineScenario(e *env) error {
 			title = fmt.Sprintf("Cold request to response, %d at once", C)
 		}
 		png := filepath.Join(e.opts.results, "engine-"+kind+".png")
-		if err := chart.CDF(png, title, "ms (log)", true, series); err != nil {
+		if err := chart.CDF(png, title, "ms", false, series); err != nil {
 			return err
 		}
 		fmt.Printf("    CDF: %s\n", png)
@@ -425,6 +430,21 @@ func engineScenario(e *env) error {
 		}
 	}
 	return nil
+}
+
+// preparedStarts is the engine's fre_prepared_starts_total lines.
+func preparedStarts(be *benchEngine) string {
+	rec := httptest.NewRecorder()
+	be.e.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	var out []string
+	for _, l := range strings.Split(rec.Body.String(), "\n") {
+		if strings.HasPrefix(l, "fre_prepared_starts_total{") {
+			f := strings.Fields(l)
+			name := l[strings.Index(l, `function="`)+10:]
+			out = append(out, name[:strings.IndexByte(name, '"')]+" "+f[len(f)-1])
+		}
+	}
+	return "starts on a prepared container: " + strings.Join(out, ", ")
 }
 
 func ratio(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
