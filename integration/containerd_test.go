@@ -263,9 +263,14 @@ esac
 `
 
 func (c *containerd) env() []string {
+	// The shims' tenants and channels (run.fre.tenant, run.fre.channel)
+	// live in this containerd's directory, not the host's defaults.
 	return append(os.Environ(), "PATH="+c.shimDir+":"+c.binDir+":"+os.Getenv("PATH"),
-		"GORACE=log_path="+c.raceLog())
+		"GORACE=log_path="+c.raceLog(), "FRE_TENANT_ROOT="+c.tenantRoot(), "FRE_CHANNEL_ROOT="+c.channelRoot())
 }
+
+func (c *containerd) tenantRoot() string  { return filepath.Join(c.dir, "tenants") }
+func (c *containerd) channelRoot() string { return filepath.Join(c.dir, "channels") }
 
 // raceLog is where a shim built with -race writes its reports
 // (<raceLog>.<pid>), outside the dir cleanup removes.

@@ -451,3 +451,58 @@ func TestEngineKilledAndRestarted(t *testing.T) {
 		t.Errorf("fre serve after SIGTERM: %v", err)
 	}
 }
+
+// The runtime's annotations through the shim (as CRI passes them): the
+// tenant's workDir and the channel, with ctr alone.
+func TestShimTenantAndChannel(t *testing.T) {
+	c := setup(t)
+	fnImage(t, c)
+	ids := []string{"fre-chan-a", "fre-chan-b"}
+	for _, id := range ids {
+		t.Cleanup(func() { c.removeTask(id) })
+		if out, err := c.ctr("run", "-d", "--runtime", runtimeName, "--annotation", "run.fre.tenant=shim-acme",
+			"--annotation", "run.fre.channel=true", fnImageRef, id); err != nil {
+			t.Fatalf("ctr run -d: %v: %s", err, out)
+		}
+	}
+	clients := make([]*http.Client, len(ids))
+	for i, id := range ids {
+		sock := filepath.Join(c.channelRoot(), id, "fn.sock")
+		cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return net.Dial("unix", sock)
+		}}}
+		if !pollFor(20*time.Second, func() bool {
+			r, err := cl.Get("http://fn/health")
+			if err == nil {
+				r.Body.Close()
+			}
+			return err == nil
+		}) {
+			t.Fatalf("%s: nothing listens on its channel %s", id, sock)
+		}
+		clients[i] = cl
+	}
+	r, err := clients[0].Post("http://fn/write?name=via-shim", "text/plain", strings.NewReader("shared"))
+	if err != nil || r.StatusCode != 200 {
+		t.Fatalf("write: %v %v", r, err)
+	}
+	r.Body.Close()
+	r, err = clients[1].Get("http://fn/read?name=via-shim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if string(b) != "shared" {
+		t.Fatalf("the tenant's second container reads %q", b)
+	}
+	for _, id := range ids {
+		c.removeTask(id)
+		if _, err := os.Stat(filepath.Join(c.channelRoot(), id)); !os.IsNotExist(err) {
+			t.Errorf("channel of %s after delete: %v", id, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(c.tenantRoot(), "shim-acme", "via-shim")); err != nil || string(b) != "shared" {
+		t.Errorf("the tenant's workDir after delete: %q %v", b, err)
+	}
+}
