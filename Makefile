@@ -135,6 +135,8 @@ test: build containerd vet
 test-race:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./runtime/ ./shim/...
 	FRE_TEST_SHIM_RACE=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./integration/
+	# The engine runs inside the test binary: its tests under -race.
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -run 'TestEngine' ./integration/
 
 # The tests again on a real cgroup v2 kernel: Debian's kernel in qemu
 # (KVM when it works, else emulation), cgroup v2 only (hack/test-v2.sh,
