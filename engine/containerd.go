@@ -178,9 +178,8 @@ func (c *Containerd) Create(ctx context.Context, f *Function, id string, binds [
 	if len(f.Args) > 0 {
 		opts = append(opts, oci.WithProcessArgs(f.Args...))
 	}
-	if len(f.Env) > 0 {
-		opts = append(opts, oci.WithEnv(f.Env))
-	}
+	// The contract's environment: where the workDir is.
+	opts = append(opts, oci.WithEnv(append([]string{"FRE_WORKDIR=" + f.WorkDir}, f.Env...)))
 	var mounts []specs.Mount
 	for _, b := range binds {
 		mounts = append(mounts, specs.Mount{Type: "bind", Source: b.Source, Destination: b.Destination,

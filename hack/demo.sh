@@ -26,7 +26,8 @@ work=$(mktemp -d /tmp/fre-demo.XXXXXX)
 pids=()
 # containerd's default spec puts a container's cgroup under /<namespace>:
 # the parents the demo makes go with it.
-premade=$(ls -d /sys/fs/cgroup/*/default /sys/fs/cgroup/default 2>/dev/null || true)
+# (The engine's namespace is fre: /fre, the same way.)
+premade=$(ls -d /sys/fs/cgroup/*/default /sys/fs/cgroup/default /sys/fs/cgroup/*/fre /sys/fs/cgroup/fre 2>/dev/null || true)
 cleanup() {
 	# fre-runc's pool keeps idle cgroups by design; the demo leaves none.
 	for r in "$work/state" "$work"/containerd/fre-state/*; do
@@ -34,7 +35,7 @@ cleanup() {
 	done
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	for d in /sys/fs/cgroup/*/default /sys/fs/cgroup/default; do
+	for d in /sys/fs/cgroup/*/default /sys/fs/cgroup/default /sys/fs/cgroup/*/fre /sys/fs/cgroup/fre; do
 		[ -d "$d" ] && ! grep -qxF "$d" <<<"$premade" && rmdir "$d" 2>/dev/null || true
 	done
 	# Never let rm walk into a mount something left behind.

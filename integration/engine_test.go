@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -389,7 +390,7 @@ func TestEngineKilledAndRestarted(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		t.Cleanup(func() { stopServe(t, cmd, state) })
 		if !pollFor(30*time.Second, func() bool {
 			c, err := net.Dial("unix", sock)
 			if err == nil {
@@ -505,4 +506,108 @@ func TestShimTenantAndChannel(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(c.tenantRoot(), "shim-acme", "via-shim")); err != nil || string(b) != "shared" {
 		t.Errorf("the tenant's workDir after delete: %q %v", b, err)
 	}
+}
+
+// fre serve with no --containerd runs an embedded one of its own (as make
+// demo's), deploys a template it builds and imports there, serves it, and
+// stops the containerd when it stops.
+func TestEngineEmbeddedContainerdTemplate(t *testing.T) {
+	c := setup(t)
+	dir := t.TempDir()
+	fre := filepath.Join(dir, "fre")
+	if err := testutil.GoBuild(fre, "../cmd/fre"); err != nil {
+		t.Fatal(err)
+	}
+	code := filepath.Join(dir, "fn", "code")
+	os.MkdirAll(code, 0o755)
+	if _, err := testutil.TestFn(code); err != nil {
+		t.Fatal(err)
+	}
+	tpl := filepath.Join(dir, "fn", "fn.yaml")
+	os.WriteFile(tpl, []byte("apiVersion: fre.dev/v1alpha1\nid: emb\nversion: \"1\"\nbase: {name: static}\ncode: code\n"+
+		"entrypoint: [/code/fre-testfn]\ntenant: emb\nworkDir: /data\n"), 0o644)
+	sock := filepath.Join(dir, "api.sock")
+	state := filepath.Join(dir, "state")
+	// The shared containerd's namespace: its clean-up (cgroups under
+	// /fre-test, the shim root's pool) covers this one's too.
+	cmd := exec.Command(fre, "serve", "--listen", "unix:"+sock, "--name", "e-emb", "--namespace", namespace, "--state", state,
+		"--tenant-root", filepath.Join(dir, "tenants"), "--store", filepath.Join(dir, "store"))
+	cmd.Env = append(os.Environ(), "FRE_CONTAINERD_BIN_DIR="+c.binDir, "PATH="+c.shimDir+":"+os.Getenv("PATH"))
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stopServe(t, cmd, state) })
+	if !pollFor(60*time.Second, func() bool {
+		c, err := net.Dial("unix", sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatalf("fre serve did not listen: %s", logs.String())
+	}
+	api := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return net.Dial("unix", sock)
+	}}}
+	call := func(method, path, body string) (int, string, http.Header) {
+		req, _ := http.NewRequest(method, "http://fre"+path, strings.NewReader(body))
+		resp, err := api.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	if code, body, _ := call("POST", "/functions", `{"name": "emb", "template": "`+tpl+`"}`); code != 201 ||
+		!strings.Contains(body, `"image": "fre.dev/emb:1"`) || !strings.Contains(body, `"workDir": "/data"`) {
+		t.Fatalf("deploy from a template: %d %s\n%s", code, body, logs.String())
+	}
+	if code, body, h := call("POST", "/functions/emb/invoke", ""); code != 200 || h.Get("Fre-Cold") != "true" {
+		t.Fatalf("invoke: %d %s", code, body)
+	}
+	if code, body, _ := call("POST", "/fn/emb/write?name=x", "kept"); code != 200 {
+		t.Fatalf("write: %d %s", code, body)
+	}
+	pid, _ := os.ReadFile(filepath.Join(state, "containerd", "containerd.pid"))
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("fre serve after SIGTERM: %v\n%s", err, logs.String())
+	}
+	if p, err := strconv.Atoi(strings.TrimSpace(string(pid))); err != nil || syscall.Kill(p, 0) == nil {
+		t.Errorf("the embedded containerd (pid %q) still runs after fre serve stopped", pid)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "tenants", "emb", "x")); err != nil || string(b) != "kept" {
+		t.Errorf("the tenant's workDir: %q %v", b, err)
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mi, []byte(dir)) {
+		t.Errorf("mounts left under %s", dir)
+	}
+}
+
+// stopServe stops a fre serve that a failed test left running: SIGTERM
+// (it removes its instances and stops its embedded containerd), then
+// SIGKILL, and its embedded containerd by the pid it recorded.
+func stopServe(t *testing.T, cmd *exec.Cmd, state string) {
+	if cmd.ProcessState != nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(60 * time.Second):
+	}
+	cmd.Process.Kill()
+	<-done
+	if b, err := os.ReadFile(filepath.Join(state, "containerd", "containerd.pid")); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	t.Errorf("fre serve ignored SIGTERM for 60 s")
 }

@@ -29,7 +29,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("fre serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8080", "the API's `address`: host:port, or unix:PATH")
-	address := fs.String("containerd", "/run/containerd/containerd.sock", "containerd's `socket`")
+	address := fs.String("containerd", "", "containerd's `socket` (default: an embedded containerd of the engine's own, below --state)")
 	ns := fs.String("namespace", "fre", "containerd `namespace` of the instances and images")
 	rt := fs.String("runtime", engine.FRERuntime, "containerd runtime `type` of the instances ("+engine.RuncRuntime+" to compare)")
 	rtConfig := fs.String("runtime-config", "", "the runtime's options as a JSON `file` (the fre shim's, as ctr's --runtime-config-path)")
@@ -61,6 +61,17 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *address == "" {
+		emb, err := startEmbedded(*state)
+		if err != nil {
+			fmt.Fprintln(stderr, "fre serve: embedded containerd:", err)
+			return 1
+		}
+		// Stopped last: after the engine has removed its instances.
+		defer emb.stop()
+		*address = emb.sock
+		log.Info("embedded containerd", "socket", emb.sock, "pid", emb.cmd.Process.Pid)
+	}
 	b, err := engine.NewContainerd(engine.ContainerdConfig{Address: *address, Namespace: *ns, Runtime: *rt,
 		RuntimeOptions: rtOpts, Group: *group, LogDir: filepath.Join(*state, "logs")}, *name)
 	if err != nil {

@@ -603,11 +603,15 @@ func (c *ctd) cleanup() {
 	for _, mp := range mps {
 		unix.Unmount(mp, unix.MNT_DETACH)
 	}
-	if leaks := testutil.RemoveCgroupTree(shimNS); len(leaks) > 0 {
-		fmt.Fprintf(os.Stderr, "frebench: left behind: %s\n", strings.Join(leaks, "; "))
+	// The namespaces' cgroup parents (the fre pool's idle cgroups in
+	// them too: their runtime root goes with c.run) and runc's roots.
+	for _, ns := range []string{shimNS, engineNS} {
+		if leaks := testutil.RemoveCgroupTree(ns); len(leaks) > 0 {
+			fmt.Fprintf(os.Stderr, "frebench: left behind: %s\n", strings.Join(leaks, "; "))
+		}
+		os.RemoveAll(filepath.Join("/run/containerd/fre", ns))
+		os.RemoveAll(filepath.Join("/run/containerd/runc", ns))
 	}
-	os.RemoveAll(filepath.Join("/run/containerd/fre", shimNS))
-	os.RemoveAll(filepath.Join("/run/containerd/runc", shimNS))
 	if m := append(mountsUnder(c.dir), mountsUnder(c.run)...); len(m) > 0 {
 		fmt.Fprintf(os.Stderr, "frebench: not removing %s, %s: mounts left under them: %v\n", c.dir, c.run, m)
 		return
