@@ -24,6 +24,8 @@
 #                   cgroup v1)
 #   FRE_VM_CPUS     guest CPUs (default 2); FRE_VM_MEM (default 6G)
 #   FRE_VM_TIMEOUT  seconds before the guest is stopped (default 1500)
+#   FRE_VM_BOOT_TIMEOUT  seconds for the guest to come up before it is
+#                   stopped and booted again, once (default 240)
 #   FRE_VM_MODULES  kernel modules systemd-modules-load loads, paths below
 #                   kernel/ (default overlay and veth)
 #   FRE_VM_DISK     size of a scratch ext4 disk mounted at /disk in the
@@ -45,6 +47,10 @@ CMDLINE=${FRE_VM_CMDLINE:-systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all}
 CPUS=${FRE_VM_CPUS:-2}
 MEM=${FRE_VM_MEM:-6G}
 TIMEOUT=${FRE_VM_TIMEOUT:-1500}
+# As vm.sh's: a guest that has not said "guest up" after BOOT_TIMEOUT s is
+# stuck in its boot (it takes some 10 s under TCG): qemu is stopped and
+# the guest booted once more.
+BOOT_TIMEOUT=${FRE_VM_BOOT_TIMEOUT:-240}
 DISK=${FRE_VM_DISK:-8G}
 # As hack/vm/vm.sh's DISK_MODULES, in load order.
 DISK_MODULES="drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko drivers/virtio/virtio_pci_modern_dev.ko
@@ -204,20 +210,50 @@ run() {
 	rm -rf "$ov" "$tmp/overlay.cpio"
 	local disk_args=()
 	if [ "$DISK" != 0 ]; then
-		truncate -s "$DISK" "$tmp/disk.img"
-		mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$tmp/disk.img"
 		disk_args=(-drive "file=$tmp/disk.img,if=virtio,format=raw,cache=unsafe")
 	fi
 	local accel_args=(-accel tcg,thread=multi -cpu max)
 	if [ "$a" = kvm ]; then
 		accel_args=(-enable-kvm -cpu host)
 	fi
-	log "booting $rel with systemd ($a, $CPUS CPUs, $MEM, initramfs $(du -m "$tmp/initrd" | cut -f1) MB)"
-	local start=$SECONDS status=0
-	timeout "$TIMEOUT" qemu-system-x86_64 "${accel_args[@]}" -m "$MEM" -smp "$CPUS" \
-		-nographic -no-reboot -nic none "${disk_args[@]}" \
-		-kernel "$(ls "$kdir"/boot/vmlinuz-* | head -1)" -initrd "$tmp/initrd" \
-		-append "console=ttyS0 panic=-1 quiet loglevel=3 $CMDLINE" </dev/null >"$logf" 2>&1 || status=$?
+	local start status boot qpid up
+	for boot in 1 2; do
+		if [ "$DISK" != 0 ]; then
+			rm -f "$tmp/disk.img"
+			truncate -s "$DISK" "$tmp/disk.img"
+			mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$tmp/disk.img"
+		fi
+		log "booting $rel with systemd ($a, $CPUS CPUs, $MEM, initramfs $(du -m "$tmp/initrd" | cut -f1) MB)"
+		# Emptied here: the poll below must not read an earlier run's log
+		# before the background qemu's redirection truncates it.
+		: >"$logf"
+		start=$SECONDS status=0 up=0
+		timeout "$TIMEOUT" qemu-system-x86_64 "${accel_args[@]}" -m "$MEM" -smp "$CPUS" \
+			-nographic -no-reboot -nic none "${disk_args[@]}" \
+			-kernel "$(ls "$kdir"/boot/vmlinuz-* | head -1)" -initrd "$tmp/initrd" \
+			-append "console=ttyS0 panic=-1 quiet loglevel=3 $CMDLINE" </dev/null >"$logf" 2>&1 &
+		qpid=$!
+		# Poll the console for the guest's first line, up to BOOT_TIMEOUT.
+		while kill -0 "$qpid" 2>/dev/null; do
+			if grep -q "guest up" "$logf" 2>/dev/null; then
+				up=1
+				break
+			fi
+			[ $((SECONDS - start)) -lt "$BOOT_TIMEOUT" ] || break
+			sleep 1
+		done
+		if [ "$up" = 0 ] && kill -0 "$qpid" 2>/dev/null; then
+			log "guest not up after $BOOT_TIMEOUT s (boot $boot); stopping qemu (timeout PID $qpid)"
+			kill "$qpid" 2>/dev/null || true
+			wait "$qpid" 2>/dev/null || true
+			if [ "$boot" = 1 ]; then
+				continue
+			fi
+			return 124
+		fi
+		wait "$qpid" || status=$?
+		break
+	done
 	log "guest ran $((SECONDS - start)) s"
 	if [ "$status" = 124 ]; then
 		log "guest timed out after $TIMEOUT s"

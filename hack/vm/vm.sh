@@ -256,6 +256,9 @@ run() {
 			mkfs.ext4 -q -F -O quota,project -E lazy_itable_init=1,lazy_journal_init=1 "$tmp/disk.img"
 		fi
 		log "booting $(kernel_release "$kdir") ($a, $CPUS CPUs, $MEM, initramfs $(du -m "$tmp/initrd" | cut -f1) MB)"
+		# Emptied here: the poll below must not read an earlier run's log
+		# before the background qemu's redirection truncates it.
+		: >"$logf"
 		start=$SECONDS status=0 up=0
 		timeout "$TIMEOUT" qemu-system-x86_64 "${accel_args[@]}" -m "$MEM" -smp "$CPUS" \
 			-nographic -no-reboot -nic none "${disk_args[@]}" \
