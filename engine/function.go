@@ -318,7 +318,7 @@ func (f *function) start(ctx context.Context) (*instance, error) {
 	}
 	defer f.refill()
 	inst := &instance{fn: f, id: p.id, dir: p.dir, sock: filepath.Join(p.dir, contract.Socket)}
-	inst.client = unixClient(inst.sock)
+	inst.client = UnixClient(inst.sock)
 	inst.idleTill = time.AfterFunc(time.Hour, func() { f.retire(inst, "idle") })
 	inst.idleTill.Stop()
 	task, err := p.created.Start(ctx)
@@ -512,7 +512,9 @@ func (e *Engine) tenantDir(tenant string) (string, error) {
 	return dir, nil
 }
 
-func unixClient(sock string) *http.Client {
+// UnixClient is an HTTP client whose every connection goes to the Unix
+// socket sock (an instance's channel, or fre serve's API), kept alive.
+func UnixClient(sock string) *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer

@@ -1,14 +1,14 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/fre-runtime/fre/engine"
 )
 
 // invoke calls a function through fre serve's API and prints its answer
@@ -55,10 +55,7 @@ func invoke(args []string, stdout, stderr io.Writer) int {
 // apiClient is an HTTP client of the API at addr and the URL base.
 func apiClient(addr string) (*http.Client, string) {
 	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-		return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", p)
-		}}}, "http://fre"
+		return engine.UnixClient(p), "http://fre"
 	}
 	return http.DefaultClient, "http://" + addr
 }

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -327,7 +326,7 @@ func engineScenario(e *env) error {
 			if err != nil {
 				return err
 			}
-			direct := socketClient(filepath.Join(be.state, "channels", inst, "fn.sock"))
+			direct := engine.UnixClient(filepath.Join(be.state, "channels", inst, "fn.sock"))
 			for i := 0; i < engineOpts.warm; i++ {
 				d, got, _, err := invoke(be, l)
 				if err != nil {
@@ -479,11 +478,4 @@ func buildEngineFn(ctx context.Context, cl *client.Client, dir, name, base, entr
 		return "", fmt.Errorf("import: %w", err)
 	}
 	return res.Ref, nil
-}
-
-func socketClient(sock string) *http.Client {
-	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", sock)
-	}}}
 }
