@@ -347,6 +347,11 @@ func TestClientDeviceRules(t *testing.T) {
 func TestClientShimCgroup(t *testing.T) {
 	c := setup(t)
 	cl, ctx := c.goClient(t)
+	// An earlier test's shim may still be on its way out: the count below
+	// is of this test's shim alone.
+	if !pollFor(clientTimeout, func() bool { return len(c.shimPids()) == 0 }) {
+		t.Fatalf("shims %v of earlier tests still running", c.shimPids())
+	}
 	cgPath := "/" + namespace + "-shimcg"
 	cg, err := cgroup.New(cgPath)
 	if err != nil {
