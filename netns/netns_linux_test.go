@@ -110,42 +110,51 @@ func loopbackFlags(t testing.TB, path string) uint16 {
 	go func() {
 		// Never unlocked, so the thread dies with the goroutine; restored
 		// anyway in case it is the main thread, which is parked instead.
+		// The result is sent only once the thread is back: the main
+		// thread's netns is what /proc/self/ns/net shows, and the caller
+		// compares that with the host's next.
 		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			c <- res{err: err}
-			return
-		}
-		defer unix.Close(orig)
-		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			c <- res{err: err}
-			return
-		}
-		defer unix.Close(fd)
-		defer unix.Setns(orig, unix.CLONE_NEWNET)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			c <- res{err: fmt.Errorf("setns: %w", err)}
-			return
-		}
-		s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			c <- res{err: err}
-			return
-		}
-		defer unix.Close(s)
-		ifr, _ := unix.NewIfreq("lo")
-		if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
-			c <- res{err: err}
-			return
-		}
-		c <- res{flags: ifr.Uint16()}
+		flags, err := loopbackFlagsLocked(path)
+		c <- res{flags: flags, err: err}
 	}()
 	r := <-c
 	if r.err != nil {
 		t.Fatalf("lo flags in %s: %v", path, r.err)
 	}
 	return r.flags
+}
+
+// loopbackFlagsLocked runs on a locked thread: it enters the netns at path,
+// reads lo's flags and goes back to the thread's own netns before it
+// returns.
+func loopbackFlagsLocked(path string) (uint16, error) {
+	orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(orig)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+		return 0, fmt.Errorf("setns: %w", err)
+	}
+	defer unix.Setns(orig, unix.CLONE_NEWNET)
+	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(s)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.IoctlIfreq(s, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return 0, err
+	}
+	return ifr.Uint16(), nil
 }
 
 func checkFreshNetns(t testing.TB, path string) nsID {
