@@ -37,6 +37,20 @@
 // devices, blkio/io, hugetlb, thawed) and renames it back into the pool;
 // above the pool's size, or if anything fails, it removes it.
 //
+// # Ownership
+//
+// Idle cgroups outlive the processes that made them, so they must belong
+// to something whose removal removes them. fre-runc and the shim keep one
+// pool for the host (StateDir DefaultStateDir, whatever the --root): its
+// size bounds the idle cgroups of each parent. A pool with a StateDir of
+// its own records itself in a host-wide registry (DefaultRegistry:
+// owners/<tag> names the StateDir, parents/ every parent a pool used);
+// when that StateDir is gone, Fill removes the pool's cgroups in the
+// parent it fills and GC in every parent on the host, in claim order and
+// with rmdir only, so a cgroup someone uses is never touched
+// (owners_linux.go). Entries lists every pool's cgroups on the host with
+// their owners (`fre-runc pool status`).
+//
 // # Concurrency across processes
 //
 // fre-runc runs as many short processes, so nothing is held in memory.
@@ -75,6 +89,8 @@
 //	(*Pool).Fill(parent string, n int) error   // parent "": all known
 //	(*Pool).Drain(parent string) error
 //	(*Pool).Status() (Status, error)
+//	(*Pool).Entries() ([]Entry, error)     // every pool's, host-wide
+//	(*Pool).GC(unknown bool) (GCResult, error)
 //
 // # Cost
 //

@@ -54,6 +54,7 @@ func (p *Pool) fill(parent string, n int) error {
 	}
 	p.remember(parent)
 	p.sweep(l, pm, parent)
+	p.sweepGone(l.roots, parent)
 	names, err := idleNames(p.idle, l.roots[0]+parent)
 	if err != nil && !os.IsNotExist(err) {
 		unlock()
@@ -158,7 +159,11 @@ func (p *Pool) sweep(l layout, pm cgroup.Manager, parent string) {
 // Drain removes every idle cgroup of parent ("" : all parents).
 func (p *Pool) Drain(parent string) error {
 	if p.named {
-		return p.drainNamed()
+		err := p.drainNamed()
+		if err == nil && !p.hasEntries() {
+			p.unregister()
+		}
+		return err
 	}
 	parents := []string{parent}
 	if parent == "" {
@@ -197,5 +202,9 @@ func (p *Pool) Drain(parent string) error {
 		}
 		unlock()
 	}
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	if parent == "" && err == nil && !p.hasEntries() {
+		p.unregister() // nothing of this pool is left on the host
+	}
+	return err
 }

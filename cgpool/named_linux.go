@@ -80,6 +80,9 @@ func (p *Pool) ClaimNamed() (cgroup.Manager, int, error) {
 			if !p.takeNamed(k) {
 				continue
 			}
+			if pass == 1 {
+				p.register() // a miss makes a cgroup of this pool's name
+			}
 			m, err := p.namedReady(k)
 			if err != nil {
 				os.Remove(p.namedFile(k, "busy"))
@@ -165,6 +168,7 @@ func (p *Pool) fillNamed(n int) error {
 			idle++
 		}
 	}
+	p.register()
 	var errs []error
 	for k := 0; k < p.cfg.Size && idle < n; k++ {
 		if exists(p.namedFile(k, "idle")) || !p.takeNamed(k) {

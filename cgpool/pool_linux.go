@@ -5,18 +5,23 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	mrand "math/rand/v2"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fre-runtime/fre/cgroup"
 	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/internal/flock"
 )
 
 const (
@@ -40,17 +45,23 @@ type Config struct {
 	Parents []string
 	// Enabled turns the pool on; off, Claim creates and Release destroys.
 	Enabled bool
+	// Registry is the host-wide record of pools and their parents
+	// (default DefaultRegistry; see owners_linux.go).
+	Registry string
 }
 
 // Pool is a cgroup pool. Its methods are safe for concurrent use, within
 // and across processes sharing StateDir.
 type Pool struct {
-	idle    string // idlePrefix + this pool's tag
-	staging string // newPrefix + this pool's tag
-	cfg     Config
-	enabled bool
-	named   bool // cgroup v2: ClaimNamed's pool of FRE-named cgroups (named_linux.go)
-	note    string
+	idle       string // idlePrefix + this pool's tag
+	staging    string // newPrefix + this pool's tag
+	cfg        Config
+	tag        string      // hash of stateDir: two pools' names never meet
+	stateDir   string      // cfg.StateDir, absolute
+	registered atomic.Bool // register's record is known to be there
+	enabled    bool
+	named      bool // cgroup v2: ClaimNamed's pool of FRE-named cgroups (named_linux.go)
+	note       string
 	// newManager is cgroup.New; tests of other layouts replace it.
 	newManager func(string) (cgroup.Manager, error)
 
@@ -78,7 +89,7 @@ func Open(cfg Config) (*Pool, error) {
 	tag := hex.EncodeToString(sum[:4])
 	// Names carry the pool's tag: two pools (two --root dirs) over one
 	// parent never take, fill or sweep each other's cgroups.
-	p := &Pool{cfg: cfg, enabled: cfg.Enabled, newManager: cgroup.New, idle: idlePrefix + tag + "-", staging: newPrefix + tag + "-"}
+	p := &Pool{cfg: cfg, tag: tag, stateDir: abs, enabled: cfg.Enabled, newManager: cgroup.New, idle: idlePrefix + tag + "-", staging: newPrefix + tag + "-"}
 	switch md := cgroup.Mode(); {
 	case !cfg.Enabled:
 		p.note = "disabled by configuration"
@@ -338,16 +349,15 @@ func (p *Pool) parents() []string {
 			set[pa] = true
 		}
 	}
-	out := make([]string, 0, len(set))
-	for pa := range set {
-		out = append(out, pa)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(set))
 }
 
-// remember records parent so that Fill("") warms it.
+// remember records parent so that Fill("") warms it, and the pool and
+// the parent in the host's registry, so that a sweep finds them if the
+// pool's StateDir goes.
 func (p *Pool) remember(parent string) {
+	p.register()
+	p.registerParent(parent)
 	f := filepath.Join(p.cfg.StateDir, "parents", escapeParent(parent))
 	if _, err := os.Stat(f); err == nil {
 		return
@@ -364,12 +374,7 @@ func (p *Pool) lockMode(parent string, how int) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("cgpool: lock %s: %w", f, err)
 	}
-	for {
-		err = unix.Flock(fd, how)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	err = flock.Lock(fd, how)
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("cgpool: lock %s: %w", f, err)

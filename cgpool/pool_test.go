@@ -367,7 +367,16 @@ func TestMain(m *testing.M) {
 	if names := os.Getenv("FRE_CGPOOL_CLAIM"); names != "" {
 		os.Exit(claimHelper(names))
 	}
-	os.Exit(m.Run())
+	// The tests' pools record themselves in a registry of their own, not
+	// the host's.
+	reg, err := os.MkdirTemp("", "fre-cgpool-registry-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv(RegistryEnv, reg)
+	code := m.Run()
+	os.RemoveAll(reg)
+	os.Exit(code)
 }
 
 func claimHelper(names string) int {

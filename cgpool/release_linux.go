@@ -55,6 +55,7 @@ func (p *Pool) release(m cgroup.Manager, reset func() error, hint int) error {
 		p.count(cRemoved)
 		return m.Destroy()
 	}
+	p.register() // it goes back under this pool's name
 	if p.slots(parent) == p.cfg.Size && len(l.roots) > 0 {
 		return p.releaseShared(m, l, parent, hint)
 	}

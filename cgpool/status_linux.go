@@ -18,6 +18,10 @@ type Status struct {
 	Release uint64         `json:"released"` // put back into the pool
 	Removed uint64         `json:"removed"`  // released but removed (pool full)
 	Parents []ParentStatus `json:"parents"`
+	// Host is every pool's cgroups on the host, per parent and owner:
+	// this pool's, other live pools', and those of pools that are gone
+	// (GC removes them) or unknown.
+	Host []Entry `json:"host,omitempty"`
 }
 
 // ParentStatus is one parent's pool.
@@ -43,6 +47,7 @@ func (p *Pool) Status() (Status, error) {
 	if out := st.Release + st.Removed; st.Hits+st.Misses > out {
 		st.Claimed = st.Hits + st.Misses - out
 	}
+	st.Host, _ = p.Entries()
 	if p.named {
 		st.Parents = []ParentStatus{p.namedStatus()}
 		return st, nil

@@ -18,8 +18,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fre-runtime/fre/cgpool"
+	"github.com/fre-runtime/fre/internal/testpools"
 	"github.com/fre-runtime/fre/internal/testutil"
-	freruntime "github.com/fre-runtime/fre/runtime"
+	"github.com/fre-runtime/fre/netns"
 )
 
 const (
@@ -67,6 +69,14 @@ func TestMain(m *testing.M) {
 	for _, e := range ents {
 		socketsBefore[e.Name()] = true
 	}
+	// Pools of the tests' own (fre-runc run by a test, the shims of the
+	// shared containerd get its directory's instead: containerd.env).
+	os.Exit(testpools.Run(func() int { return runAndClean(m, socketsBefore) }))
+}
+
+// runAndClean runs the tests, then removes what the shared containerd and
+// its shims left, which fails the run.
+func runAndClean(m *testing.M, socketsBefore map[string]bool) int {
 	code := m.Run()
 	if shared != nil {
 		leaks := shared.cleanup()
@@ -87,7 +97,7 @@ func TestMain(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // skipOrFail skips outside CI and fails in CI.
@@ -265,9 +275,15 @@ esac
 func (c *containerd) env() []string {
 	// The shims' tenants and channels (run.fre.tenant, run.fre.channel)
 	// live in this containerd's directory, not the host's defaults.
+	// So do the pools (host-wide by default) and their registry.
 	return append(os.Environ(), "PATH="+c.shimDir+":"+c.binDir+":"+os.Getenv("PATH"),
-		"GORACE=log_path="+c.raceLog(), "FRE_TENANT_ROOT="+c.tenantRoot(), "FRE_CHANNEL_ROOT="+c.channelRoot())
+		"GORACE=log_path="+c.raceLog(), "FRE_TENANT_ROOT="+c.tenantRoot(), "FRE_CHANNEL_ROOT="+c.channelRoot(),
+		"FRE_CGPOOL_DIR="+c.cgpoolDir(), "FRE_NETNS_POOL_DIR="+c.netnsPoolDir(), cgpool.RegistryEnv+"="+c.cgpoolRegistry())
 }
+
+func (c *containerd) cgpoolDir() string      { return filepath.Join(c.dir, "cgpool") }
+func (c *containerd) netnsPoolDir() string   { return filepath.Join(c.dir, "netns-pool") }
+func (c *containerd) cgpoolRegistry() string { return filepath.Join(c.dir, "cgpool-owners") }
 
 func (c *containerd) tenantRoot() string  { return filepath.Join(c.dir, "tenants") }
 func (c *containerd) channelRoot() string { return filepath.Join(c.dir, "channels") }
@@ -445,25 +461,23 @@ func (c *containerd) cleanup() (leaks []string) {
 		}
 		leaks = append(leaks, fmt.Sprintf("%d race report(s) of shims", len(reports)))
 	}
-	// The shims' pools: a shim that lived a minute refilled its
+	// The shims' pool: a shim that lived a minute refilled its
 	// namespace's parent (/fre-test, and /k8s.io for the CRI pod) with
 	// idle cgroups, which the pool's own drain removes by its tag.
-	criRoot := filepath.Join(filepath.Dir(freRoot), criNamespace)
-	for _, root := range []string{freRoot, criRoot} {
-		if _, err := os.Stat(root); err != nil {
-			continue
+	oldRegistry := os.Getenv(cgpool.RegistryEnv)
+	os.Setenv(cgpool.RegistryEnv, c.cgpoolRegistry())
+	if p, err := cgpool.Open(cgpool.Config{StateDir: c.cgpoolDir(), Enabled: true}); err == nil {
+		if err := p.Drain(""); err != nil {
+			leaks = append(leaks, fmt.Sprintf("drain the shims' cgroup pool: %v", err))
 		}
-		rt, err := freruntime.New(root, freruntime.Options{})
-		if err != nil {
-			leaks = append(leaks, fmt.Sprintf("runtime root %s: %v", root, err))
-			continue
+		p.Close()
+	}
+	os.Setenv(cgpool.RegistryEnv, oldRegistry)
+	// The netns pool's tmpfs, if a test used the pool policy.
+	if _, err := os.Stat(c.netnsPoolDir()); err == nil {
+		if err := netns.Purge(c.netnsPoolDir()); err != nil {
+			leaks = append(leaks, fmt.Sprintf("purge the shims' netns pool: %v", err))
 		}
-		if p, err := rt.CgroupPool(); err == nil {
-			if err := p.Drain(""); err != nil {
-				leaks = append(leaks, fmt.Sprintf("drain the pool of %s: %v", root, err))
-			}
-		}
-		rt.Close()
 	}
 	if !criCgroupBefore {
 		// Made by these tests (containerd's CRI or a shim's pool): empty

@@ -769,7 +769,7 @@ func sdCleanup(c *containerd, before sdHost, made *sdMade) (leaks []string) {
 	exec.Command("systemctl", append([]string{"stop"}, stop...)...).Run()
 	if !before.freRoot {
 		root := filepath.Join(filepath.Dir(freRoot), criNamespace)
-		if rt, err := freruntime.New(root, freruntime.Options{}); err == nil {
+		if rt, err := freruntime.New(root, freruntime.Options{CgroupPoolDir: c.cgpoolDir()}); err == nil {
 			if p, err := rt.CgroupPool(); err == nil {
 				if err := p.Drain(""); err != nil {
 					leaks = append(leaks, fmt.Sprintf("drain the pool of %s: %v", root, err))

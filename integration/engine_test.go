@@ -22,6 +22,7 @@ import (
 
 	"github.com/containerd/containerd/v2/client"
 
+	"github.com/fre-runtime/fre/cgpool"
 	"github.com/fre-runtime/fre/engine"
 	"github.com/fre-runtime/fre/internal/testutil"
 )
@@ -532,7 +533,8 @@ func TestEngineEmbeddedContainerdTemplate(t *testing.T) {
 	// /fre-test, the shim root's pool) covers this one's too.
 	cmd := exec.Command(fre, "serve", "--listen", "unix:"+sock, "--name", "e-emb", "--namespace", namespace, "--state", state,
 		"--tenant-root", filepath.Join(dir, "tenants"), "--store", filepath.Join(dir, "store"))
-	cmd.Env = append(os.Environ(), "FRE_CONTAINERD_BIN_DIR="+c.binDir, "PATH="+c.shimDir+":"+os.Getenv("PATH"))
+	cmd.Env = append(os.Environ(), "FRE_CONTAINERD_BIN_DIR="+c.binDir, "PATH="+c.shimDir+":"+os.Getenv("PATH"),
+		"FRE_CGPOOL_DIR="+c.cgpoolDir(), "FRE_NETNS_POOL_DIR="+c.netnsPoolDir(), cgpool.RegistryEnv+"="+c.cgpoolRegistry())
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

@@ -25,6 +25,10 @@ const (
 	// annotation chooses one.
 	DefaultPolicy = PolicyHost
 
+	// DefaultPoolDir is the host-wide pool's directory (a tmpfs of its
+	// own, mounted there at first use).
+	DefaultPoolDir = "/run/fre/netns-pool"
+
 	// Annotation is the OCI annotation that overrides the policy for
 	// one container.
 	Annotation = "run.fre.netns"

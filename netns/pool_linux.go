@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/internal/flock"
 )
 
 // Layout of a pool directory; see the package documentation.
@@ -45,10 +47,9 @@ type Pool struct {
 	cmu   sync.Mutex
 	cands []string
 
-	mu       sync.Mutex
-	closed   bool
-	prepared bool
-	errs     []error // from background releases, reported by Wait and Close
+	mu     sync.Mutex
+	closed bool
+	errs   []error // from background releases, reported by Wait and Close
 }
 
 // Stats is a snapshot of a pool directory.
@@ -80,9 +81,11 @@ func (p *Pool) Size() int { return p.size }
 // new one otherwise, so an empty pool never makes a start fail. path is
 // owned by the caller until it passes it to Release.
 func (p *Pool) Take() (path string, pooled bool, err error) {
-	if err := p.prepare(); err != nil {
+	done, err := p.use()
+	if err != nil {
 		return "", false, err
 	}
+	defer done()
 	for refreshed := false; ; {
 		name, ok := p.popCandidate()
 		if !ok {
@@ -131,12 +134,12 @@ func (p *Pool) Release(path string) {
 	}
 	p.mu.Unlock()
 	if closed {
-		p.record(p.destroy(path))
+		p.record(p.release(path))
 		return
 	}
 	go func() {
 		defer p.wg.Done()
-		p.record(p.destroy(path))
+		p.record(p.release(path))
 	}()
 }
 
@@ -144,9 +147,11 @@ func (p *Pool) Release(path string) {
 // serialised across processes by a lock file, so concurrent fills do not
 // overshoot.
 func (p *Pool) Fill(n int) error {
-	if err := p.prepare(); err != nil {
+	done, err := p.use()
+	if err != nil {
 		return err
 	}
+	defer done()
 	unlock, err := p.lockFill()
 	if err != nil {
 		return err
@@ -231,16 +236,22 @@ func (p *Pool) Close() error {
 	p.mu.Unlock()
 	errs := []error{p.Wait()}
 	if _, err := os.Stat(p.idle); err == nil {
-		errs = append(errs, p.drain())
+		if done, err := p.enter(); err == nil {
+			errs = append(errs, p.drain())
+			done()
+		}
+		errs = append(errs, p.unmountIfEmpty())
 	}
 	return errors.Join(errs...)
 }
 
 // Stats counts the idle and used namespaces in the directory.
 func (p *Pool) Stats() (Stats, error) {
-	if err := p.prepare(); err != nil {
+	done, err := p.use()
+	if err != nil {
 		return Stats{}, err
 	}
+	defer done()
 	idle, err := readNames(p.idle)
 	if err != nil {
 		return Stats{}, err
@@ -273,27 +284,115 @@ func Purge(dir string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, &Error{Op: "remove", Path: dir, Err: err})
 	}
+	os.Remove(dir + ".lock")
 	return errors.Join(errs...)
 }
 
-func (p *Pool) prepare() error {
+// use marks the directory in use for one operation (a shared lock on a
+// file beside it, which unmountIfEmpty takes alone) and makes sure its
+// tmpfs is there: set up at first use, and again after the last pin went
+// and whoever released it unmounted the pool (idle/ is then missing).
+func (p *Pool) use() (done func(), err error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return ErrPoolClosed
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, ErrPoolClosed
 	}
-	if p.prepared {
-		return nil
+	return p.enter()
+}
+
+// enter is use without the closed check (Close's drain).
+func (p *Pool) enter() (done func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(p.dir), 0o755); err != nil {
+		return nil, &Error{Op: "mkdir", Path: filepath.Dir(p.dir), Err: err}
 	}
+	fd, err := p.lockUse(unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	done = func() { unix.Close(fd) }
+	var st unix.Stat_t
+	if unix.Stat(p.idle, &st) == nil {
+		return done, nil
+	}
+	preparedDirs.Delete(p.dir) // unmounted by another process meanwhile
 	if err := prepareDir(p.dir, true); err != nil {
-		return err
+		done()
+		return nil, err
 	}
 	for _, d := range []string{p.idle, p.used, p.staging} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return &Error{Op: "mkdir", Path: d, Err: err}
+			done()
+			return nil, &Error{Op: "mkdir", Path: d, Err: err}
 		}
 	}
-	p.prepared = true
+	return done, nil
+}
+
+// lockUse takes the lock beside the directory (how: LOCK_SH, or LOCK_EX
+// with LOCK_NB) and returns its fd.
+func (p *Pool) lockUse(how int) (int, error) {
+	f := p.dir + ".lock"
+	fd, err := unix.Open(f, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return -1, &Error{Op: "open", Path: f, Err: err}
+	}
+	err = flock.Lock(fd, how)
+	if err != nil {
+		unix.Close(fd)
+		return -1, &Error{Op: "lock", Path: f, Err: err}
+	}
+	return fd, nil
+}
+
+// release destroys a namespace handed out, then unmounts the pool if that
+// was its last pin.
+func (p *Pool) release(path string) error {
+	done, err := p.use()
+	if err != nil {
+		if errors.Is(err, ErrPoolClosed) {
+			return p.destroy(path)
+		}
+		return err
+	}
+	err = p.destroy(path)
+	done()
+	return errors.Join(err, p.unmountIfEmpty())
+}
+
+// unmountIfEmpty unmounts the pool's tmpfs and removes its directory when
+// no pin is left in it (idle, used or staging) and no one else is using
+// it; it leaves it as it is otherwise (whoever is, releases later and
+// looks again). So a pool that is not kept warm holds no mount once its
+// last container is gone.
+func (p *Pool) unmountIfEmpty() error {
+	fd, err := p.lockUse(unix.LOCK_EX | unix.LOCK_NB)
+	if err != nil {
+		return nil // in use: not now
+	}
+	defer unix.Close(fd)
+	for _, d := range []string{p.idle, p.used, p.staging} {
+		names, err := readNames(d)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // not set up, or gone already
+			}
+			return err
+		}
+		if len(names) > 0 {
+			return nil
+		}
+	}
+	p.cmu.Lock()
+	p.cands = nil
+	p.cmu.Unlock()
+	if err := unprepareDir(p.dir); err != nil {
+		return err
+	}
+	if err := os.Remove(p.dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return &Error{Op: "remove", Path: p.dir, Err: err}
+	}
 	return nil
 }
 

@@ -77,6 +77,9 @@ func checkEmptyPool(t *testing.T, dir string) {
 			t.Errorf("mount left: %s", m)
 		}
 	}
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return // unmounted and removed with its last pin
+	}
 	for _, sub := range []string{idleDir, usedDir, stagingDir} {
 		names, err := readNames(filepath.Join(dir, sub))
 		if err != nil {
@@ -198,9 +201,11 @@ func TestPoolSweepsStaleStaging(t *testing.T) {
 	requireRoot(t)
 	dir := testDir(t)
 	p := NewPool(dir, 1)
-	if err := p.prepare(); err != nil {
+	done, err := p.use()
+	if err != nil {
 		t.Fatal(err)
 	}
+	done()
 	// What a filler that crashed mid-way leaves behind.
 	entry, err := newEntry(p.staging)
 	if err != nil {
@@ -313,5 +318,80 @@ func TestPoolTwoProcesses(t *testing.T) {
 	}
 	if s := stats(t, p); s != (Stats{Used: procs * each}) {
 		t.Fatalf("stats: %+v", s)
+	}
+}
+
+// A pool that is not kept warm holds no mount once its last pin is gone:
+// the release of the last one unmounts the tmpfs and removes the
+// directory, and the next Take (of any process) sets it up again.
+func TestPoolUnmountsWithItsLastPin(t *testing.T) {
+	requireRoot(t)
+	dir := testDir(t)
+	p1, p2 := NewPool(dir, 0), NewPool(dir, 0) // two processes, in effect
+	a, _, err := p1.Take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := p2.Take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p1.Release(a)
+	if err := p1.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if m := mountsUnder(t, dir); len(m) != 2 || m[0] != dir {
+		t.Fatalf("with one pin left: mounts %v, want the pool's and the pin's", m)
+	}
+	p2.Release(b)
+	if err := p2.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if m := mountsUnder(t, dir); len(m) > 0 {
+		t.Fatalf("after the last pin: mounts %v", m)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("pool dir after the last pin: %v", err)
+	}
+	// p1 had set the directory up before: it notices it is gone.
+	c, _, err := p1.Take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFreshNetns(t, c)
+	if s := stats(t, p2); s.Used != 1 {
+		t.Fatalf("stats from the other pool: %+v", s)
+	}
+	p1.Release(c)
+	if err := p1.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if m := mountsUnder(t, dir); len(m) > 0 {
+		t.Fatalf("after the last pin again: mounts %v", m)
+	}
+	// A pool kept warm keeps its mount: that is its bound.
+	p3 := NewPool(dir, 1)
+	if err := p3.Fill(1); err != nil {
+		t.Fatal(err)
+	}
+	d, _, err := p3.Take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p3.Fill(1); err != nil {
+		t.Fatal(err)
+	}
+	p3.Release(d)
+	if err := p3.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if s := stats(t, p3); s.Idle != 1 || s.Used != 0 {
+		t.Fatalf("warm pool: %+v", s)
+	}
+	if err := p3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m := mountsUnder(t, dir); len(m) > 0 {
+		t.Fatalf("after Close drained it: mounts %v", m)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fre-runtime/fre/internal/flock"
 )
 
 // DefaultRoot is the host-wide store.
@@ -185,12 +187,7 @@ func (s *Store) lock(exclusive bool) (unlock func(), err error) {
 	if exclusive {
 		how = unix.LOCK_EX
 	}
-	for {
-		err = unix.Flock(fd, how)
-		if err != unix.EINTR {
-			break
-		}
-	}
+	err = flock.Lock(fd, how)
 	if err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("rootfs: lock store %s: %w", s.root, err)

@@ -31,6 +31,13 @@ type Options struct {
 	// CgroupPoolParents are pooled (kept warm) besides the hierarchy root
 	// and the parents given to `pool fill`.
 	CgroupPoolParents []string `json:"cgroupPoolParents,omitempty"`
+	// CgroupPoolDir is the cgroup pool's state (default $FRE_CGPOOL_DIR,
+	// else cgpool.DefaultStateDir): one pool for the host, whatever the
+	// --root, so its size bounds the idle cgroups of each parent.
+	CgroupPoolDir string `json:"cgroupPoolDir,omitempty"`
+	// NetnsPoolDir is the netns pool's directory (default
+	// $FRE_NETNS_POOL_DIR, else netns.DefaultPoolDir), host-wide too.
+	NetnsPoolDir string `json:"netnsPoolDir,omitempty"`
 	// Rootfs is "plain" (default: the bundle's rootfs as it is, as runc
 	// runs it) or "shared" (a plain-directory rootfs runs on the
 	// shared-layer store); the annotation run.fre.rootfs wins.
@@ -114,7 +121,23 @@ func New(root string, opts Options) (*Runtime, error) {
 	if opts.NetnsPoolSize == 0 {
 		opts.NetnsPoolSize = 4
 	}
+	opts.CgroupPoolDir = poolDir(opts.CgroupPoolDir, "FRE_CGPOOL_DIR", cgpool.DefaultStateDir)
+	opts.NetnsPoolDir = poolDir(opts.NetnsPoolDir, "FRE_NETNS_POOL_DIR", netns.DefaultPoolDir)
 	return &Runtime{Root: abs, Options: opts, taken: make(chan struct{}, 1)}, nil
+}
+
+// poolDir is a pool directory's setting, else $env, else def; absolute.
+func poolDir(set, env, def string) string {
+	if set == "" {
+		set = os.Getenv(env)
+	}
+	if set == "" {
+		set = def
+	}
+	if abs, err := filepath.Abs(set); err == nil {
+		return abs
+	}
+	return set
 }
 
 // cgroupPoolOn: the pool's setting, or its default: on for cgroup v1
@@ -130,13 +153,14 @@ func (r *Runtime) cgroupPoolOn() bool {
 	return cgroup.Mode() != cgroup.Unified
 }
 
-// CgroupPool is the cgroup pool (under <root>/cgpool), opened on first use.
+// CgroupPool is the cgroup pool (in Options.CgroupPoolDir), opened on
+// first use.
 func (r *Runtime) CgroupPool() (*cgpool.Pool, error) {
 	if r.cgPool == nil {
 		// Under the systemd driver systemd owns the tree and every
 		// container's cgroup is its scope's: nothing is pre-created.
 		on := r.cgroupPoolOn() && !r.Options.SystemdCgroup
-		p, err := cgpool.Open(cgpool.Config{StateDir: filepath.Join(r.Root, "cgpool"), Size: r.Options.CgroupPoolSize, Enabled: on, Parents: r.Options.CgroupPoolParents})
+		p, err := cgpool.Open(cgpool.Config{StateDir: r.Options.CgroupPoolDir, Size: r.Options.CgroupPoolSize, Enabled: on, Parents: r.Options.CgroupPoolParents})
 		if err != nil {
 			return nil, err
 		}
@@ -163,10 +187,10 @@ func (r *Runtime) Close() error {
 	return err
 }
 
-// NetnsPool is the pool behind the "pool" policy (under <root>/netns-pool).
+// NetnsPool is the pool behind the "pool" policy (in Options.NetnsPoolDir).
 func (r *Runtime) NetnsPool() *netns.Pool {
 	if r.netPool == nil {
-		r.netPool = netns.NewPool(filepath.Join(r.Root, "netns-pool"), r.Options.NetnsPoolSize)
+		r.netPool = netns.NewPool(r.Options.NetnsPoolDir, r.Options.NetnsPoolSize)
 	}
 	return r.netPool
 }

@@ -66,6 +66,11 @@ func TestMain(m *testing.M) {
 	rootDir = filepath.Join(tmp, "roots")
 	// The shared-layer store of the tests is theirs, not the host's.
 	os.Setenv("FRE_STORE_ROOT", filepath.Join(tmp, "store"))
+	// So are the pools (host-wide by default): each test's clean-up drains
+	// them (tests run one at a time).
+	os.Setenv("FRE_CGPOOL_DIR", filepath.Join(tmp, "cgpool"))
+	os.Setenv("FRE_NETNS_POOL_DIR", filepath.Join(tmp, "netns-pool"))
+	os.Setenv("FRE_CGPOOL_REGISTRY", filepath.Join(tmp, "cgpool-owners"))
 	// A container in a user namespace runs as a mapped uid that must be
 	// able to reach its root through the state dir.
 	os.Chmod(tmp, 0o711)
@@ -1195,7 +1200,7 @@ func (e *env) checkIdleCgroups(files map[string]string) {
 	if cgroup.Mode() == cgroup.Unified {
 		return // no idle cgroups on v2: cgroup2 cannot rename
 	}
-	sum := sha256.Sum256([]byte(filepath.Join(e.root, "cgpool")))
+	sum := sha256.Sum256([]byte(os.Getenv("FRE_CGPOOL_DIR")))
 	prefix := ".fre-pool-" + hex.EncodeToString(sum[:4]) + "-"
 	for f, want := range files {
 		if want == "" {
@@ -1307,7 +1312,7 @@ func TestNetnsPoolPolicy(t *testing.T) {
 	// The pins are gone: no nsfs mount of ours is left.
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, l := range strings.Split(string(mi), "\n") {
-		if strings.Contains(l, filepath.Join(e.root, "netns-pool", "used")) {
+		if strings.Contains(l, filepath.Join(os.Getenv("FRE_NETNS_POOL_DIR"), "used")) {
 			t.Fatalf("pooled netns still pinned after delete: %s", l)
 		}
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -26,6 +28,7 @@ func TestPoolCommand(t *testing.T) {
 		t.Skipf("the pool needs cgroup v1; host is %v", md)
 	}
 	root := t.TempDir()
+	t.Setenv("FRE_CGPOOL_DIR", filepath.Join(root, "cgpool")) // a pool of its own: it counts parents
 	parent := "/fre-test-poolcli-" + time.Now().Format("150405.000000")
 	t.Cleanup(func() {
 		if m, err := cgroup.New(parent); err == nil {
@@ -159,4 +162,107 @@ func readTrim(t *testing.T, f string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(data))
+}
+
+// poolTagOf is the tag of the pool whose state is dir.
+func poolTagOf(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return hex.EncodeToString(sum[:4])
+}
+
+func poolStatus(t *testing.T, e *env) cgpool.Status {
+	t.Helper()
+	var st cgpool.Status
+	if err := json.Unmarshal([]byte(e.must("pool", "status", "--format", "json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func hostEntry(st cgpool.Status, parent, tag string) (cgpool.Entry, bool) {
+	for _, e := range st.Host {
+		if e.Parent == parent && e.Tag == tag {
+			return e, true
+		}
+	}
+	return cgpool.Entry{}, false
+}
+
+// Every --root shares one pool by default (its size bounds the idle
+// cgroups of a parent, however many roots there are); a pool with a
+// directory of its own whose directory goes is shown gone and removed by
+// `pool gc`, in every hierarchy.
+func TestPoolOwnersAcrossRoots(t *testing.T) {
+	needRoot(t)
+	if md := cgroup.Mode(); md != cgroup.Legacy && md != cgroup.Hybrid {
+		t.Skipf("the pool needs cgroup v1; host is %v", md)
+	}
+	shared := filepath.Join(t.TempDir(), "host-pool")
+	t.Setenv("FRE_CGPOOL_DIR", shared) // stands for the host-wide default
+	const size = 3
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`{"cgroupPoolSize": %d}`, size)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := newEnv(t, "--config", cfg)
+	b := *a
+	b.root = a.root + "-b"
+	b.args = []string{"--root", b.root, "--config", cfg}
+	t.Cleanup(func() { os.RemoveAll(b.root) })
+	bun := bundle(t, "true")
+	for i := 0; i < 2*size; i++ {
+		for _, e := range []*env{a, &b} {
+			e.must("run", "--bundle", bun, newID())
+		}
+	}
+	tag := poolTagOf(shared)
+	for _, e := range []*env{a, &b} {
+		st := poolStatus(t, e)
+		ent, ok := hostEntry(st, "/", tag)
+		if !ok || !ent.Self || ent.State != cgpool.OwnerLive || ent.Owner != shared || ent.Idle < 1 || ent.Idle > size {
+			t.Fatalf("--root %s: the shared pool under / = %+v (%v), want 1..%d idle", e.root, ent, ok, size)
+		}
+	}
+
+	// A root whose pool is its own (cgroupPoolDir), removed with it.
+	c := *a
+	c.root = a.root + "-c"
+	own := filepath.Join(c.root, "cgpool")
+	ccfg := filepath.Join(t.TempDir(), "own.json")
+	if err := os.WriteFile(ccfg, []byte(fmt.Sprintf(`{"cgroupPoolDir": %q}`, own)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.args = []string{"--root", c.root, "--config", ccfg}
+	t.Cleanup(func() { c.run(nil, "pool", "drain"); os.RemoveAll(c.root) })
+	c.must("run", "--bundle", bun, newID())
+	ctag := poolTagOf(own)
+	if ent, ok := hostEntry(poolStatus(t, a), "/", ctag); !ok || ent.State != cgpool.OwnerLive || ent.Owner != own || ent.Idle != 1 {
+		t.Fatalf("the own pool's entry seen from another root: %+v (%v)", ent, ok)
+	}
+	if err := os.RemoveAll(c.root); err != nil {
+		t.Fatal(err)
+	}
+	st := poolStatus(t, a)
+	if ent, ok := hostEntry(st, "/", ctag); !ok || ent.State != cgpool.OwnerGone {
+		t.Fatalf("after its root went: %+v (%v)", ent, ok)
+	}
+	tab := a.must("pool", "status")
+	if !strings.Contains(tab, ctag) || !strings.Contains(tab, "gone") || !strings.Contains(tab, own) {
+		t.Errorf("table status does not show the gone pool:\n%s", tab)
+	}
+	if out := a.must("pool", "gc"); !strings.Contains(out, "removed 1 ") {
+		t.Errorf("pool gc: %s", out)
+	}
+	if _, ok := hostEntry(poolStatus(t, a), "/", ctag); ok {
+		t.Fatal("the gone pool's cgroup is still listed after gc")
+	}
+	left, _ := filepath.Glob("/sys/fs/cgroup/*/.fre-*-" + ctag + "-*")
+	more, _ := filepath.Glob("/sys/fs/cgroup/.fre-*-" + ctag + "-*")
+	if left = append(left, more...); len(left) > 0 {
+		t.Errorf("left after gc: %v", left)
+	}
+	// The shared pool is untouched.
+	if ent, ok := hostEntry(poolStatus(t, a), "/", tag); !ok || ent.Idle < 1 {
+		t.Errorf("the shared pool after gc: %+v (%v)", ent, ok)
+	}
 }

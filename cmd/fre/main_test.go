@@ -121,12 +121,20 @@ func TestBuildAndRun(t *testing.T) {
 			id := "fre-build-test-" + tc.name + "-" + strconv.Itoa(os.Getpid())
 			cmd := exec.Command(freRunc, "--root", root, "run", "--bundle", bundle, id)
 			tenants := filepath.Join(out, "tenants")
-			cmd.Env = append(os.Environ(), "FRE_STORE_ROOT="+store, "FRE_TENANT_ROOT="+tenants)
+			// The test's own pools (host-wide by default), drained below.
+			env := append(os.Environ(), "FRE_STORE_ROOT="+store, "FRE_TENANT_ROOT="+tenants,
+				"FRE_CGPOOL_DIR="+filepath.Join(out, "cgpool"), "FRE_NETNS_POOL_DIR="+filepath.Join(out, "netns-pool"),
+				"FRE_CGPOOL_REGISTRY="+filepath.Join(out, "cgpool-owners"))
+			cmd.Env = env
 			got, err := cmd.CombinedOutput()
-			exec.Command(freRunc, "--root", root, "delete", "--force", id).Run()
-			// The cgroup pool keeps idle cgroups per --root by design
-			// (v1): this root goes with the test, and so do they.
-			if out, err := exec.Command(freRunc, "--root", root, "pool", "drain").CombinedOutput(); err != nil {
+			del := exec.Command(freRunc, "--root", root, "delete", "--force", id)
+			del.Env = env
+			del.Run()
+			// The cgroup pool keeps idle cgroups by design (v1): the
+			// test's pool goes with the test, and so do they.
+			drain := exec.Command(freRunc, "--root", root, "pool", "drain")
+			drain.Env = env
+			if out, err := drain.CombinedOutput(); err != nil {
 				t.Errorf("pool drain: %v: %s", err, out)
 			}
 			if err != nil {

@@ -45,6 +45,10 @@ type Options struct {
 	NetnsPolicy string `json:"netns_policy,omitempty"`
 	// NetnsPoolSize is how many idle namespaces the pool keeps warm.
 	NetnsPoolSize int `json:"netns_pool_size,omitempty"`
+	// CgroupPoolDir and NetnsPoolDir are the pools' state (default: the
+	// host-wide ones every fre-runc and shim shares, runtime.Options).
+	CgroupPoolDir string `json:"cgroup_pool_dir,omitempty"`
+	NetnsPoolDir  string `json:"netns_pool_dir,omitempty"`
 	// Store turns on the shared-store rootfs for overlay mounts.
 	Store bool `json:"store,omitempty"`
 	// StoreRoot is the store's directory (rootfs.DefaultRoot when empty).

@@ -184,7 +184,7 @@ func (s *service) get(id string) (*container, error) {
 // runtimeFor returns the (shared) runtime for a state root.
 func (s *service) runtimeFor(ctx context.Context, o Options, ns string) (*freruntime.Runtime, error) {
 	root := o.RuntimeRoot(ns)
-	key := fmt.Sprintf("%s|%s|%d|%t|%s|%s", root, o.NetnsPolicy, o.NetnsPoolSize, o.SystemdCgroup, o.TenantRoot, o.ChannelRoot)
+	key := fmt.Sprintf("%s|%s|%d|%t|%s|%s|%s|%s", root, o.NetnsPolicy, o.NetnsPoolSize, o.SystemdCgroup, o.TenantRoot, o.ChannelRoot, o.CgroupPoolDir, o.NetnsPoolDir)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if rt := s.runtimes[key]; rt != nil {
@@ -195,7 +195,7 @@ func (s *service) runtimeFor(ctx context.Context, o Options, ns string) (*frerun
 	// pod's cgroup (kubelet's) is not: kubelet must be able to remove it.
 	rt, err := freruntime.New(root, freruntime.Options{NetnsPolicy: netns.Policy(o.NetnsPolicy), NetnsPoolSize: o.NetnsPoolSize,
 		CgroupPoolParents: []string{"/" + ns}, SystemdCgroup: o.SystemdCgroup,
-		TenantRoot: o.TenantRoot, ChannelRoot: o.ChannelRoot})
+		TenantRoot: o.TenantRoot, ChannelRoot: o.ChannelRoot, CgroupPoolDir: o.CgroupPoolDir, NetnsPoolDir: o.NetnsPoolDir})
 	if err != nil {
 		return nil, err
 	}
