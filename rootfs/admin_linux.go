@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
@@ -78,6 +81,16 @@ type DFResult struct {
 	StoredSize  int64   `json:"storedSize"`  // sum over objects of their sizes
 	DiskUsage   int64   `json:"diskUsage"`   // allocated blocks of the objects
 	DedupRatio  float64 `json:"dedupRatio"`  // LogicalSize / StoredSize
+	// Live trees are held by a container (or a function image's ref);
+	// unused ones are the import cache, which GC collects.
+	LiveTrees     int   `json:"liveTrees"`
+	UnusedTrees   int   `json:"unusedTrees"`
+	UnusedLogical int64 `json:"unusedLogicalSize"`
+	// Reclaimable is what `store gc` would free: the objects no live tree
+	// links (their count, sizes and allocated blocks).
+	ReclaimableObjects int64 `json:"reclaimableObjects"`
+	Reclaimable        int64 `json:"reclaimableSize"`
+	ReclaimableDisk    int64 `json:"reclaimableDiskUsage"`
 }
 
 // DF reports logical size, stored size and their ratio.
@@ -92,14 +105,41 @@ func (s *Store) DF(ctx context.Context) (DFResult, error) {
 	if err != nil {
 		return r, err
 	}
+	// The inodes live trees link: an object among them stays.
+	live := map[uint64]bool{}
 	for _, t := range trees {
 		r.Trees++
 		r.LogicalSize += t.LogicalSize
+		if len(t.Refs) == 0 {
+			r.UnusedTrees++
+			r.UnusedLogical += t.LogicalSize
+			continue
+		}
+		r.LiveTrees++
+		err := filepath.WalkDir(t.Path(), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(p, &st); err != nil {
+				return err
+			}
+			live[st.Ino] = true
+			return ctx.Err()
+		})
+		if err != nil {
+			return r, fmt.Errorf("rootfs: df: tree %s: %w", t.ID, err)
+		}
 	}
 	err = s.forEachObject(func(_, _ string, st *unix.Stat_t) error {
 		r.Objects++
 		r.StoredSize += st.Size
 		r.DiskUsage += st.Blocks * 512
+		if st.Nlink == 1 || !live[st.Ino] {
+			r.ReclaimableObjects++
+			r.Reclaimable += st.Size
+			r.ReclaimableDisk += st.Blocks * 512
+		}
 		return ctx.Err()
 	})
 	if r.StoredSize > 0 {
@@ -199,15 +239,34 @@ type GCResult struct {
 	Trees        int   `json:"trees"`
 	Objects      int64 `json:"objects"`
 	Bytes        int64 `json:"bytes"`
+	Kept         int   `json:"kept"`   // unused trees kept by the GCOptions
 	IngestLeft   int   `json:"ingest"` // leftovers of crashed imports
 	IndexEntries int   `json:"indexEntries"`
 }
+
+// GCOptions is what GC keeps of the trees no container holds: the import
+// cache, so that the next container of an image finds its tree. Unused
+// trees are ranked by when a container last held one (or, never held, by
+// when it was made), newest first, and kept while all three bounds hold.
+// The zero value keeps none.
+type GCOptions struct {
+	KeepUnused    int           // at most this many
+	MaxAge        time.Duration // used within this long (0: any age)
+	MaxUnusedSize int64         // their logical sizes add up to at most this (0: no bound)
+}
+
+// DefaultKeep is the automatic bound an import applies (Options.Keep):
+// 16 unused trees, none unused for more than a week, 8 GiB of them.
+var DefaultKeep = GCOptions{KeepUnused: 16, MaxAge: 7 * 24 * time.Hour, MaxUnusedSize: 8 << 30}
 
 // GC removes trees no container holds, then every object only the store
 // links (st_nlink == 1), then what crashed imports left in the ingest area.
 // It holds the store lock exclusively, so it waits for running imports and
 // acquisitions and they wait for it.
-func (s *Store) GC(ctx context.Context) (GCResult, error) {
+func (s *Store) GC(ctx context.Context) (GCResult, error) { return s.GCWith(ctx, GCOptions{}) }
+
+// GCWith is GC keeping the unused trees keep allows.
+func (s *Store) GCWith(ctx context.Context, keep GCOptions) (GCResult, error) {
 	var r GCResult
 	unlock, err := s.lock(true)
 	if err != nil {
@@ -230,23 +289,35 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 		return r, fmt.Errorf("rootfs: gc %s: %w", s.root, err)
 	}
 	live := map[string]bool{}
+	var unused []unusedTree
 	for _, e := range treeEnts {
 		id := e.Name()
 		if len(s.refs(id)) > 0 {
 			live[id] = true
 			continue
 		}
+		unused = append(unused, s.unusedTree(id))
+	}
+	for _, u := range keepUnused(unused, keep, time.Now()) {
+		live[u.id] = true
+		r.Kept++
+	}
+	for _, u := range unused {
+		if live[u.id] {
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			return r, err
 		}
 		// Rename first: a tree is either whole in trees/ or gone.
-		doomed := filepath.Join(ingest, "gc-"+id)
-		if err := os.Rename(s.treeDir(id), doomed); err != nil {
-			return r, fmt.Errorf("rootfs: gc tree %s: %w", id, err)
+		doomed := filepath.Join(ingest, "gc-"+u.id)
+		if err := os.Rename(s.treeDir(u.id), doomed); err != nil {
+			return r, fmt.Errorf("rootfs: gc tree %s: %w", u.id, err)
 		}
 		if err := removeAll(doomed); err != nil {
-			return r, fmt.Errorf("rootfs: gc tree %s: %w", id, err)
+			return r, fmt.Errorf("rootfs: gc tree %s: %w", u.id, err)
 		}
+		os.Remove(filepath.Join(s.root, refsDir, u.id))
 		r.Trees++
 	}
 	// Refs of trees that no longer exist (removed by hand).
@@ -289,4 +360,85 @@ func (s *Store) GC(ctx context.Context) (GCResult, error) {
 		return ctx.Err()
 	})
 	return r, err
+}
+
+// unusedTree is a tree no container holds, with when it was last used.
+type unusedTree struct {
+	id   string
+	used time.Time
+	size int64
+}
+
+// unusedTree reads id's last use: its refs directory changes with every
+// Acquire and Release; a tree never held is as old as its metadata.
+func (s *Store) unusedTree(id string) unusedTree {
+	u := unusedTree{id: id}
+	if fi, err := os.Stat(filepath.Join(s.root, refsDir, id)); err == nil {
+		u.used = fi.ModTime()
+	} else if fi, err := os.Stat(filepath.Join(s.treeDir(id), metaFile)); err == nil {
+		u.used = fi.ModTime()
+	}
+	if t, err := s.readTree(id); err == nil {
+		u.size = t.LogicalSize
+	}
+	return u
+}
+
+// keepUnused picks, newest first, the unused trees keep allows.
+func keepUnused(unused []unusedTree, keep GCOptions, now time.Time) []unusedTree {
+	sorted := slices.Clone(unused)
+	slices.SortFunc(sorted, func(a, b unusedTree) int { return b.used.Compare(a.used) })
+	var out []unusedTree
+	var size int64
+	for _, u := range sorted {
+		if len(out) >= keep.KeepUnused ||
+			(keep.MaxAge > 0 && now.Sub(u.used) > keep.MaxAge) ||
+			(keep.MaxUnusedSize > 0 && size+u.size > keep.MaxUnusedSize) {
+			break
+		}
+		size += u.size
+		out = append(out, u)
+	}
+	return out
+}
+
+// overBound reports whether the unused trees exceed keep (what an import
+// checks before it collects).
+func (s *Store) overBound(keep GCOptions) bool {
+	ents, err := os.ReadDir(filepath.Join(s.root, treesDir))
+	if err != nil {
+		return false
+	}
+	var unused []unusedTree
+	for _, e := range ents {
+		if len(s.refs(e.Name())) == 0 {
+			unused = append(unused, s.unusedTree(e.Name()))
+		}
+	}
+	return len(keepUnused(unused, keep, time.Now())) < len(unused)
+}
+
+// bounded passes an import's result through, applying the automatic bound
+// when it made a new tree.
+func (s *Store) bounded(ctx context.Context) func(*Tree, error) (*Tree, error) {
+	return func(t *Tree, err error) (*Tree, error) {
+		if err == nil && !t.Cached {
+			s.bound(ctx)
+		}
+		return t, err
+	}
+}
+
+// bound applies the automatic bound after an import made a new tree.
+func (s *Store) bound(ctx context.Context) {
+	keep := DefaultKeep
+	if s.opts.Keep != nil {
+		keep = *s.opts.Keep
+	}
+	if keep.KeepUnused < 0 || !s.overBound(keep) {
+		return
+	}
+	if _, err := s.GCWith(ctx, keep); err != nil {
+		s.warnf("store: automatic gc: %v", err)
+	}
 }

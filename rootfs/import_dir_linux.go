@@ -208,7 +208,7 @@ func (sc *scanner) list(fd int, rel string, d *scanDir) {
 // layer) as one image. Devices are refused, sockets skipped. A directory
 // whose fingerprint was imported before returns its tree unread.
 func (s *Store) ImportDir(ctx context.Context, dir string, opts ImportOptions) (*Tree, error) {
-	return s.importDirs(ctx, "dir", []string{dir}, opts)
+	return s.bounded(ctx)(s.importDirs(ctx, "dir", []string{dir}, opts))
 }
 
 // ImportLowerDirs imports overlay lower directories, top first as in
@@ -219,7 +219,7 @@ func (s *Store) ImportLowerDirs(ctx context.Context, lowerdirs []string, opts Im
 	if len(lowerdirs) == 0 {
 		return nil, fmt.Errorf("rootfs: import lowerdirs: no directories")
 	}
-	return s.importDirs(ctx, "lowerdirs", lowerdirs, opts)
+	return s.bounded(ctx)(s.importDirs(ctx, "lowerdirs", lowerdirs, opts))
 }
 
 func (s *Store) importDirs(ctx context.Context, kind string, dirs []string, opts ImportOptions) (*Tree, error) {

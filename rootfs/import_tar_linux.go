@@ -46,6 +46,10 @@ func ChainID(diffIDs []string) string {
 // layers' chain ID; the same layer files (path, size, mtime, ctime, inode)
 // imported again return the tree without being read.
 func (s *Store) ImportLayers(ctx context.Context, layers []string, opts ImportOptions) (*Tree, error) {
+	return s.bounded(ctx)(s.importLayers(ctx, layers, opts))
+}
+
+func (s *Store) importLayers(ctx context.Context, layers []string, opts ImportOptions) (*Tree, error) {
 	const op = "import layer"
 	if len(layers) == 0 {
 		return nil, fmt.Errorf("rootfs: import layers: no layers")

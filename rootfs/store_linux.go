@@ -42,6 +42,9 @@ type Options struct {
 	KeyMtime bool
 	// Warnf receives warnings (copies instead of links); nil discards them.
 	Warnf func(format string, args ...any)
+	// Keep is the bound on unused trees an import applies once it made a
+	// new tree (nil: DefaultKeep; KeepUnused < 0: none, only GC collects).
+	Keep *GCOptions
 }
 
 // Store is a content-addressed file store. Its methods are safe for

@@ -130,7 +130,7 @@ func (r *Runtime) tenantMount(cfg *Config, tenant, workDir, size string) (Mount,
 	var limit int64
 	if size != "" {
 		var err error
-		if limit, err = parseSize(size); err != nil || limit <= 0 {
+		if limit, err = ParseSize(size); err != nil || limit <= 0 {
 			return Mount{}, fmt.Errorf("%w: annotation %s: %q: want a positive size such as 100Mi", ErrInvalidConfig, AnnotationTenantSize, size)
 		}
 	}
@@ -213,8 +213,8 @@ func mapID(maps []specs.LinuxIDMapping, id uint32) uint32 {
 	return 65534 // unmapped: nobody's
 }
 
-// parseSize reads 100, 100k, 100M, 1G, 100Ki, 100Mi, 1Gi.
-func parseSize(s string) (int64, error) {
+// ParseSize reads 100, 100k, 100M, 1G, 100Ki, 100Mi, 1Gi.
+func ParseSize(s string) (int64, error) {
 	mult := int64(1)
 	for _, u := range []struct {
 		suffix string

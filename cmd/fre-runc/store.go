@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fre-runtime/fre/rootfs"
+	"github.com/fre-runtime/fre/runtime"
 )
 
 // storeOptions are the flags every "store" subcommand takes.
@@ -42,6 +43,13 @@ func runStore(o *storeOptions, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.format, "format", o.format, "output format: text or json")
 	var lowerdirs, quiet bool
 	var ref string
+	var keep rootfs.GCOptions
+	var keepSize string
+	if sub == "gc" {
+		fs.IntVar(&keep.KeepUnused, "keep-unused", 0, "keep this many unused trees, the most recently used (the import cache)")
+		fs.DurationVar(&keep.MaxAge, "max-age", 0, "with --keep-unused: only those used within this long")
+		fs.StringVar(&keepSize, "max-unused-size", "", "with --keep-unused: only while their sizes add up to at most this (e.g. 2Gi)")
+	}
 	if sub == "import" {
 		fs.BoolVar(&lowerdirs, "lowerdirs", false, "the directories are overlay lowerdirs, top first")
 		fs.StringVar(&ref, "ref", "", "hold the tree for this container ID (see store gc)")
@@ -51,6 +59,13 @@ func runStore(o *storeOptions, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	args = fs.Args()
+	if keepSize != "" {
+		n, err := runtime.ParseSize(keepSize)
+		if err != nil {
+			return fmt.Errorf("store gc --max-unused-size: %w", err)
+		}
+		keep.MaxUnusedSize = n
+	}
 	if o.format != "text" && o.format != "json" {
 		return fmt.Errorf("store %s: unknown format %q (text or json)", sub, o.format)
 	}
@@ -70,7 +85,7 @@ func runStore(o *storeOptions, args []string, stdout, stderr io.Writer) error {
 	case "df":
 		return storeDF(ctx, s, o, stdout)
 	case "gc":
-		return storeGC(ctx, s, o, stdout)
+		return storeGC(ctx, s, o, keep, stdout)
 	case "verify":
 		return storeVerify(ctx, s, o, stdout)
 	}
@@ -177,19 +192,22 @@ func storeDF(ctx context.Context, s *rootfs.Store, o *storeOptions, stdout io.Wr
 	fmt.Fprintf(w, "logical size\t%s\t(sum of the trees' files)\n", humanBytes(df.LogicalSize))
 	fmt.Fprintf(w, "stored size\t%s\t(sum of the objects; %s on disk)\n", humanBytes(df.StoredSize), humanBytes(df.DiskUsage))
 	fmt.Fprintf(w, "dedup ratio\t%.2fx\n", df.DedupRatio)
+	fmt.Fprintf(w, "live trees\t%d\t(held by a container or an image)\n", df.LiveTrees)
+	fmt.Fprintf(w, "unused trees\t%d\t(%s; the import cache)\n", df.UnusedTrees, humanBytes(df.UnusedLogical))
+	fmt.Fprintf(w, "reclaimable\t%s\t(%d objects no live tree links, %s on disk: store gc)\n", humanBytes(df.Reclaimable), df.ReclaimableObjects, humanBytes(df.ReclaimableDisk))
 	return w.Flush()
 }
 
-func storeGC(ctx context.Context, s *rootfs.Store, o *storeOptions, stdout io.Writer) error {
-	r, err := s.GC(ctx)
+func storeGC(ctx context.Context, s *rootfs.Store, o *storeOptions, keep rootfs.GCOptions, stdout io.Writer) error {
+	r, err := s.GCWith(ctx, keep)
 	if err != nil {
 		return err
 	}
 	if o.format == "json" {
 		return storeJSON(stdout, r)
 	}
-	fmt.Fprintf(stdout, "removed %d trees, %d objects (%s), %d stale index entries, %d crashed imports\n",
-		r.Trees, r.Objects, humanBytes(r.Bytes), r.IndexEntries, r.IngestLeft)
+	fmt.Fprintf(stdout, "removed %d trees, %d objects (%s), %d stale index entries, %d crashed imports; kept %d unused trees\n",
+		r.Trees, r.Objects, humanBytes(r.Bytes), r.IndexEntries, r.IngestLeft, r.Kept)
 	return nil
 }
 
