@@ -8,6 +8,7 @@
 #                   and the systemd driver in the systemd guest (make bench-systemd), results/systemd/
 #   make conformance  OCI runtime-tools v0.9.0 validation suite against runc and fre-runc
 #   make demo       run a busybox bundle and a function built from a template (fre build) with fre-runc and through containerd, with their times
+#   make fuzz       every Go fuzz target for FUZZTIME each (60s; CI runs them for 5s)
 #   make deps       install missing Debian packages (used by .ci/run)
 #   make install    install binaries under $(PREFIX)/bin; make clean
 
@@ -54,7 +55,7 @@ export FRE_BIN_DIR        := $(BIN_DIR)
 export CONTAINERD_BIN_DIR
 
 .DEFAULT_GOAL := build
-.PHONY: build build-soft containerd deps test test-race test-v2 test-systemd vet bench bench-go bench-run bench-v2 bench-systemd bench-plot conformance demo install clean
+.PHONY: build build-soft containerd deps fuzz test test-race test-v2 test-systemd vet bench bench-go bench-run bench-v2 bench-systemd bench-plot conformance demo install clean
 
 # fre-runc and the shim link statically against musl when musl-gcc is
 # there (make deps installs it). A glibc process spends about 0.5 ms here
@@ -137,6 +138,21 @@ test-race:
 	FRE_TEST_SHIM_RACE=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./integration/
 	# The engine runs inside the test binary: its tests under -race.
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -run 'TestEngine' ./integration/
+
+# Fuzzing: each target in turn (go test fuzzes one at a time) for FUZZTIME;
+# a crasher fails the run and is kept under the package's testdata/fuzz,
+# where plain go test replays it from then on. Minimization is capped: an
+# interesting input of a slow target (a store import) would otherwise keep
+# a worker for a minute.
+FUZZTIME ?= 60s
+FUZZ_TARGETS := ./runtime:FuzzConvert ./runtime:FuzzInstanceAnnotations ./rootfs:FuzzImportLayer \
+	./seccomp:FuzzCompile ./shim/task:FuzzOptions ./fret:FuzzParse \
+	./internal/quickjson:FuzzDecode ./internal/quickjson:FuzzMarshal
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "--- fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg; \
+	done
 
 # The tests again on a real cgroup v2 kernel: Debian's kernel in qemu
 # (KVM when it works, else emulation), cgroup v2 only (hack/test-v2.sh,
