@@ -8,6 +8,7 @@
 #                   and the systemd driver in the systemd guest (make bench-systemd), results/systemd/
 #   make conformance  OCI runtime-tools v0.9.0 validation suite against runc and fre-runc
 #   make demo       run a busybox bundle and a function built from a template (fre build) with fre-runc and through containerd, with their times
+#   make soak       10,000 fre-runc lifecycles + 2,000 through the shim, counting leaks; results/soak.csv, PNGs
 #   make fuzz       every Go fuzz target for FUZZTIME each (60s; CI runs them for 5s)
 #   make deps       install missing Debian packages (used by .ci/run)
 #   make install    install binaries under $(PREFIX)/bin; make clean
@@ -55,7 +56,7 @@ export FRE_BIN_DIR        := $(BIN_DIR)
 export CONTAINERD_BIN_DIR
 
 .DEFAULT_GOAL := build
-.PHONY: build build-soft containerd deps fuzz test test-race test-v2 test-systemd vet bench bench-go bench-run bench-v2 bench-systemd bench-plot conformance demo install clean
+.PHONY: build build-soft containerd deps fuzz soak test test-race test-v2 test-systemd vet bench bench-go bench-run bench-v2 bench-systemd bench-plot conformance demo install clean
 
 # fre-runc and the shim link statically against musl when musl-gcc is
 # there (make deps installs it). A glibc process spends about 0.5 ms here
@@ -138,6 +139,16 @@ test-race:
 	FRE_TEST_SHIM_RACE=1 $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./integration/
 	# The engine runs inside the test binary: its tests under -race.
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) -run 'TestEngine' ./integration/
+
+# The soak (integration/soak_test.go; make test runs a short form): mixed
+# fre-runc lifecycles and containers through the shim, every leak counted
+# at ten checkpoints, then the figures.
+SOAK_CYCLES      ?= 10000
+SOAK_SHIM_CYCLES ?= 2000
+soak: build containerd
+	FRE_SOAK_CYCLES=$(SOAK_CYCLES) FRE_SOAK_SHIM_CYCLES=$(SOAK_SHIM_CYCLES) FRE_SOAK_RESULTS=$(RESULTS)/soak.csv \
+		$(GO) test -count=1 -timeout 90m -run '^TestSoak$$' -v ./integration/ | grep -v '^=== '
+	$(GO) run ./bench/cmd/freplot -results $(RESULTS) soak
 
 # Fuzzing: each target in turn (go test fuzzes one at a time) for FUZZTIME;
 # a crasher fails the run and is kept under the package's testdata/fuzz,

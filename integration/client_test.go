@@ -92,6 +92,14 @@ func newTask(t *testing.T, ctx context.Context, ctr client.Container, creator ci
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its fifos (under /run/containerd/fifo) go with the test: deleting
+	// the task does not remove them, closing its IO does.
+	t.Cleanup(func() {
+		if io := task.IO(); io != nil {
+			io.Cancel()
+			io.Close()
+		}
+	})
 	statusC, err := task.Wait(ctx)
 	if err != nil {
 		t.Fatal(err)

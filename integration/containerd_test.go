@@ -29,6 +29,8 @@ const (
 	namespace   = "fre-test"
 	imageRef    = "docker.io/library/busybox-fre:latest"
 	freRoot     = "/run/containerd/fre/" + namespace
+	// fifoDir is where the client's cio puts a task's fifos.
+	fifoDir = "/run/containerd/fifo"
 )
 
 // containerd is a private containerd with the fre runtime configured.
@@ -65,9 +67,11 @@ func TestMain(m *testing.M) {
 		criCgroupBefore = true
 	}
 	socketsBefore := map[string]bool{}
-	ents, _ := os.ReadDir(shimSocketDir)
-	for _, e := range ents {
-		socketsBefore[e.Name()] = true
+	for _, d := range []string{shimSocketDir, fifoDir} {
+		ents, _ := os.ReadDir(d)
+		for _, e := range ents {
+			socketsBefore[filepath.Join(d, e.Name())] = true
+		}
 	}
 	// Pools of the tests' own (fre-runc run by a test, the shims of the
 	// shared containerd get its directory's instead: containerd.env).
@@ -80,12 +84,14 @@ func runAndClean(m *testing.M, socketsBefore map[string]bool) int {
 	code := m.Run()
 	if shared != nil {
 		leaks := shared.cleanup()
-		// A shim removes its socket when it ends.
-		ents, _ := os.ReadDir(shimSocketDir)
-		for _, e := range ents {
-			if !socketsBefore[e.Name()] {
-				leaks = append(leaks, "shim socket "+filepath.Join(shimSocketDir, e.Name()))
-				os.Remove(filepath.Join(shimSocketDir, e.Name()))
+		// A shim removes its socket when it ends; a client its fifos.
+		for _, d := range []string{shimSocketDir, fifoDir} {
+			ents, _ := os.ReadDir(d)
+			for _, e := range ents {
+				if p := filepath.Join(d, e.Name()); !socketsBefore[p] {
+					leaks = append(leaks, "left "+p)
+					os.RemoveAll(p)
+				}
 			}
 		}
 		if len(leaks) > 0 {

@@ -143,3 +143,43 @@ func CDF(path, title, unit string, logX bool, series []Series) error {
 	p.Draw(draw.New(img))
 	return SavePNG(path, img)
 }
+
+// Line is one series of a line chart: points in x order.
+type Line struct {
+	Name string
+	X, Y []float64
+}
+
+// Lines draws each series as a line with its points marked.
+func Lines(path, title, xLabel, yLabel string, lines []Line) error {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xLabel
+	p.Y.Label.Text = yLabel
+	p.Add(plotter.NewGrid())
+	for i, s := range lines {
+		xys := make(plotter.XYs, 0, len(s.X))
+		for j := range s.X {
+			if j < len(s.Y) {
+				xys = append(xys, plotter.XY{X: s.X[j], Y: s.Y[j]})
+			}
+		}
+		if len(xys) == 0 {
+			continue
+		}
+		l, pts, err := plotter.NewLinePoints(xys)
+		if err != nil {
+			return err
+		}
+		l.Color, pts.Color = plotutil.Color(i), plotutil.Color(i)
+		l.Width = vg.Points(1.5)
+		p.Add(l, pts)
+		p.Legend.Add(s.Name, l, pts)
+	}
+	p.Y.Min = 0
+	p.Legend.Top = false
+	p.Legend.Left = false
+	img := vgimg.NewWith(vgimg.UseWH(18*vg.Centimeter, 11*vg.Centimeter), vgimg.UseDPI(110), vgimg.UseBackgroundColor(color.White))
+	p.Draw(draw.New(img))
+	return SavePNG(path, img)
+}

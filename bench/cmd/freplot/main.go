@@ -26,7 +26,7 @@ func main() {
 	results := flag.String("results", "results", "directory the benchmarks wrote to, and where figures go")
 	goBench := flag.String("go-bench", "", "Go benchmark output to read (default: <results>/go-bench.txt)")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: freplot [flags] figures|runs|all")
+		fmt.Fprintln(os.Stderr, "usage: freplot [flags] figures|runs|soak|all")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -43,6 +43,8 @@ func main() {
 		err = figures(*goBench, *results)
 	case "runs":
 		err = runs(*results)
+	case "soak":
+		err = soak(*results)
 	case "all":
 		err = errors.Join(figures(*goBench, *results), runs(*results))
 	default:
