@@ -146,7 +146,7 @@ test-race:
 SOAK_CYCLES      ?= 10000
 SOAK_SHIM_CYCLES ?= 2000
 soak: build containerd
-	FRE_SOAK_CYCLES=$(SOAK_CYCLES) FRE_SOAK_SHIM_CYCLES=$(SOAK_SHIM_CYCLES) FRE_SOAK_RESULTS=$(RESULTS)/soak.csv \
+	set -o pipefail; FRE_SOAK_CYCLES=$(SOAK_CYCLES) FRE_SOAK_SHIM_CYCLES=$(SOAK_SHIM_CYCLES) FRE_SOAK_RESULTS=$(RESULTS)/soak.csv \
 		$(GO) test -count=1 -timeout 90m -run '^TestSoak$$' -v ./integration/ | grep -v '^=== '
 	$(GO) run ./bench/cmd/freplot -results $(RESULTS) soak
 
