@@ -327,7 +327,9 @@ func soakLoop(t *testing.T, part string, n int, probe soakProbe, cycle func(int)
 // in one grouped shim (kept alive by an anchor container, so its RSS and
 // fds can be followed), odd ones in a shim each.
 func soakShim(t *testing.T, c *containerd, m int) []soakSample {
-	cl, ctx := c.goClient(t)
+	cl, _ := c.goClient(t)
+	// Not goClient's context: it ends after two minutes, a long soak does not.
+	ctx := context.Background()
 	prefix := fmt.Sprintf("fre-soak-shim-%d-", os.Getpid())
 	img, err := cl.GetImage(ctx, imageRef)
 	if err != nil {

@@ -143,6 +143,12 @@ func (p *Pool) Release(path string) {
 	}()
 }
 
+// ReleaseNow is Release done before it returns: the pin is gone (the
+// kernel tears the namespace down on its own time), and so is the pool's
+// tmpfs if that was its last pin. Delete uses it, so that no pin outlives
+// the state that records it.
+func (p *Pool) ReleaseNow(path string) error { return p.release(path) }
+
 // Fill creates idle namespaces until there are at least n. Fills are
 // serialised across processes by a lock file, so concurrent fills do not
 // overshoot.

@@ -122,12 +122,16 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	}
 	rr := *r
 	rr.Devices = nil
+	ph := c.rt.phases()
 	if c.state.SystemdUnit != "" {
 		if err := c.updateScope(&rr); err != nil {
 			return err
 		}
+		ph.done("update: scope")
 	}
-	return c.Cgroup().Set(&rr)
+	err := c.Cgroup().Set(&rr)
+	ph.done("update: cgroup set")
+	return err
 }
 
 func fileExists(p string) bool {
@@ -165,6 +169,8 @@ func (c *Container) Start() error {
 		return err
 	}
 	defer lock.Close()
+	ph := c.rt.phases()
+	ph.done("start: locked")
 	switch s := c.Status(); {
 	case s == Stopped:
 		return fmt.Errorf("cannot start a container that has stopped: %w", ErrNotRunning)
@@ -190,9 +196,11 @@ func (c *Container) Start() error {
 	if _, err := unix.Write(fd, []byte{0}); err != nil {
 		return fmt.Errorf("start %s: %w", c.id, err)
 	}
+	ph.done("start: released the init")
 	if err := os.Remove(fifo); err != nil {
 		return err
 	}
+	ph.done("start: fifo removed")
 	if hasHooks(c.state.Hooks, poststartHooks) {
 		state := hookState(c.id, c.state.Bundle, c.state.Pid, "running", c.state.Annotations)
 		if err := runHooks("poststart", c.state.Hooks.Poststart, state); err != nil {

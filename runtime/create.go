@@ -203,6 +203,9 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 	if err := j.prepareRoot(ctx, speculate); err != nil {
 		return nil, err
 	}
+	if j.st.Channel != "" || j.st.RootfsStore != nil && j.st.RootfsStore.Ref != "" {
+		j.journal() // the channel, the store's hold: a kill from here on leaves them to RemoveAbandoned
+	}
 	j.sc = newSpawnConfig()
 	if err := j.namespaces(); err != nil {
 		return nil, err
@@ -210,6 +213,7 @@ func (r *Runtime) create(ctx context.Context, opts CreateOpts, speculate bool) (
 	if err := j.cgroup(); err != nil {
 		return nil, err
 	}
+	j.journal() // and the netns pin, the cgroup
 	j.ph.done("netns+cgroup")
 	if err := j.plan(); err != nil {
 		return nil, err

@@ -35,7 +35,7 @@ func (j *createJob) namespaces() error {
 			}
 			netPath = p
 			st.NetnsPooled = p
-			j.undo = append(j.undo, func() { netns.Remove(p) })
+			j.undo = append(j.undo, func() { j.r.NetnsPool().ReleaseNow(p) })
 		}
 	}
 	if !newNet && netPath == "" {

@@ -37,36 +37,8 @@ func (c *Container) Delete(force bool) error {
 	// is gone now, so it ends at once.
 	c.waitSetup()
 	ph.done("delete: kill")
-	if c.state.SystemdUnit != "" {
-		if err := c.stopScope(c.cgroup(), ph); err != nil {
-			return fmt.Errorf("delete %s: cgroup: %w", c.id, err)
-		}
-	} else if cg := c.cgroup(); cg != nil {
-		// Release kills what is left (a host-pid-namespace container can
-		// leave processes), resets the limits and returns the cgroup to
-		// the pool, or removes it.
-		pool, err := c.rt.CgroupPool()
-		if err != nil {
-			return err
-		}
-		slot := c.state.CgroupSlot - 1
-		release := func(m cgroup.Manager) error { return pool.ReleaseAt(m, slot) }
-		if c.state.CgroupSelective && !fileExists(filepath.Join(c.dir, cgroupChangedFile)) {
-			release = func(m cgroup.Manager) error { return pool.ReleaseOnlyAt(m, c.state.CgroupLimits, slot) }
-		}
-		if err := release(cg); err != nil {
-			return fmt.Errorf("delete %s: cgroup: %w", c.id, err)
-		}
-	}
-	if p := c.state.NetnsPooled; p != "" {
-		// Destroyed in the background, never reused; Runtime.Close waits.
-		c.rt.NetnsPool().Release(p)
-	}
-	if err := c.rt.releaseRootfs(c.state); err != nil {
-		return fmt.Errorf("delete %s: rootfs: %w", c.id, err)
-	}
-	if err := c.removeChannel(); err != nil {
-		return fmt.Errorf("delete %s: %w", c.id, err)
+	if err := c.release(ph); err != nil {
+		return err
 	}
 	ph.done("delete: cgroup+netns+rootfs")
 	if err := os.RemoveAll(c.dir); err != nil {
@@ -162,4 +134,48 @@ func siginfoStatus(info *unix.Siginfo) (exited bool, status int) {
 	b := (*[128]byte)(unsafePointer(info))
 	const cldExited = 1
 	return int32(ne.Uint32(b[8:12])) == cldExited, int(int32(ne.Uint32(b[24:28])))
+}
+
+// release gives back what the container holds: its cgroup (emptied, then
+// reset into the pool or removed) or systemd scope, its pooled netns, its
+// store hold and its channel. Delete, and RemoveAbandoned for a create
+// that died, share it.
+func (c *Container) release(ph *phases) error {
+	if c.state.SystemdUnit != "" {
+		if err := c.stopScope(c.cgroup(), ph); err != nil {
+			return fmt.Errorf("delete %s: cgroup: %w", c.id, err)
+		}
+	} else if cg := c.cgroup(); cg != nil {
+		// Release kills what is left (a host-pid-namespace container can
+		// leave processes), resets the limits and returns the cgroup to
+		// the pool, or removes it.
+		pool, err := c.rt.CgroupPool()
+		if err != nil {
+			return err
+		}
+		slot := c.state.CgroupSlot - 1
+		release := func(m cgroup.Manager) error { return pool.ReleaseAt(m, slot) }
+		if c.state.CgroupSelective && !fileExists(filepath.Join(c.dir, cgroupChangedFile)) {
+			release = func(m cgroup.Manager) error { return pool.ReleaseOnlyAt(m, c.state.CgroupLimits, slot) }
+		}
+		if err := release(cg); err != nil {
+			return fmt.Errorf("delete %s: cgroup: %w", c.id, err)
+		}
+	}
+	if p := c.state.NetnsPooled; p != "" {
+		// Unpinned now (never reused), before the state that records it
+		// goes: a delete killed after that would leave the pin to no one.
+		// The unmount is quick; the kernel's teardown of the namespace
+		// runs on its own.
+		if err := c.rt.NetnsPool().ReleaseNow(p); err != nil {
+			return fmt.Errorf("delete %s: netns: %w", c.id, err)
+		}
+	}
+	if err := c.rt.releaseRootfs(c.state); err != nil {
+		return fmt.Errorf("delete %s: rootfs: %w", c.id, err)
+	}
+	if err := c.removeChannel(); err != nil {
+		return fmt.Errorf("delete %s: %w", c.id, err)
+	}
+	return nil
 }

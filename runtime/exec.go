@@ -110,6 +110,7 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 		}
 	}
 	sc.LateRelease = cg == nil || sc.CgroupJoin != nil || sc.CgroupDir != ""
+	ph := c.rt.phases()
 	child, err := spawn.Start(sc)
 	if errors.Is(err, spawn.ErrNoCloneIntoCgroup) {
 		noCloneIntoCgroup.Store(true)
@@ -119,11 +120,13 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	ph.done("exec: spawned")
 	if cg != nil && sc.CgroupJoin == nil && sc.CgroupDir == "" {
 		if err := cg.Add(child.Pid); err != nil {
 			child.Kill()
 			return nil, fmt.Errorf("exec: join cgroup: %w", err)
 		}
+		ph.done("exec: joined cgroup")
 	}
 	if proc.OOMScoreAdj != nil {
 		os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", child.Pid), []byte(strconv.Itoa(*proc.OOMScoreAdj)), 0)
@@ -132,10 +135,12 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 		child.Kill()
 		return nil, err
 	}
+	ph.done("exec: released")
 	if err := child.Wait(); err != nil {
 		child.Kill()
 		return nil, fmt.Errorf("exec: %w", err)
 	}
+	ph.done("exec: set up")
 	if fd := child.SeccompListener; fd >= 0 {
 		state := specs.State{Version: specs.Version, ID: c.id, Status: specs.StateRunning, Pid: c.state.Pid, Bundle: c.state.Bundle, Annotations: c.state.Annotations}
 		if err := sendSeccompListener(c.state.Seccomp, fd, child.Pid, state); err != nil {

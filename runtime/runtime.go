@@ -14,6 +14,7 @@ import (
 	"github.com/fre-runtime/fre/cgpool"
 	"github.com/fre-runtime/fre/cgroup"
 	"github.com/fre-runtime/fre/cgroup/systemd"
+	"github.com/fre-runtime/fre/internal/flock"
 	"github.com/fre-runtime/fre/netns"
 )
 
@@ -235,13 +236,7 @@ func lockDir(dir string, exclusive bool) (*os.File, error) {
 	if exclusive {
 		how = unix.LOCK_EX
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := flock.Lock(int(f.Fd()), how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}

@@ -107,10 +107,22 @@ func init() {
 			var force bool
 			boolFlag(fs, &force, "force,f", "forcibly delete the container if it is still running (uses SIGKILL)")
 			return func(args []string) error {
-				c, err := load(g, args[0])
+				rt, err := openRuntime(g)
 				if err != nil {
-					if force && isNotExist(err) {
-						return nil
+					return err
+				}
+				c, err := rt.Load(args[0])
+				if err != nil {
+					if isNotExist(err) {
+						// As runc: a state dir without its state (a create
+						// that died) is removed; FRE also frees what the
+						// create's journal says it took.
+						if _, rerr := rt.RemoveAbandoned(args[0]); rerr != nil {
+							return rerr
+						}
+						if force {
+							return nil
+						}
 					}
 					return err
 				}

@@ -76,5 +76,8 @@ func openRuntime(g *globalOptions) (*runtime.Runtime, error) {
 			fmt.Fprintf(os.Stderr, "fre-trace %s %d\n", phase, d.Microseconds())
 		}
 	}
+	if failpoint != "" {
+		armFailpoint(rt)
+	}
 	return rt, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -78,9 +79,22 @@ func init() {
 				if r.CPU == nil {
 					r.CPU = &specs.LinuxCPU{}
 				}
+				// Memory sizes as runc reads them (go-units' RAMInBytes):
+				// 100M, 1g, 512k, 1.5GiB, -1.
+				mem := func(s, name string, dst **int64) error {
+					if s == "" {
+						return nil
+					}
+					v, err := ramInBytes(s)
+					if err != nil {
+						return fmt.Errorf("invalid value for %s: %w", name, err)
+					}
+					*dst = &v
+					return nil
+				}
 				for _, err := range []error{
-					i64(memory, "memory", &r.Memory.Limit), i64(memorySwap, "memory-swap", &r.Memory.Swap),
-					i64(memoryReservation, "memory-reservation", &r.Memory.Reservation),
+					mem(memory, "memory", &r.Memory.Limit), mem(memorySwap, "memory-swap", &r.Memory.Swap),
+					mem(memoryReservation, "memory-reservation", &r.Memory.Reservation),
 					u64(cpuShares, "cpu-shares", &r.CPU.Shares), i64(cpuQuota, "cpu-quota", &r.CPU.Quota),
 					u64(cpuPeriod, "cpu-period", &r.CPU.Period),
 				} {
@@ -196,4 +210,33 @@ func runcStats(s *cgroup.Stats) map[string]any {
 		"blkio":   map[string]any{"ioServiceBytesRecursive": io(s.IO.ServiceBytes), "ioServicedRecursive": io(s.IO.Serviced)},
 		"hugetlb": hugetlb,
 	}
+}
+
+// ramInBytes is go-units' RAMInBytes, which runc's update uses: a number
+// (a fraction allowed) with an optional binary unit, k/m/g/t/p, then an
+// optional "i" and "b" in either case ("100M", "1.5GiB", "512kb"); -1
+// means unlimited.
+func ramInBytes(s string) (int64, error) {
+	if s == "-1" {
+		return -1, nil
+	}
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
+		i++
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	unit = strings.TrimSuffix(strings.TrimSuffix(unit, "b"), "i")
+	if num == "" || strings.HasPrefix(num, ".") || strings.HasSuffix(num, ".") {
+		return 0, fmt.Errorf("invalid size: '%s'", s)
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid size: '%s'", s)
+	}
+	mult := map[string]float64{"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("invalid size: '%s'", s)
+	}
+	return int64(f * mult), nil
 }
