@@ -157,11 +157,13 @@ func Lines(path, title, xLabel, yLabel string, lines []Line) error {
 	p.X.Label.Text = xLabel
 	p.Y.Label.Text = yLabel
 	p.Add(plotter.NewGrid())
+	maxY := 0.0
 	for i, s := range lines {
 		xys := make(plotter.XYs, 0, len(s.X))
 		for j := range s.X {
 			if j < len(s.Y) {
 				xys = append(xys, plotter.XY{X: s.X[j], Y: s.Y[j]})
+				maxY = math.Max(maxY, s.Y[j])
 			}
 		}
 		if len(xys) == 0 {
@@ -176,7 +178,7 @@ func Lines(path, title, xLabel, yLabel string, lines []Line) error {
 		p.Add(l, pts)
 		p.Legend.Add(s.Name, l, pts)
 	}
-	p.Y.Min = 0
+	p.Y.Min, p.Y.Max = 0, maxY*1.15
 	p.Legend.Top = false
 	p.Legend.Left = false
 	img := vgimg.NewWith(vgimg.UseWH(18*vg.Centimeter, 11*vg.Centimeter), vgimg.UseDPI(110), vgimg.UseBackgroundColor(color.White))
