@@ -50,8 +50,12 @@ p=$(command -v ip || true)
 if [ -n "$p" ]; then
 	copy_bin "$p" /sbin/ip
 fi
-# A setuid test's helper (the guest has no compiler).
+# A setuid test's helper (the guest has no compiler), and the fault
+# tests' fre-runc (TestKilledAtEachStep), built as make build builds
+# fre-runc, with its failpoints.
 gcc -static -O2 -o "$STAGE/fre/bin/euid" "$REPO/cmd/fre-runc/testdata/euid.c"
+(cd "$REPO" && CC=musl-gcc CGO_CFLAGS="-O2 -idirafter $REPO/_output/musl-include" \
+	go build -tags failpoints -ldflags '-linkmode external -extldflags -static' -o "$STAGE/fre/bin/fre-runc-failpoints" ./cmd/fre-runc)
 
 # runtime-tools' cgroup programs (built as make conformance builds them),
 # for runc and fre-runc in the guest (hack/vm/cgroup-conformance.sh).
