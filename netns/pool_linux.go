@@ -310,9 +310,6 @@ func (p *Pool) use() (done func(), err error) {
 
 // enter is use without the closed check (Close's drain).
 func (p *Pool) enter() (done func(), err error) {
-	if err := os.MkdirAll(filepath.Dir(p.dir), 0o755); err != nil {
-		return nil, &Error{Op: "mkdir", Path: filepath.Dir(p.dir), Err: err}
-	}
 	fd, err := p.lockUse(unix.LOCK_SH)
 	if err != nil {
 		return nil, err
@@ -341,6 +338,14 @@ func (p *Pool) enter() (done func(), err error) {
 func (p *Pool) lockUse(how int) (int, error) {
 	f := p.dir + ".lock"
 	fd, err := unix.Open(f, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	if err == unix.ENOENT {
+		// The pool's parent is not there yet: made once, not checked on
+		// every Take.
+		if err := os.MkdirAll(filepath.Dir(p.dir), 0o755); err != nil {
+			return -1, &Error{Op: "mkdir", Path: filepath.Dir(p.dir), Err: err}
+		}
+		fd, err = unix.Open(f, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+	}
 	if err != nil {
 		return -1, &Error{Op: "open", Path: f, Err: err}
 	}

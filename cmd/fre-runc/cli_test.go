@@ -150,7 +150,15 @@ func newID() string { return fmt.Sprintf("fre-t-%d-%d", os.Getpid(), idSeq.Add(1
 
 // run runs fre-runc; stdin may be nil.
 func (e *env) run(stdin []byte, args ...string) (stdout, stderr string, code int) {
-	cmd := exec.Command(e.bin, append(append([]string{}, e.args...), args...)...)
+	return e.runBin(e.bin, nil, stdin, args...)
+}
+
+// runBin is run with another fre-runc binary and extra environment.
+func (e *env) runBin(bin string, env []string, stdin []byte, args ...string) (stdout, stderr string, code int) {
+	cmd := exec.Command(bin, append(append([]string{}, e.args...), args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}

@@ -41,21 +41,11 @@ func TestKilledAtEachStep(t *testing.T) {
 		s.Annotations = map[string]string{"run.fre.rootfs": "shared"}
 	})
 
-	// fre runs a fre-runc command: bin, extra environment, args.
+	// fre runs a fre-runc command: bin, extra environment, args; its
+	// stdout and stderr together (the trace is on stderr).
 	fre := func(bin string, env []string, args ...string) (string, int) {
-		cmd := exec.Command(bin, append(append([]string{}, e.args...), args...)...)
-		cmd.Env = append(os.Environ(), env...)
-		f := tempFile(t)
-		defer f.Close()
-		cmd.Stdout, cmd.Stderr = f, f
-		err := cmd.Run()
-		out := readAll(f)
-		if ee, ok := err.(*exec.ExitError); ok {
-			return out, ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("fre-runc %v: %v", args, err)
-		}
-		return out, 0
+		o, er, code := e.runBin(bin, env, nil, args...)
+		return o + er, code
 	}
 	phasesOf := func(out string) []string {
 		var ps []string
