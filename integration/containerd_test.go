@@ -22,6 +22,7 @@ import (
 	"github.com/fre-runtime/fre/internal/testpools"
 	"github.com/fre-runtime/fre/internal/testutil"
 	"github.com/fre-runtime/fre/netns"
+	"github.com/fre-runtime/fre/shim/task"
 )
 
 const (
@@ -47,6 +48,7 @@ type containerd struct {
 	// runtime and of a runc handler with the same table, so the two
 	// differ only in runtime_type (criRuntimes).
 	criOptions string
+	extraEnv   []string
 }
 
 var (
@@ -159,16 +161,27 @@ func setup(t *testing.T) *containerd {
 // newContainerd starts a containerd from bd with the fre runtime and, when
 // criOptions is set, the runtimes of criRuntimes.
 func newContainerd(t testing.TB, bd, criOptions string) (*containerd, error) {
+	return newContainerdWith(t, bd, ctdOptions{criOptions: criOptions})
+}
+
+// ctdOptions are what a test's own containerd differs in.
+type ctdOptions struct {
+	criOptions string
+	shimFlags  []string // go build flags of the shim (-tags failpoints)
+	env        []string // more environment, for containerd and its shims
+}
+
+func newContainerdWith(t testing.TB, bd string, o ctdOptions) (*containerd, error) {
 	dir, err := os.MkdirTemp("/tmp", "fre-ctd-")
 	if err != nil {
 		return nil, err
 	}
 	c := &containerd{dir: dir, binDir: bd, sock: filepath.Join(dir, "c.sock"),
-		config: filepath.Join(dir, "config.toml"), shimDir: filepath.Join(dir, "bin"), criOptions: criOptions}
+		config: filepath.Join(dir, "config.toml"), shimDir: filepath.Join(dir, "bin"), criOptions: o.criOptions, extraEnv: o.env}
 	// Build the shim from this tree, so the test never runs a stale binary.
 	// FRE_TEST_SHIM_RACE=1 builds it with the race detector; its reports
 	// (the shim's stderr is /dev/null) go to files that fail the run.
-	var extra []string
+	extra := o.shimFlags
 	if os.Getenv("FRE_TEST_SHIM_RACE") == "1" {
 		extra = append(extra, "-race")
 	}
@@ -282,9 +295,11 @@ func (c *containerd) env() []string {
 	// The shims' tenants and channels (run.fre.tenant, run.fre.channel)
 	// live in this containerd's directory, not the host's defaults.
 	// So do the pools (host-wide by default) and their registry.
-	return append(os.Environ(), "PATH="+c.shimDir+":"+c.binDir+":"+os.Getenv("PATH"),
+	env := append(os.Environ(), "PATH="+c.shimDir+":"+c.binDir+":"+os.Getenv("PATH"),
 		"GORACE=log_path="+c.raceLog(), "FRE_TENANT_ROOT="+c.tenantRoot(), "FRE_CHANNEL_ROOT="+c.channelRoot(),
-		"FRE_CGPOOL_DIR="+c.cgpoolDir(), "FRE_NETNS_POOL_DIR="+c.netnsPoolDir(), cgpool.RegistryEnv+"="+c.cgpoolRegistry())
+		"FRE_CGPOOL_DIR="+c.cgpoolDir(), "FRE_NETNS_POOL_DIR="+c.netnsPoolDir(), cgpool.RegistryEnv+"="+c.cgpoolRegistry(),
+		task.ShimRegistryEnv+"="+filepath.Join(c.dir, "shims"))
+	return append(env, c.extraEnv...)
 }
 
 func (c *containerd) cgpoolDir() string      { return filepath.Join(c.dir, "cgpool") }
@@ -454,6 +469,24 @@ func (c *containerd) cleanup() (leaks []string) {
 			}
 		}
 	}
+	leaks = c.teardown()
+	if !criCgroupBefore {
+		// Made by these tests (containerd's CRI or a shim's pool): empty
+		// now, unless something was left in it.
+		leaks = append(leaks, testutil.RemoveCgroupTree(criNamespace)...)
+	}
+	leaks = append(leaks, testutil.RemoveCgroupTree(namespace)...)
+	os.RemoveAll(freRoot)
+	os.RemoveAll(filepath.Join("/run/containerd/runc", namespace)) // the drop-in test's runc shim root
+	os.RemoveAll(filepath.Join(filepath.Dir(freRoot), criNamespace))
+	os.RemoveAll(c.dir)
+	return leaks
+}
+
+// teardown stops containerd, kills its shims (a leak if any lived),
+// unmounts what is below its directory and drains its shims' pools; the
+// caller removes its namespaces' cgroups and state, then c.dir.
+func (c *containerd) teardown() (leaks []string) {
 	c.stop()
 	for _, pid := range c.shimPids() {
 		unix.Kill(pid, unix.SIGKILL)
@@ -485,16 +518,6 @@ func (c *containerd) cleanup() (leaks []string) {
 			leaks = append(leaks, fmt.Sprintf("purge the shims' netns pool: %v", err))
 		}
 	}
-	if !criCgroupBefore {
-		// Made by these tests (containerd's CRI or a shim's pool): empty
-		// now, unless something was left in it.
-		leaks = append(leaks, testutil.RemoveCgroupTree(criNamespace)...)
-	}
-	leaks = append(leaks, testutil.RemoveCgroupTree(namespace)...)
-	os.RemoveAll(freRoot)
-	os.RemoveAll(filepath.Join("/run/containerd/runc", namespace)) // the drop-in test's runc shim root
-	os.RemoveAll(filepath.Join(filepath.Dir(freRoot), criNamespace))
-	os.RemoveAll(c.dir)
 	return leaks
 }
 

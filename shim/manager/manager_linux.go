@@ -146,6 +146,7 @@ func newShimSocket(ctx context.Context, dir, grpcAddress, group string, debug bo
 
 // Start is the start command: reuse the group's shim or start one.
 func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *bootapi.BootstrapResult, retErr error) {
+	defer task.Failpoint("bootstrap")()
 	res, sockets, err := startSockets(ctx, params)
 	if err != nil || sockets == nil {
 		return res, err
@@ -269,6 +270,7 @@ func joinShimCgroup(params *bootapi.BootstrapParams, pid int) error {
 // group): its sockets are at fds 3 and 4 already; stdin is the bootstrap
 // parameters it read. It returns with os.Args made the daemon's.
 func AdoptedStart(addr string, stdin []byte) {
+	task.Failpoint("bootstrap")() // containerd has its answer already
 	params := &bootapi.BootstrapParams{}
 	if proto.Unmarshal(stdin, params) == nil {
 		if err := joinShimCgroup(params, os.Getpid()); err != nil {
@@ -290,6 +292,7 @@ func AdoptedStart(addr string, stdin []byte) {
 // listening sockets at fds 3 and 4 and its stdio on /dev/null. When a shim
 // of the group serves already, or on error, it exits.
 func ForkedStart(pipe int, stdin []byte, stdinRead bool) {
+	after := task.Failpoint("bootstrap")
 	w := os.NewFile(uintptr(pipe), "start pipe")
 	fail := func(err error) {
 		w.Write([]byte("E" + filepath.Base(os.Args[0]) + ": " + err.Error()))
@@ -386,6 +389,7 @@ func ForkedStart(pipe int, stdin []byte, stdinRead bool) {
 		}
 	}
 	unix.Close(null)
+	after()
 	if _, err := w.Write(append([]byte("O"), data...)); err != nil {
 		os.Exit(1)
 	}
@@ -429,6 +433,9 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 		log.G(ctx).WithError(err).Warn("release store tree")
 	}
 	removeDeadSockets(ctx, bundle)
+	for _, a := range task.SweepDeadShims() {
+		log.G(ctx).WithField("socket", a).Info("removed a dead shim's socket")
+	}
 	if e, err := task.ReadExit(bundle); err == nil {
 		return shim.StopStatus{Pid: e.Pid, ExitStatus: e.Status, ExitedAt: e.ExitedAt}, nil
 	}

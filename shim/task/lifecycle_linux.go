@@ -86,12 +86,24 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if r.Checkpoint != "" || r.ParentCheckpoint != "" {
 		return nil, fmt.Errorf("restore from checkpoint: %w", errdefs.ErrNotImplemented)
 	}
+	// While it is created, requests for the ID wait for it (get), and
+	// the shim does not shut down: a containerd restarted meanwhile asks
+	// for its pids, and must not take it for a shim of no container.
 	s.mu.Lock()
 	_, exists := s.containers[r.ID]
-	s.mu.Unlock()
-	if exists {
+	if _, creating := s.creating[r.ID]; exists || creating {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("container %s: %w", r.ID, errdefs.ErrAlreadyExists)
 	}
+	created := make(chan struct{})
+	s.creating[r.ID] = created
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.creating, r.ID)
+		s.mu.Unlock()
+		close(created)
+	}()
 	if err := removeDeleted(r.Bundle); err != nil {
 		return nil, err
 	}

@@ -41,6 +41,7 @@ type service struct {
 
 	mu         sync.Mutex
 	containers map[string]*container
+	creating   map[string]chan struct{}       // closed when the ID's Create returns
 	runtimes   map[string]*freruntime.Runtime // by state root and netns settings
 }
 
@@ -91,6 +92,7 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		sd:         sd,
 		epoller:    ep,
 		containers: map[string]*container{},
+		creating:   map[string]chan struct{}{},
 		runtimes:   map[string]*freruntime.Runtime{},
 	}
 	// Before serving, what a first Create of a typical spec would build
@@ -110,25 +112,51 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 		address, _ = shim.ReadAddress("address")
 	}
 	if address != "" {
-		sd.RegisterCallback(func(context.Context) error { return shim.RemoveSocket(address) })
+		sd.RegisterCallback(func(context.Context) error {
+			err := shim.RemoveSocket(address)
+			UnregisterShim(address)
+			return err
+		})
 	}
 	// The debug socket too: read now, while the first container's bundle
 	// (the daemon's cwd) is there; a group's shim outlives it.
+	var debugSocket []string
 	if b, err := os.ReadFile(DebugSocketFile); err == nil && len(b) > 0 {
 		debug := string(b)
+		debugSocket = append(debugSocket, debug)
 		sd.RegisterCallback(func(context.Context) error { return shim.RemoveSocket(debug) })
 	}
+	// This shim's sockets, for the sweep of the next shim should this one
+	// be killed where containerd cannot clean up after it; and the sockets
+	// of those (registry_linux.go). Off the start path.
+	go func() {
+		if address != "" {
+			if err := RegisterShim(os.Getpid(), append([]string{address}, debugSocket...)); err != nil {
+				log.G(ctx).WithError(err).Warn("register the shim's sockets")
+			}
+		}
+		for _, a := range SweepDeadShims() {
+			log.G(ctx).WithField("socket", a).Info("removed a dead shim's socket")
+		}
+	}()
 	return s, nil
 }
 
 // UnaryServerInterceptor marks the shim's first request in the timing
 // log (the shim library chains it before the handlers, so it sees the
-// request before it is decoded).
+// request before it is decoded), and runs the RPC's failpoints in a
+// build with them (Failpoint).
 func (s *service) UnaryServerInterceptor() ttrpc.UnaryServerInterceptor {
 	var first sync.Once
 	return func(ctx context.Context, un ttrpc.Unmarshaler, info *ttrpc.UnaryServerInfo, m ttrpc.Method) (any, error) {
 		first.Do(func() { Milestone("shim.first-request " + path.Base(info.FullMethod)) })
-		return m(ctx, un)
+		if !failpointsBuilt {
+			return m(ctx, un)
+		}
+		after := Failpoint(path.Base(info.FullMethod))
+		r, err := m(ctx, un)
+		after()
+		return r, err
 	}
 }
 
@@ -173,8 +201,15 @@ func (s *service) forward(ctx context.Context) {
 
 func (s *service) get(id string) (*container, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.containers[id]
+	c, created := s.containers[id], s.creating[id]
+	s.mu.Unlock()
+	if c == nil && created != nil {
+		// Its Create is under way: its outcome is the answer.
+		<-created
+		s.mu.Lock()
+		c = s.containers[id]
+		s.mu.Unlock()
+	}
 	if c == nil {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "container %s not created", id)
 	}
@@ -259,7 +294,7 @@ func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*task
 func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*ptypes.Empty, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.containers) > 0 {
+	if len(s.containers) > 0 || len(s.creating) > 0 {
 		return empty, nil
 	}
 	s.sd.Shutdown()

@@ -1,0 +1,5 @@
+//go:build failpoints
+
+package task
+
+const failpointsBuilt = true
