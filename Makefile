@@ -56,7 +56,7 @@ export FRE_BIN_DIR        := $(BIN_DIR)
 export CONTAINERD_BIN_DIR
 
 .DEFAULT_GOAL := build
-.PHONY: build build-soft containerd deps fuzz soak test test-race test-v2 test-systemd vet bench bench-go bench-run bench-v2 bench-systemd bench-plot conformance demo install clean
+.PHONY: build build-soft containerd deps fuzz load soak test test-race test-v2 test-systemd vet bench bench-go bench-run bench-v2 bench-systemd bench-plot conformance demo install clean
 
 # fre-runc and the shim link statically against musl when musl-gcc is
 # there (make deps installs it). A glibc process spends about 0.5 ms here
@@ -149,6 +149,16 @@ soak: build containerd
 	set -o pipefail; FRE_SOAK_CYCLES=$(SOAK_CYCLES) FRE_SOAK_SHIM_CYCLES=$(SOAK_SHIM_CYCLES) FRE_SOAK_RESULTS=$(RESULTS)/soak.csv \
 		$(GO) test -count=1 -timeout 90m -run '^TestSoak$$' -v ./integration/ | grep -v '^=== '
 	$(GO) run ./bench/cmd/freplot -results $(RESULTS) soak
+
+# The load run (integration/load_test.go; make test runs 60 of each):
+# LOAD_CONTAINERS at once through one grouped shim and through CRI pods of
+# LOAD_PER_POD, containerd restarted under them, every exit checked.
+LOAD_CONTAINERS ?= 1000
+LOAD_PER_POD    ?= 20
+load: build containerd
+	rm -f $(RESULTS)/load.txt
+	set -o pipefail; FRE_LOAD_CONTAINERS=$(LOAD_CONTAINERS) FRE_LOAD_PER_POD=$(LOAD_PER_POD) FRE_LOAD_RESULTS=$(RESULTS)/load.txt \
+		$(GO) test -count=1 -timeout 90m -run '^TestLoad' -v ./integration/ | grep -v '^=== '
 
 # Fuzzing: each target in turn for FUZZTIME, a duration or a count of
 # executions (hack/fuzz.sh: crashers, Go 1.26's deadline race).

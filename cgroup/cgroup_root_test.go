@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -410,5 +412,43 @@ func TestV2UnifiedReal(t *testing.T) {
 	l, err := Load(map[string]string{"": mp + top})
 	if err != nil || l.Path() != top || l.Version() != 2 {
 		t.Errorf("Load v2 = %v, %v", l, err)
+	}
+}
+
+// TestV1ConcurrentCpuset: containers created at once under a parent none
+// of them has made yet (a grouped shim's first burst) all get cpus and
+// mems, whoever made the parent and however far it had got: a child that
+// copied an empty cpuset.mems refuses every process (ENOSPC).
+func TestV1ConcurrentCpuset(t *testing.T) {
+	needV1(t)
+	for round := range 20 {
+		top := "/" + testName(t)
+		ms := make([]Manager, 8)
+		for i := range ms {
+			m, err := New(fmt.Sprintf("%s/parent/c%d", top[1:], i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms[i] = m
+		}
+		cleanupTree(t, ms[0], top)
+		var wg sync.WaitGroup
+		errs := make([]error, len(ms))
+		for i, m := range ms {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[i] = m.Create() }()
+		}
+		wg.Wait()
+		for i, m := range ms {
+			if errs[i] != nil {
+				t.Fatalf("round %d: create %d: %v", round, i, errs[i])
+			}
+			d := m.Paths()["cpuset"]
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				if v, _ := readFile(d, f); v == "" {
+					t.Fatalf("round %d: %s/%s is empty", round, d, f)
+				}
+			}
+		}
 	}
 }

@@ -79,19 +79,41 @@ func copyCpuset(dir string) error {
 	return nil
 }
 
-// ensureCpuset copies cpus/mems down to dir where they are still empty.
+// ensureCpuset copies cpus and mems down to dir where either is still
+// empty: a cgroup made concurrently by another (the shared parent of two
+// containers created at once) may have its cpus and not yet its mems, and
+// a child that copied then would refuse every process (ENOSPC). Copying
+// the parent's values again is harmless.
 func ensureCpuset(root, dir string) error {
 	if len(dir) <= len(root) {
 		return nil
 	}
-	v, err := readFile(dir, "cpuset.cpus")
-	if err != nil || v != "" {
-		return err
+	var empty []string
+	for _, f := range [...]string{"cpuset.cpus", "cpuset.mems"} {
+		v, err := readFile(dir, f)
+		if err != nil {
+			return err
+		}
+		if v == "" {
+			empty = append(empty, f)
+		}
+	}
+	if len(empty) == 0 {
+		return nil
 	}
 	if err := ensureCpuset(root, path.Dir(dir)); err != nil {
 		return err
 	}
-	return copyCpuset(dir)
+	for _, f := range empty {
+		v, err := readFile(path.Dir(dir), f)
+		if err != nil {
+			return err
+		}
+		if err := writeFile(dir, f, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (m *v1) Add(pid int) error {

@@ -479,8 +479,19 @@ func (c *containerd) cleanup() (leaks []string) {
 	os.RemoveAll(freRoot)
 	os.RemoveAll(filepath.Join("/run/containerd/runc", namespace)) // the drop-in test's runc shim root
 	os.RemoveAll(filepath.Join(filepath.Dir(freRoot), criNamespace))
+	c.keepLog()
 	os.RemoveAll(c.dir)
 	return leaks
+}
+
+// keepLog copies containerd's log to $FRE_TEST_CONTAINERD_LOG (when set)
+// before its directory goes.
+func (c *containerd) keepLog() {
+	if p := os.Getenv("FRE_TEST_CONTAINERD_LOG"); p != "" {
+		if b, err := os.ReadFile(filepath.Join(c.dir, "containerd.log")); err == nil {
+			os.WriteFile(p, b, 0o644)
+		}
+	}
 }
 
 // teardown stops containerd, kills its shims (a leak if any lived),

@@ -180,6 +180,12 @@ func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.Pi
 	} else if pid := c.init.Pid(); pid > 0 {
 		pids = []int{pid}
 	}
+	if len(pids) == 0 && c.init.State() == process.Stopped {
+		// Not an empty list: a containerd that restarts takes a task of
+		// no process for a shim whose task was never created, deletes it
+		// and so loses the exit status (CRI then reports 255).
+		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "container %s is not running: its init has exited", r.ID)
+	}
 	execs := map[int]string{}
 	c.mu.Lock()
 	for id, e := range c.execs {

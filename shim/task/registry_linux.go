@@ -58,14 +58,24 @@ func RegisterShim(pid int, sockets []string) error {
 		return err
 	}
 	name := recordName(sockets[0])
-	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
-		return err
-	}
 	tmp := name + ".tmp" + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
+	// The last shim to go removes the directory (UnregisterShim): one
+	// more try if it went between the two steps.
+	for try := 0; ; try++ {
+		if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
+			return err
+		}
+		err := os.WriteFile(tmp, b, 0o600)
+		if err == nil {
+			if err = os.Rename(tmp, name); err == nil {
+				return nil
+			}
+			os.Remove(tmp)
+		}
+		if !os.IsNotExist(err) || try > 0 {
+			return err
+		}
 	}
-	return os.Rename(tmp, name)
 }
 
 // UnregisterShim removes the record of the daemon serving address, if it
@@ -79,6 +89,7 @@ func UnregisterShim(address string) {
 	var r shimRecord
 	if json.Unmarshal(b, &r) == nil && r.Pid == os.Getpid() {
 		os.Remove(name)
+		os.Remove(filepath.Dir(name)) // when it was the last
 	}
 }
 
