@@ -25,6 +25,7 @@ import (
 	"github.com/fre-runtime/fre/cgpool"
 	"github.com/fre-runtime/fre/engine"
 	"github.com/fre-runtime/fre/internal/testutil"
+	"github.com/fre-runtime/fre/shim/task"
 )
 
 // The engine's tests: the engine (package engine, and fre serve) on the
@@ -534,7 +535,8 @@ func TestEngineEmbeddedContainerdTemplate(t *testing.T) {
 	cmd := exec.Command(fre, "serve", "--listen", "unix:"+sock, "--name", "e-emb", "--namespace", namespace, "--state", state,
 		"--tenant-root", filepath.Join(dir, "tenants"), "--store", filepath.Join(dir, "store"))
 	cmd.Env = append(os.Environ(), "FRE_CONTAINERD_BIN_DIR="+c.binDir, "PATH="+c.shimDir+":"+os.Getenv("PATH"),
-		"FRE_CGPOOL_DIR="+c.cgpoolDir(), "FRE_NETNS_POOL_DIR="+c.netnsPoolDir(), cgpool.RegistryEnv+"="+c.cgpoolRegistry())
+		"FRE_CGPOOL_DIR="+c.cgpoolDir(), "FRE_NETNS_POOL_DIR="+c.netnsPoolDir(), cgpool.RegistryEnv+"="+c.cgpoolRegistry(),
+		task.ShimRegistryEnv+"="+filepath.Join(c.dir, "shims"))
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {

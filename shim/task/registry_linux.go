@@ -134,6 +134,7 @@ func SweepDeadShims() (removed []string) {
 			os.Remove(name)
 		}
 	}
+	os.Remove(dir) // when it was the last record
 	return removed
 }
 
