@@ -59,6 +59,7 @@ var baseSpecs = map[string]baseSpec{
 		// /usr/bin/java is the alternatives system's link, in no
 		// package's list.
 		links: map[string]string{"/usr/bin/java": "/usr/lib/jvm/java-{V}-openjdk-amd64/bin/java"},
+		check: javaCheck,
 	},
 	"node": {
 		packages: []string{"nodejs"},
@@ -132,6 +133,18 @@ func scriptCheck(ext string, flags ...string) func(ep []string) []string {
 		}
 		return nil
 	}
+}
+
+// javaCheck is the entrypoint with java's --dry-run: the VM starts and
+// loads the main class (from the class path or jar given) without
+// running main, so a class path that does not hold it, or a VM that
+// cannot start in the image, fails the build. None unless the
+// entrypoint runs java.
+func javaCheck(ep []string) []string {
+	if len(ep) < 2 || path.Base(ep[0]) != "java" {
+		return nil
+	}
+	return append([]string{ep[0], "--dry-run"}, ep[1:]...)
 }
 
 // skipped are the parts of a package a function never reads: docs, C
@@ -319,15 +332,37 @@ func runCheck(t *fret.Template, tree string) (ran bool, err error) {
 			return true, fmt.Errorf("entrypoint: %s is in none of the image's PATH directories", argv[0])
 		}
 	}
+	// The loader takes a program's $ORIGIN (java's libjli.so is at
+	// $ORIGIN/../lib) from /proc/self/exe, which the chroot lacks, else
+	// from LD_ORIGIN_PATH: the directory of the program's own file (not
+	// of a link to it).
+	prog = resolveInImage(tree, prog)
 	cmd := exec.Command(prog, argv[1:]...)
 	cmd.Dir = "/"
-	cmd.Env = []string{DefaultPath, "HOME=/root", "PYTHONDONTWRITEBYTECODE=1"}
+	cmd.Env = []string{DefaultPath, "HOME=/root", "PYTHONDONTWRITEBYTECODE=1", "LD_ORIGIN_PATH=" + path.Dir(prog)}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: tree}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return true, fmt.Errorf("entrypoint check %q in the image: %v: %s", strings.Join(argv, " "), err, bytes.TrimSpace(out))
 	}
 	return true, nil
+}
+
+// resolveInImage follows p's final symlinks inside the image's tree and
+// returns the path in the image they end at (p itself when it is no link).
+func resolveInImage(tree, p string) string {
+	for range 40 {
+		target, err := os.Readlink(filepath.Join(tree, p))
+		if err != nil {
+			return p
+		}
+		if path.IsAbs(target) {
+			p = path.Clean(target)
+		} else {
+			p = path.Join(path.Dir(p), target)
+		}
+	}
+	return p
 }
 
 // lookInImage finds prog in the image's PATH directories; the path in the

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -452,5 +453,43 @@ func TestBuildCache(t *testing.T) {
 	}
 	if changed.Layers[0].Digest != cold.Layers[0].Digest {
 		t.Error("the base changed with the code")
+	}
+}
+
+// Java's check (java --dry-run in the image): the main class is loaded,
+// not run; a class path without it fails the build.
+func TestBuildJavaCheck(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the check runs chrooted in the image")
+	}
+	if _, err := dpkgList("openjdk-17-jre-headless"); err != nil {
+		t.Skip(err)
+	}
+	javac, err := exec.LookPath("javac")
+	if err != nil {
+		t.Skip("no javac to compile the handler")
+	}
+	dir := t.TempDir()
+	code := filepath.Join(dir, "code")
+	os.MkdirAll(code, 0o755)
+	src := filepath.Join(dir, "Handler.java")
+	os.WriteFile(src, []byte("public class Handler { public static void main(String[] a) throws Exception { Thread.sleep(100000000L); } }\n"), 0o644)
+	if out, err := exec.Command(javac, "-d", code, src).CombinedOutput(); err != nil {
+		t.Fatalf("javac: %v: %s", err, out)
+	}
+	build := func(main string) (*Result, error) {
+		os.WriteFile(filepath.Join(dir, "fn.yaml"), []byte("apiVersion: fre.dev/v1alpha1\nid: jv\nversion: \"1\"\nbase: {name: java}\ncode: code\nentrypoint: [java, -cp, /code, "+main+"]\ntenant: ops\n"), 0o644)
+		return Build(context.Background(), load(t, dir), Options{Store: testStore(t)})
+	}
+	// Handler's main sleeps: a check that ran it would never return.
+	res, err := build("Handler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Checked {
+		t.Error("the java image was not checked")
+	}
+	if _, err := build("NoSuchHandler"); err == nil || !strings.Contains(err.Error(), "NoSuchHandler") {
+		t.Fatalf("a missing main class: %v, want the check's error naming it", err)
 	}
 }

@@ -100,58 +100,11 @@ func images(e *env) error {
 // files, the app under /code. Then a change of the code alone, rebuilt
 // with the layer cache of the first build.
 func freImage(l *lang, dir string) (*fnimage.Result, time.Duration, error) {
-	code := filepath.Join(dir, "code")
-	for p, content := range l.app {
-		dst := filepath.Join(code, strings.TrimPrefix(strings.TrimPrefix(p, "/app"), "/"))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return nil, 0, err
-		}
-		if err := os.WriteFile(dst, []byte(content), 0o644); err != nil {
-			return nil, 0, err
-		}
-	}
-	base := "{name: " + l.name + "}"
-	args := l.args("", 8080)
-	for i, a := range args {
-		a = strings.Replace(a, "/app/", "/code/", 1)
-		if a == "/app" {
-			a = "/code"
-		}
-		if l.name == "busybox" {
-			a = strings.Replace(strings.Replace(a, "/bin/busybox", "/code/busybox", 1), "/www", "/code/www", 1)
-		}
-		args[i] = a
-	}
-	if l.name == "busybox" {
-		base = "{name: static}"
-		fi, err := os.Stat("/bin/busybox")
-		if err == nil {
-			err = copyFile("/bin/busybox", filepath.Join(code, "busybox"), fi)
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-	}
-	if l.build != nil {
-		// java: compiled into the code, as its Docker-style image is.
-		var srcs []string
-		for p := range l.app {
-			srcs = append(srcs, filepath.Join(code, strings.TrimPrefix(p, "/app/")))
-		}
-		if out, err := exec.Command("javac", append([]string{"-d", code}, srcs...)...).CombinedOutput(); err != nil {
-			return nil, 0, fmt.Errorf("javac: %v: %s", err, out)
-		}
-	}
-	ep := "[" + strings.Join(quoteAll(args), ", ") + "]"
-	tpl := filepath.Join(dir, "fn.yaml")
-	y := "apiVersion: fre.dev/v1alpha1\nid: " + l.name + "-app\nversion: \"1\"\nbase: " + base + "\ncode: code\nentrypoint: " + ep + "\ntenant: bench\n"
-	if err := os.WriteFile(tpl, []byte(y), 0o644); err != nil {
-		return nil, 0, err
-	}
-	t, err := fret.Load(tpl)
+	t, err := freTemplate(l, dir)
 	if err != nil {
 		return nil, 0, err
 	}
+	code := filepath.Join(dir, "code")
 	cache := filepath.Join(dir, "cache")
 	res, err := fnimage.Build(context.Background(), t, fnimage.Options{Layout: filepath.Join(dir, "layout"), Cache: cache})
 	if err != nil {
@@ -165,6 +118,65 @@ func freImage(l *lang, dir string) (*fnimage.Result, time.Duration, error) {
 		return nil, 0, err
 	}
 	return res, again.Took, nil
+}
+
+// freTemplate writes l's app as a FRE function's code and template in dir
+// (java's compiled with javac, as in its Docker-style image) and loads it.
+func freTemplate(l *lang, dir string) (*fret.Template, error) {
+	code := filepath.Join(dir, "code")
+	for p, content := range l.app {
+		dst := filepath.Join(code, strings.TrimPrefix(strings.TrimPrefix(p, "/app"), "/"))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(dst, []byte(content), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	base := "{name: " + l.name + "}"
+	if l.name == "busybox" {
+		base = "{name: static}"
+		fi, err := os.Stat("/bin/busybox")
+		if err == nil {
+			err = copyFile("/bin/busybox", filepath.Join(code, "busybox"), fi)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if l.build != nil {
+		var srcs []string
+		for p := range l.app {
+			srcs = append(srcs, filepath.Join(code, strings.TrimPrefix(p, "/app/")))
+		}
+		if out, err := exec.Command("javac", append([]string{"-d", code}, srcs...)...).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("javac: %v: %s", err, out)
+		}
+	}
+	ep := "[" + strings.Join(quoteAll(freArgs(l, 8080)), ", ") + "]"
+	tpl := filepath.Join(dir, "fn.yaml")
+	y := "apiVersion: fre.dev/v1alpha1\nid: " + l.name + "-app\nversion: \"1\"\nbase: " + base + "\ncode: code\nentrypoint: " + ep + "\ntenant: bench\n"
+	if err := os.WriteFile(tpl, []byte(y), 0o644); err != nil {
+		return nil, err
+	}
+	return fret.Load(tpl)
+}
+
+// freArgs is l's command line in its function image (the app under
+// /code) on port.
+func freArgs(l *lang, port int) []string {
+	args := l.args("", port)
+	for i, a := range args {
+		a = strings.Replace(a, "/app/", "/code/", 1)
+		if a == "/app" {
+			a = "/code"
+		}
+		if l.name == "busybox" {
+			a = strings.Replace(strings.Replace(a, "/bin/busybox", "/code/busybox", 1), "/www", "/code/www", 1)
+		}
+		args[i] = a
+	}
+	return args
 }
 
 func quoteAll(args []string) []string {

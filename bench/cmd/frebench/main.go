@@ -12,6 +12,10 @@
 //	                              (PSS + page cache) on the host, under runc
 //	                              and under fre-runc's shared store; store
 //	                              size and import time (memory*.go)
+//	frebench [flags] memory-templates
+//	                              the same on FRE function images built from
+//	                              templates (fre build), fre-runc on the
+//	                              images' trees vs the host (memory_templates.go)
 //	frebench [flags] shim         containerd-shim-fre-v1 vs containerd's runc
 //	                              shim on a private containerd: ctr run --rm
 //	                              latency, shim PSS per container, Create+Start
@@ -76,7 +80,7 @@ func main() {
 	flag.BoolVar(&o.systemd, "systemd-cgroup", false, "every runtime with its systemd cgroup driver (fre-runc and runc --systemd-cgroup, crun --cgroup-manager=systemd); needs systemd as PID 1")
 	flag.StringVar(&o.store, "store", "", "fre-runc store directory for memory (default: a temporary one)")
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: frebench [flags] sequential|exec|concurrent|memory|shim|images|engine|all\n")
+		fmt.Fprintf(os.Stderr, "usage: frebench [flags] sequential|exec|concurrent|memory|memory-templates|shim|images|engine|all\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -94,12 +98,14 @@ func main() {
 		"exec":       {execLatency},
 		"concurrent": {concurrent},
 		"memory":     {memory},
-		"shim":       {shimScenario},
-		"images":     {images},
-		"engine":     {engineScenario},
+		// The memory scenario on FRE function images (fre build).
+		"memory-templates": {memoryTemplates},
+		"shim":             {shimScenario},
+		"images":           {images},
+		"engine":           {engineScenario},
 		// memory last: it writes some 12 GiB of image copies, and the
 		// disk's write-back after it slowed the shim's figures by half.
-		"all": {sequential, execLatency, concurrent, shimScenario, engineScenario, images, memory},
+		"all": {sequential, execLatency, concurrent, shimScenario, engineScenario, images, memoryTemplates, memory},
 	}
 	run, ok := scenarios[flag.Arg(0)]
 	if !ok {

@@ -144,7 +144,9 @@ func memory(e *env) error {
 					return err
 				}
 			}
-			r, err = memContainers(e, cfg, l, langs, dir, per, port)
+			r, err = memContainers(e, cfg, l, langs, dir, per, port, func(b string, lg *lang, p int) error {
+				return writeMemSpec(e, b, lg, p)
+			})
 		}
 		if err != nil {
 			return fmt.Errorf("memory: %s: %w", cfg, err)
@@ -264,7 +266,8 @@ func waitAll(from, to int) error {
 }
 
 // memContainers runs every bundle with one runtime.
-func memContainers(e *env, cfg string, l *local, langs []*lang, dir string, per, port int) ([]memRow, error) {
+func memContainers(e *env, cfg string, l *local, langs []*lang, dir string, per, port int,
+	writeSpec func(bundle string, lg *lang, port int) error) ([]memRow, error) {
 	switch cfg {
 	case "runc":
 		evictTree(filepath.Join(dir, "bundles"))
@@ -287,7 +290,7 @@ func memContainers(e *env, cfg string, l *local, langs []*lang, dir string, per,
 	for _, lg := range langs {
 		for i := 0; i < per; i++ {
 			b := filepath.Join(dir, "bundles", fmt.Sprintf("%s-%d", lg.name, i))
-			if err := writeMemSpec(e, b, lg, p); err != nil {
+			if err := writeSpec(b, lg, p); err != nil {
 				return nil, err
 			}
 			id := e.id(cfg + "-" + lg.name)
