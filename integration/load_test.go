@@ -165,20 +165,9 @@ func TestLoadGroupedShim(t *testing.T) {
 	}
 	fig.shimRSSKB = rssKB(shims[0])
 
-	// containerd goes; one in ten inits is killed meanwhile.
 	t0 = time.Now()
-	c.stop()
-	down := map[int]bool{}
-	for i := 0; i < n; i += 10 {
-		down[i] = true
-		if err := unix.Kill(pids[i], unix.SIGKILL); err != nil {
-			t.Fatalf("kill %d: %v", pids[i], err)
-		}
-	}
+	down := restartKillingSome(t, c, pids)
 	fig.downExits = len(down)
-	if err := c.start(); err != nil {
-		t.Fatal(err)
-	}
 	cl2, err := client.New(c.sock, client.WithDefaultNamespace(namespace))
 	if err != nil {
 		t.Fatal(err)
@@ -406,18 +395,8 @@ func TestLoadCRIPods(t *testing.T) {
 	}
 
 	t0 = time.Now()
-	c.stop()
-	down := map[int]bool{}
-	for i := 0; i < n; i += 10 {
-		down[i] = true
-		if err := unix.Kill(pids[i], unix.SIGKILL); err != nil {
-			t.Fatalf("kill %d: %v", pids[i], err)
-		}
-	}
+	down := restartKillingSome(t, c, pids)
 	fig.downExits = len(down)
-	if err := c.start(); err != nil {
-		t.Fatal(err)
-	}
 	conn.Close()
 	conn, rs = dial()
 	var list *cri.ListContainersResponse
@@ -497,6 +476,25 @@ func TestLoadCRIPods(t *testing.T) {
 	}
 	fig.clean = time.Since(t0)
 	writeLoadFigures(t, fig)
+}
+
+// restartKillingSome stops containerd, SIGKILLs one init in ten (by
+// index in pids) while it is down, and starts it again; it returns the
+// indexes killed.
+func restartKillingSome(t *testing.T, c *containerd, pids []int) map[int]bool {
+	t.Helper()
+	c.stop()
+	down := map[int]bool{}
+	for i := 0; i < len(pids); i += 10 {
+		down[i] = true
+		if err := unix.Kill(pids[i], unix.SIGKILL); err != nil {
+			t.Fatalf("kill %d: %v", pids[i], err)
+		}
+	}
+	if err := c.start(); err != nil {
+		t.Fatal(err)
+	}
+	return down
 }
 
 // rssKB is a process's VmRSS.

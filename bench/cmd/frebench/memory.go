@@ -52,21 +52,11 @@ func memory(e *env) error {
 	// On disk, not in the bench's temp dir (often tmpfs): tmpfs files are
 	// always resident and cannot be evicted, which would hide the page
 	// cache the images cost.
-	dir, err := os.MkdirTemp(e.opts.memDir, "frebench-memory-")
+	dir, done, err := memWorkDir(e, "frebench-memory-")
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if e.opts.keep {
-			fmt.Printf("  kept %s\n", dir)
-			return
-		}
-		if m := mountsUnder(dir); len(m) > 0 {
-			fmt.Fprintf(os.Stderr, "frebench: not removing %s: mounts left under it: %v\n", dir, m)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
+	defer done()
 	per := e.opts.memPer
 	langs := languages()
 	// fre-runc and its store CLI find the store through the environment.
@@ -154,6 +144,26 @@ func memory(e *env) error {
 		rows = append(rows, r...)
 	}
 	return writeMemory(e.opts.results, rows, figs, configs)
+}
+
+// memWorkDir makes a memory scenario's directory under -mem-dir; done
+// removes it (unless -keep, or mounts are left under it).
+func memWorkDir(e *env, prefix string) (dir string, done func(), err error) {
+	dir, err = os.MkdirTemp(e.opts.memDir, prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, func() {
+		if e.opts.keep {
+			fmt.Printf("  kept %s\n", dir)
+			return
+		}
+		if m := mountsUnder(dir); len(m) > 0 {
+			fmt.Fprintf(os.Stderr, "frebench: not removing %s: mounts left under it: %v\n", dir, m)
+			return
+		}
+		os.RemoveAll(dir)
+	}, nil
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }

@@ -27,21 +27,11 @@ func memoryTemplates(e *env) error {
 	if fb == nil {
 		return errors.New("memory-templates: needs fre-runc")
 	}
-	dir, err := os.MkdirTemp(e.opts.memDir, "frebench-memtpl-")
+	dir, done, err := memWorkDir(e, "frebench-memtpl-")
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if e.opts.keep {
-			fmt.Printf("  kept %s\n", dir)
-			return
-		}
-		if m := mountsUnder(dir); len(m) > 0 {
-			fmt.Fprintf(os.Stderr, "frebench: not removing %s: mounts left under it: %v\n", dir, m)
-			return
-		}
-		os.RemoveAll(dir)
-	}()
+	defer done()
 	per := e.opts.memPer
 	langs := languages()
 	store := filepath.Join(dir, "store")
