@@ -54,6 +54,11 @@ type Mount struct {
 	Bind        bool      `json:"bind,omitempty"`
 	// SourceIsFile: a bind of a file (its target is made as a file).
 	SourceIsFile bool `json:"source_is_file,omitempty"`
+	// RecAttrSet and RecAttrClr are the recursive options' (rro, rnosuid,
+	// ...) MOUNT_ATTR_* flags, applied with mount_setattr(AT_RECURSIVE)
+	// once the mount is made.
+	RecAttrSet uint64 `json:"rec_attr_set,omitempty"`
+	RecAttrClr uint64 `json:"rec_attr_clr,omitempty"`
 }
 
 // ProcessConfig is the container's program and its credentials.

@@ -118,13 +118,19 @@ func mountOps(m Mount, cg *cgroupMount, userns bool) []spawn.MountOp {
 	if n := len(m.Propagation); n > 0 {
 		prop = m.Propagation[n-1]
 	}
-	if m.Bind {
-		return []spawn.MountOp{{Kind: spawn.Bind, Source: m.Source, Target: m.Destination, Flags: m.Flags, Propagation: prop, IsFile: m.SourceIsFile}}
+	var ops []spawn.MountOp
+	switch {
+	case m.Bind:
+		ops = []spawn.MountOp{{Kind: spawn.Bind, Source: m.Source, Target: m.Destination, Flags: m.Flags, Propagation: prop, IsFile: m.SourceIsFile}}
+	case m.Type == "cgroup" || m.Type == "cgroup2":
+		ops = cgroupOps(m, cg, userns)
+	default:
+		ops = []spawn.MountOp{{Kind: spawn.Mount, Source: m.Source, Target: m.Destination, Fstype: m.Type, Data: m.Data, Flags: m.Flags, Propagation: prop}}
 	}
-	if m.Type == "cgroup" || m.Type == "cgroup2" {
-		return cgroupOps(m, cg, userns)
+	if m.RecAttrSet != 0 || m.RecAttrClr != 0 {
+		ops = append(ops, spawn.MountOp{Kind: spawn.SetAttr, Target: m.Destination, AttrSet: m.RecAttrSet, AttrClr: m.RecAttrClr})
 	}
-	return []spawn.MountOp{{Kind: spawn.Mount, Source: m.Source, Target: m.Destination, Fstype: m.Type, Data: m.Data, Flags: m.Flags, Propagation: prop}}
+	return ops
 }
 
 // cgroupOps: v2 with a cgroup namespace mounts cgroup2; otherwise the

@@ -322,6 +322,30 @@ var mountFlags = map[string]struct {
 	"nostrictatime": {true, unix.MS_STRICTATIME},
 }
 
+// recursiveMountAttrs are runc's recursive mount options (runc 1.1's
+// recAttrFlags): MOUNT_ATTR_* flags to set and to clear on the mount and
+// every mount below it. The atime ones replace the whole atime field.
+var recursiveMountAttrs = map[string]struct{ set, clr uint64 }{
+	"rro":            {set: unix.MOUNT_ATTR_RDONLY},
+	"rrw":            {clr: unix.MOUNT_ATTR_RDONLY},
+	"rnosuid":        {set: unix.MOUNT_ATTR_NOSUID},
+	"rsuid":          {clr: unix.MOUNT_ATTR_NOSUID},
+	"rnodev":         {set: unix.MOUNT_ATTR_NODEV},
+	"rdev":           {clr: unix.MOUNT_ATTR_NODEV},
+	"rnoexec":        {set: unix.MOUNT_ATTR_NOEXEC},
+	"rexec":          {clr: unix.MOUNT_ATTR_NOEXEC},
+	"rnodiratime":    {set: unix.MOUNT_ATTR_NODIRATIME},
+	"rdiratime":      {clr: unix.MOUNT_ATTR_NODIRATIME},
+	"rrelatime":      {set: unix.MOUNT_ATTR_RELATIME, clr: unix.MOUNT_ATTR__ATIME},
+	"rnorelatime":    {clr: unix.MOUNT_ATTR__ATIME},
+	"rnoatime":       {set: unix.MOUNT_ATTR_NOATIME, clr: unix.MOUNT_ATTR__ATIME},
+	"ratime":         {clr: unix.MOUNT_ATTR__ATIME},
+	"rstrictatime":   {set: unix.MOUNT_ATTR_STRICTATIME, clr: unix.MOUNT_ATTR__ATIME},
+	"rnostrictatime": {clr: unix.MOUNT_ATTR__ATIME},
+	"rnosymfollow":   {set: unix.MOUNT_ATTR_NOSYMFOLLOW},
+	"rsymfollow":     {clr: unix.MOUNT_ATTR_NOSYMFOLLOW},
+}
+
 func convertMount(m specs.Mount, bundle string) (Mount, error) {
 	if m.Destination == "" {
 		return Mount{}, errors.New("destination is empty")
@@ -345,8 +369,13 @@ func convertMount(m specs.Mount, bundle string) (Mount, error) {
 			cm.Propagation = append(cm.Propagation, p)
 			continue
 		}
+		if a, ok := recursiveMountAttrs[o]; ok {
+			cm.RecAttrClr |= a.clr
+			cm.RecAttrSet = cm.RecAttrSet&^a.clr | a.set
+			continue
+		}
 		switch o {
-		case "tmpcopyup", "rro", "rrw", "idmap", "ridmap", "recursive":
+		case "tmpcopyup", "idmap", "ridmap", "recursive":
 			return Mount{}, fmt.Errorf("mount option %q: %w", o, ErrNotSupported)
 		}
 		data = append(data, o)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/fre-runtime/fre/cgroup"
 	"github.com/fre-runtime/fre/internal/testutil"
@@ -497,4 +498,40 @@ func TestPlainBundleIsLive(t *testing.T) {
 		t.Errorf("state's rootfs_store %v, want none (the bundle's rootfs)", m)
 	}
 	e.must("delete", "--force", id)
+}
+
+// Recursive read-only binds (rro: mount_setattr with AT_RECURSIVE, as
+// runc does): the bind and the mounts below it are read-only, where "ro"
+// alone leaves a submount writable; features lists the option.
+func TestRecursiveReadOnlyBind(t *testing.T) {
+	e := newEnv(t)
+	vol := t.TempDir()
+	sub := filepath.Join(vol, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+	run := func(opt string) string {
+		b := bundle(t, "sh", "-c", "touch /vol/a 2>/dev/null && echo top-rw || echo top-ro; touch /vol/sub/b 2>/dev/null && echo sub-rw || echo sub-ro")
+		testutil.MutateSpec(t, b, func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/vol", Type: "bind", Source: vol, Options: []string{"rbind", opt}})
+		})
+		return e.must("run", "--bundle", b, newID())
+	}
+	if out := run("ro"); !strings.Contains(out, "top-ro") || !strings.Contains(out, "sub-rw") {
+		t.Fatalf("ro: want the top read-only and the submount writable (not recursive); got\n%s", out)
+	}
+	if out := run("rro"); !strings.Contains(out, "top-ro") || !strings.Contains(out, "sub-ro") {
+		t.Fatalf("rro: want both read-only; got\n%s", out)
+	}
+	if out := e.must("features"); !strings.Contains(out, `"rro"`) {
+		t.Fatalf("features do not list rro:\n%s", out)
+	}
+	// The host's own mounts are untouched.
+	if err := os.WriteFile(filepath.Join(sub, "host"), nil, 0o644); err != nil {
+		t.Fatalf("the host's submount: %v", err)
+	}
 }

@@ -23,6 +23,7 @@ const (
 	Mkdir   MountKind = C.FRE_MNT_MKDIR   // a directory
 	Mask    MountKind = C.FRE_MNT_MASK    // maskedPaths entry
 	RO      MountKind = C.FRE_MNT_RO      // readonlyPaths entry
+	SetAttr MountKind = C.FRE_MNT_SETATTR // recursive attributes (AttrSet, AttrClr: MOUNT_ATTR_*)
 )
 
 // MountOp is one step of the root file system plan. Target is absolute
@@ -40,6 +41,9 @@ type MountOp struct {
 	Mode        uint32
 	Dev         uint64
 	UID, GID    uint32
+	// AttrSet and AttrClr (SetAttr) are MOUNT_ATTR_* flags set and
+	// cleared on Target's mount and every mount below it.
+	AttrSet, AttrClr uint64
 }
 
 // Join is a namespace entered with setns.

@@ -34,6 +34,7 @@ enum {
 	FRE_MNT_MKDIR = 4,   /* mkdir -p target */
 	FRE_MNT_MASK = 5,    /* maskedPaths entry: /dev/null on files, ro tmpfs on dirs */
 	FRE_MNT_RO = 6,      /* readonlyPaths entry: bind on itself, remount ro */
+	FRE_MNT_SETATTR = 7, /* mount_setattr(target, AT_RECURSIVE, attr_set, attr_clr): rro and the like */
 };
 
 struct fre_mount {
@@ -48,6 +49,7 @@ struct fre_mount {
 	unsigned int mode; /* mknod mode (type|perm) */
 	unsigned long long dev;
 	unsigned int uid, gid;
+	unsigned long long attr_set, attr_clr; /* FRE_MNT_SETATTR: MOUNT_ATTR_* */
 };
 
 struct fre_ns {

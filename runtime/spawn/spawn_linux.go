@@ -98,6 +98,8 @@ func (a *arena) mounts(ops []MountOp) (*C.struct_fre_mount, C.int) {
 		c.dev = C.ulonglong(m.Dev)
 		c.uid = C.uint(m.UID)
 		c.gid = C.uint(m.GID)
+		c.attr_set = C.ulonglong(m.AttrSet)
+		c.attr_clr = C.ulonglong(m.AttrClr)
 	}
 	return &arr[0], C.int(len(ops))
 }

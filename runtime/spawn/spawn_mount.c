@@ -16,6 +16,13 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442 /* Linux 5.12, the same on every architecture */
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
 static char *sitoa(char *dst, char *end, long v)
 {
 	char tmp[24];
@@ -274,6 +281,17 @@ static void do_mount(int rootfd, struct fre_mount *m)
 		procfd(p, sizeof(p), fd);
 		if (remount_bind(p, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC) < 0)
 			spawn_fail(errno, "readonly path", m->target);
+		close(fd);
+		return;
+	}
+	case FRE_MNT_SETATTR: {
+		/* A spec mount's recursive options (rro, rnosuid, ...), on the
+		 * mount just made and every mount below it, as runc applies them. */
+		fd = resolve(rootfd, m->target, 0, 0);
+		if (fd < 0) spawn_fail(errno, "mount destination", m->target);
+		struct { uint64_t attr_set, attr_clr, propagation, userns_fd; } a = { m->attr_set, m->attr_clr, 0, 0 };
+		if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &a, sizeof a) < 0)
+			spawn_fail(errno, "mount_setattr", m->target);
 		close(fd);
 		return;
 	}

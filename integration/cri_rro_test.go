@@ -1,0 +1,138 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/fre-runtime/fre/internal/testutil"
+)
+
+// TestCRIRecursiveReadOnly: CRI learns from the fre handler's features
+// that it has recursive read-only mounts (rro), so a volume kubelet asks
+// for read-only recursively is, submounts included; one with propagation
+// other than private is refused, as CRI refuses it for runc.
+func TestCRIRecursiveReadOnly(t *testing.T) {
+	c := setup(t)
+	c.criImages(t)
+	t.Cleanup(func() {
+		if leaks := testutil.RemoveCgroupTree("fre-rro"); len(leaks) > 0 {
+			t.Errorf("left behind: %s", strings.Join(leaks, "; "))
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	conn, err := grpc.NewClient("unix://"+c.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() }) // after the pod's clean-up (registered later)
+	rs := cri.NewRuntimeServiceClient(conn)
+
+	st, err := rs.Status(ctx, &cri.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, h := range st.RuntimeHandlers {
+		if h.Name == "fre" {
+			found = true
+			if !h.GetFeatures().GetRecursiveReadOnlyMounts() {
+				t.Fatalf("CRI's fre handler: %v, want recursive read-only mounts", h.Features)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no fre handler in CRI's status: %v", st.RuntimeHandlers)
+	}
+
+	// The volume is a shared mount of its own (so that CRI takes a
+	// propagation other than private up to its rro check) with a tmpfs
+	// below it.
+	vol := t.TempDir()
+	if err := unix.Mount(vol, vol, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(vol, unix.MNT_DETACH) })
+	if err := unix.Mount("", vol, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(vol, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(sub, unix.MNT_DETACH) })
+
+	podCfg := &cri.PodSandboxConfig{
+		Metadata:     &cri.PodSandboxMetadata{Name: "fre-rro", Uid: "fre-rro-uid", Namespace: "default"},
+		LogDirectory: t.TempDir(),
+		Linux:        &cri.LinuxPodSandboxConfig{CgroupParent: "/fre-rro/pod"},
+	}
+	pod, err := rs.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podCfg, RuntimeHandler: "fre"})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := rs.StopPodSandbox(context.Background(), &cri.StopPodSandboxRequest{PodSandboxId: pod.PodSandboxId}); err != nil {
+			t.Errorf("StopPodSandbox: %v", err)
+		}
+		if _, err := rs.RemovePodSandbox(context.Background(), &cri.RemovePodSandboxRequest{PodSandboxId: pod.PodSandboxId}); err != nil {
+			t.Errorf("RemovePodSandbox: %v", err)
+		}
+		if !pollFor(20*time.Second, func() bool { return len(c.shimPids()) == 0 }) {
+			t.Errorf("the pod's shim %v still runs", c.shimPids())
+		}
+	})
+	create := func(name string, prop cri.MountPropagation) (string, error) {
+		r, err := rs.CreateContainer(ctx, &cri.CreateContainerRequest{
+			PodSandboxId: pod.PodSandboxId,
+			Config: &cri.ContainerConfig{
+				Metadata: &cri.ContainerMetadata{Name: name},
+				Image:    &cri.ImageSpec{Image: imageRef},
+				Command:  []string{"sleep", "1000"},
+				Mounts: []*cri.Mount{{ContainerPath: "/vol", HostPath: vol, Readonly: true, RecursiveReadOnly: true,
+					Propagation: prop}},
+				Linux: &cri.LinuxContainerConfig{},
+			},
+			SandboxConfig: podCfg,
+		})
+		return r.GetContainerId(), err
+	}
+	id, err := create("rro", cri.MountPropagation_PROPAGATION_PRIVATE)
+	if err != nil {
+		t.Fatalf("CreateContainer with a recursive read-only volume: %v", err)
+	}
+	if _, err := rs.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: id}); err != nil {
+		t.Fatalf("StartContainer: %v", err)
+	}
+	for _, f := range []string{"/vol/a", "/vol/sub/b"} {
+		ex, err := rs.ExecSync(ctx, &cri.ExecSyncRequest{ContainerId: id, Cmd: []string{"touch", f}, Timeout: 30})
+		if err != nil {
+			t.Fatalf("ExecSync: %v", err)
+		}
+		if ex.ExitCode == 0 || !strings.Contains(string(ex.Stderr), "Read-only file system") {
+			t.Errorf("touch %s: exit %d, %q; want read-only", f, ex.ExitCode, ex.Stderr)
+		}
+	}
+	if _, err := create("rro-shared", cri.MountPropagation_PROPAGATION_HOST_TO_CONTAINER); err == nil ||
+		!strings.Contains(err.Error(), "private propagation") {
+		t.Errorf("a recursive read-only volume with propagation: %v, want CRI's refusal", err)
+	}
+	if _, err := rs.StopContainer(ctx, &cri.StopContainerRequest{ContainerId: id, Timeout: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.RemoveContainer(ctx, &cri.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+}
