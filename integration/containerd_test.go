@@ -60,6 +60,9 @@ var (
 // shimSocketDir is where shims put their sockets (containerd's default).
 const shimSocketDir = "/run/containerd/s"
 
+// netnsDir is where containerd's CRI pins its pods' network namespaces.
+const netnsDir = "/run/netns"
+
 // criCgroupBefore: the host had a /k8s.io cgroup before the tests (then
 // it is not theirs to remove).
 var criCgroupBefore bool
@@ -69,7 +72,7 @@ func TestMain(m *testing.M) {
 		criCgroupBefore = true
 	}
 	socketsBefore := map[string]bool{}
-	for _, d := range []string{shimSocketDir, fifoDir} {
+	for _, d := range []string{shimSocketDir, fifoDir, netnsDir} {
 		ents, _ := os.ReadDir(d)
 		for _, e := range ents {
 			socketsBefore[filepath.Join(d, e.Name())] = true
@@ -86,12 +89,16 @@ func runAndClean(m *testing.M, socketsBefore map[string]bool) int {
 	code := m.Run()
 	if shared != nil {
 		leaks := shared.cleanup()
-		// A shim removes its socket when it ends; a client its fifos.
-		for _, d := range []string{shimSocketDir, fifoDir} {
+		// A shim removes its socket when it ends; a client its fifos;
+		// CRI a pod's network namespace (a pin under /run/netns).
+		for _, d := range []string{shimSocketDir, fifoDir, netnsDir} {
 			ents, _ := os.ReadDir(d)
 			for _, e := range ents {
 				if p := filepath.Join(d, e.Name()); !socketsBefore[p] {
 					leaks = append(leaks, "left "+p)
+					if d == netnsDir {
+						unix.Unmount(p, unix.MNT_DETACH)
+					}
 					os.RemoveAll(p)
 				}
 			}

@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"sort"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/fre-runtime/fre/cgroup"
 	"github.com/fre-runtime/fre/runtime/spawn"
 )
 
@@ -24,6 +27,71 @@ type ExecOpts struct {
 	// IgnorePaused allows an exec into a paused container: the process
 	// starts frozen with the rest, and runs once it is resumed.
 	IgnorePaused bool
+	// SubCgroups puts the process in sub-cgroups of the container's
+	// (runc's exec --cgroup), by controller; "" is every controller (and
+	// cgroup v2's one hierarchy, which takes only that). Each must exist.
+	SubCgroups map[string]string
+}
+
+// subCgroup is the cgroup of the container's sub-cgroups subs (ExecOpts):
+// a manager when one path below the container's holds for every
+// controller, else (v1, controllers in different sub-cgroups) the files
+// the process joins itself through, one per hierarchy.
+func (c *Container) subCgroup(subs map[string]string) (cgroup.Manager, []string, error) {
+	if len(c.state.CgroupPaths) == 0 {
+		return nil, nil, fmt.Errorf("exec --cgroup: %s has no cgroup: %w", c.id, ErrInvalidConfig)
+	}
+	_, v2 := c.state.CgroupPaths[""]
+	for k := range subs {
+		if _, ok := c.state.CgroupPaths[k]; k != "" && !ok {
+			if v2 {
+				return nil, nil, fmt.Errorf("exec --cgroup %s: for cgroup v2 unified hierarchy, controller names are not allowed: %w", k, ErrInvalidConfig)
+			}
+			return nil, nil, fmt.Errorf("exec --cgroup: no controller %q in the container's cgroups: %w", k, ErrInvalidConfig)
+		}
+	}
+	paths := make(map[string]string, len(c.state.CgroupPaths))
+	byDir := map[string]string{} // the container's hierarchy dir -> the sub-cgroup's
+	uniform := true
+	for k, dir := range c.state.CgroupPaths {
+		sub, ok := subs[k]
+		if !ok {
+			sub = subs[""]
+		}
+		p := dir
+		if sub != "" {
+			// Below the container's cgroup, whatever the path says.
+			p = filepath.Join(dir, filepath.Clean("/"+sub))
+			if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
+				return nil, nil, fmt.Errorf("exec --cgroup %s: sub-cgroup %s: %w", sub, p, errOr(err, ErrInvalidConfig))
+			}
+		}
+		if prev, ok := byDir[dir]; ok && prev != p {
+			return nil, nil, fmt.Errorf("exec --cgroup: controllers of one hierarchy (%s) in different sub-cgroups: %w", dir, ErrInvalidConfig)
+		}
+		byDir[dir] = p
+		paths[k] = p
+		if sub != subs[""] {
+			uniform = false
+		}
+	}
+	if uniform || v2 {
+		m, err := cgroup.Load(paths)
+		return m, nil, err
+	}
+	join := make([]string, 0, len(byDir))
+	for _, p := range byDir {
+		join = append(join, p+"/tasks")
+	}
+	sort.Strings(join)
+	return nil, join, nil
+}
+
+func errOr(err, or error) error {
+	if err != nil {
+		return err
+	}
+	return or
 }
 
 // Process is a process started by Exec.
@@ -97,8 +165,21 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 		}
 	}
 	cg := c.cgroup()
+	var subJoin []string
+	if len(opts.SubCgroups) > 0 {
+		var sub cgroup.Manager
+		if sub, subJoin, err = c.subCgroup(opts.SubCgroups); err != nil {
+			return nil, err
+		}
+		if sub != nil {
+			cg = sub
+		}
+	}
 	if cg != nil {
 		sc.CgroupJoin = cg.SelfJoinFiles()
+		if subJoin != nil {
+			sc.CgroupJoin = subJoin
+		}
 		if cg.Version() == 2 && !noCloneIntoCgroup.Load() {
 			sc.CgroupDir = cg.Paths()[""] // born in it
 		}

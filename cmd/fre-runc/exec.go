@@ -27,7 +27,7 @@ func init() {
 		flags: func(fs *flag.FlagSet, g *globalOptions) func([]string) error {
 			var (
 				processPath, consoleSocket, cwd, user, pidFile, apparmor, label string
-				env, caps, gids                                                 stringList
+				env, caps, gids, cgroups                                        stringList
 				tty, detach, noNewPrivs, ignorePaused                           bool
 				preserveFDs                                                     int
 			)
@@ -50,6 +50,7 @@ func init() {
 			fs.BoolVar(&noNewPrivs, "no-new-privs", false, "set the no new privileges value for the process")
 			fs.IntVar(&preserveFDs, "preserve-fds", 0, "pass N additional file descriptors to the container")
 			fs.BoolVar(&ignorePaused, "ignore-paused", false, "allow exec in a paused container")
+			fs.Var(&cgroups, "cgroup", "run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>.")
 			run := func(args []string) error {
 				c, err := load(g, args[0])
 				if err != nil {
@@ -121,7 +122,12 @@ func init() {
 				if p.Terminal && consoleSocket == "" {
 					return errors.New("cannot allocate tty if runc will detach without setting console socket")
 				}
-				proc, err := c.Exec(context.Background(), runtime.ExecOpts{Process: p, ConsoleSocket: consoleSocket, PidFile: pidFile, PreserveFDs: preserveFDs, IgnorePaused: ignorePaused})
+				subs, err := parseSubCgroups(cgroups)
+				if err != nil {
+					return err
+				}
+				proc, err := c.Exec(context.Background(), runtime.ExecOpts{Process: p, ConsoleSocket: consoleSocket, PidFile: pidFile,
+					PreserveFDs: preserveFDs, IgnorePaused: ignorePaused, SubCgroups: subs})
 				if err != nil {
 					return err
 				}
@@ -149,6 +155,31 @@ func init() {
 				return &fatalError{code: 255, err: fmt.Errorf("exec failed: %w", err)}
 			}
 		}})
+}
+
+// parseSubCgroups reads exec's --cgroup values, runc's
+// [<controller>[,<controller>...]:]<cgroup>, into ExecOpts.SubCgroups.
+func parseSubCgroups(vals []string) (map[string]string, error) {
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	subs := map[string]string{}
+	for _, v := range vals {
+		ctrls, sub, found := strings.Cut(v, ":")
+		if !found {
+			ctrls, sub = "", v
+		}
+		if sub == "" {
+			return nil, fmt.Errorf("--cgroup %q: no sub-cgroup", v)
+		}
+		for _, c := range strings.Split(ctrls, ",") {
+			if _, dup := subs[c]; dup {
+				return nil, fmt.Errorf("--cgroup %q: controller %q given twice", v, c)
+			}
+			subs[c] = sub
+		}
+	}
+	return subs, nil
 }
 
 // defaultExecProcess is what `runc exec ID cmd...` runs: the container's

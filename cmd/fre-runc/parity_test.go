@@ -535,3 +535,74 @@ func TestRecursiveReadOnlyBind(t *testing.T) {
 		t.Fatalf("the host's submount: %v", err)
 	}
 }
+
+// exec --cgroup (runc's): the process goes into an existing sub-cgroup of
+// the container's, in every controller or in the ones named; a missing
+// one fails the exec (255).
+func TestExecSubCgroup(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sleep", "60")
+	cgPath := "/" + newID()
+	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Linux.CgroupsPath = cgPath })
+	id := newID()
+	e.must("run", "-d", "--bundle", b, id)
+	defer e.must("delete", "--force", id) // removes the sub-cgroups with the container's
+	made := 0
+	roots := []string{"/sys/fs/cgroup"}
+	ents, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, en := range ents {
+		roots = append(roots, filepath.Join("/sys/fs/cgroup", en.Name()))
+	}
+	for _, r := range roots {
+		if fi, err := os.Stat(filepath.Join(r, cgPath)); err == nil && fi.IsDir() {
+			sub := filepath.Join(r, cgPath, "sub")
+			if err := os.Mkdir(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			// A v1 cpuset cgroup takes no process until it has cpus and
+			// mems (its maker's job, for runc too).
+			for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+				if v, err := os.ReadFile(filepath.Join(r, cgPath, f)); err == nil && filepath.Base(r) == "cpuset" {
+					os.WriteFile(filepath.Join(sub, f), v, 0o644)
+				}
+			}
+			made++
+		}
+	}
+	if made == 0 {
+		t.Fatalf("no cgroup %s in any hierarchy", cgPath)
+	}
+	// The lines of /proc/self/cgroup for memory and pids (v1), or v2's.
+	lines := func(out string) map[string]string {
+		m := map[string]string{}
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			f := strings.SplitN(l, ":", 3)
+			if len(f) != 3 {
+				continue
+			}
+			for _, c := range strings.Split(f[1], ",") {
+				m[c] = f[2]
+			}
+		}
+		return m
+	}
+	all := lines(e.must("exec", "--cgroup", "sub", id, "cat", "/proc/self/cgroup"))
+	if cgroup.Mode() == cgroup.Unified {
+		if !strings.HasSuffix(all[""], "/sub") {
+			t.Fatalf("exec --cgroup sub: in %q, want .../sub", all[""])
+		}
+	} else {
+		for _, c := range []string{"memory", "pids"} {
+			if !strings.HasSuffix(all[c], "/sub") {
+				t.Errorf("exec --cgroup sub: %s cgroup %q, want .../sub", c, all[c])
+			}
+		}
+		one := lines(e.must("exec", "--cgroup", "memory:sub", id, "cat", "/proc/self/cgroup"))
+		if !strings.HasSuffix(one["memory"], "/sub") || strings.HasSuffix(one["pids"], "/sub") {
+			t.Errorf("exec --cgroup memory:sub: memory %q, pids %q; want only memory's in sub", one["memory"], one["pids"])
+		}
+	}
+	if _, errOut, code := e.run(nil, "exec", "--cgroup", "nosuch", id, "true"); code != 255 || !strings.Contains(errOut, "sub-cgroup") {
+		t.Errorf("exec --cgroup of a missing sub-cgroup: exit %d (%q), want 255", code, errOut)
+	}
+}
