@@ -97,7 +97,8 @@ func findLeaks() []string {
 	leaks = append(leaks, cgs...)
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, l := range strings.Split(string(mi), "\n") {
-		if strings.Contains(l, rootDir) || strings.Contains(l, "fre-cli-test") {
+		// This run's directory (its pools' mounts too), not another run's.
+		if strings.Contains(l, filepath.Dir(rootDir)+"/") {
 			leaks = append(leaks, "mount: "+l)
 		}
 	}

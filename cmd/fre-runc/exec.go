@@ -119,23 +119,40 @@ func init() {
 				if label != "" {
 					p.SelinuxLabel = label
 				}
-				if p.Terminal && consoleSocket == "" {
+				if p.Terminal && consoleSocket == "" && detach {
 					return errors.New("cannot allocate tty if runc will detach without setting console socket")
 				}
 				subs, err := parseSubCgroups(cgroups)
 				if err != nil {
 					return err
 				}
-				proc, err := c.Exec(context.Background(), runtime.ExecOpts{Process: p, ConsoleSocket: consoleSocket, PidFile: pidFile,
-					PreserveFDs: preserveFDs, IgnorePaused: ignorePaused, SubCgroups: subs})
+				opts := runtime.ExecOpts{Process: p, ConsoleSocket: consoleSocket, PidFile: pidFile,
+					PreserveFDs: preserveFDs, IgnorePaused: ignorePaused, SubCgroups: subs}
+				// A terminal with nobody to hand it to: fre-runc holds it
+				// and relays it to its own stdio, as runc does.
+				var tty *foregroundTTY
+				if p.Terminal && consoleSocket == "" {
+					if tty, err = newForegroundTTY(); err != nil {
+						return err
+					}
+					opts.Console = tty.theirs
+				}
+				proc, err := c.Exec(context.Background(), opts)
 				if err != nil {
 					return err
 				}
 				if detach {
 					return nil
 				}
+				waitTTY := func() {}
+				if tty != nil {
+					if waitTTY, err = tty.attachSized(p.ConsoleSize); err != nil {
+						return err
+					}
+				}
 				sysmon.Normal() // a long wait in waitid (see main)
 				code, err := proc.Wait()
+				waitTTY()
 				if err != nil {
 					return err
 				}

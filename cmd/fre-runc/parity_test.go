@@ -606,3 +606,31 @@ func TestExecSubCgroup(t *testing.T) {
 		t.Errorf("exec --cgroup of a missing sub-cgroup: exit %d (%q), want 255", code, errOut)
 	}
 }
+
+// exec -t without -d and without a console socket: fre-runc makes the pty
+// and relays it (runc's foreground tty); the pty is the process's user's,
+// and the process's consoleSize is its size. With -d it is refused, as
+// runc refuses it.
+func TestExecForegroundTTY(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sleep", "60")
+	id := newID()
+	e.must("run", "-d", "--bundle", b, id)
+	defer e.must("delete", "--force", id)
+	out := e.must("exec", "-t", "--user", "1000:1000", id, "sh", "-c", "tty; stat -c %u:%g $(tty)")
+	if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "1000:1000") {
+		t.Errorf("exec -t: %q, want a pty of the process's uid:gid", out)
+	}
+	proc := filepath.Join(t.TempDir(), "process.json")
+	os.WriteFile(proc, []byte(`{"terminal": true, "consoleSize": {"height": 41, "width": 101}, "user": {"uid": 0, "gid": 0},
+		"cwd": "/", "env": ["PATH=/bin:/usr/bin"], "args": ["stty", "size"]}`), 0o644)
+	if out := e.must("exec", "--process", proc, id); !strings.Contains(out, "41 101") {
+		t.Errorf("exec with consoleSize 41x101: stty size %q", out)
+	}
+	if _, _, code := e.run(nil, "exec", "-t", id, "sh", "-c", "exit 7"); code != 7 {
+		t.Errorf("exec -t exit code %d, want 7", code)
+	}
+	if _, errOut, code := e.run(nil, "exec", "-t", "-d", id, "true"); code == 0 || !strings.Contains(errOut, "console socket") {
+		t.Errorf("exec -t -d without a console socket: exit %d (%q), want runc's refusal", code, errOut)
+	}
+}

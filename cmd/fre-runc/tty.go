@@ -7,6 +7,7 @@ import (
 	"os/signal"
 
 	"github.com/containerd/console"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -54,7 +55,11 @@ func recvFd(f *os.File) (*os.File, error) {
 
 // attach copies between our stdio and the pty until the container ends;
 // it returns a function that restores the terminal.
-func (t *foregroundTTY) attach() (func(), error) {
+func (t *foregroundTTY) attach() (func(), error) { return t.attachSized(nil) }
+
+// attachSized is attach with the process's consoleSize, which sets the
+// pty's size when fre-runc's own stdin is no terminal to take it from.
+func (t *foregroundTTY) attachSized(size *specs.Box) (func(), error) {
 	t.theirs.Close()
 	m := <-t.master
 	t.ours.Close()
@@ -62,6 +67,9 @@ func (t *foregroundTTY) attach() (func(), error) {
 		return func() {}, errors.New("no pty master received from the container")
 	}
 	restore := func() {}
+	if size != nil {
+		unix.IoctlSetWinsize(int(m.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(size.Height), Col: uint16(size.Width)})
+	}
 	if cur, err := console.ConsoleFromFile(os.Stdin); err == nil {
 		if err := cur.SetRaw(); err == nil {
 			restore = func() { cur.Reset() }

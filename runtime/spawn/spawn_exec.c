@@ -61,6 +61,10 @@ void spawn_setup_console(struct fre_spawn *s)
 		struct winsize ws = { .ws_row = s->cons_rows, .ws_col = s->cons_cols };
 		ioctl(slave, TIOCSWINSZ, &ws);
 	}
+	/* The process's own terminal, as runc's fixStdioPermissions makes it:
+	 * a user other than root can then reopen and set it. */
+	if (s->set_user && fchown(slave, s->uid, s->gid) < 0 && errno != EINVAL && errno != EPERM)
+		spawn_fail(errno, "chown pty", NULL);
 	/* Send the master over the console socket as runc does. */
 	char name[] = "/dev/ptmx";
 	if (send_fd(s->console_fd, name, sizeof(name) - 1, master) < 0) spawn_fail(errno, "send console", NULL);
