@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/fre-runtime/fre/internal/testutil"
@@ -30,12 +28,7 @@ func TestCRIRecursiveReadOnly(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn, err := grpc.NewClient("unix://"+c.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() }) // after the pod's clean-up (registered later)
-	rs := cri.NewRuntimeServiceClient(conn)
+	rs := c.criRuntime(t)
 
 	st, err := rs.Status(ctx, &cri.StatusRequest{})
 	if err != nil {

@@ -30,6 +30,18 @@ func (c *containerd) criImages(t *testing.T) {
 	}
 }
 
+// criRuntime is a CRI runtime client of c, as kubelet's; its connection
+// closes after the test's later clean-ups (a pod's removal among them).
+func (c *containerd) criRuntime(t *testing.T) cri.RuntimeServiceClient {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+c.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return cri.NewRuntimeServiceClient(conn)
+}
+
 // TestCRIPod acts as kubelet: a pod with runtime handler "fre", one
 // container in it, exec, status, stats, then everything torn down.
 func TestCRIPod(t *testing.T) {
@@ -42,12 +54,7 @@ func TestCRIPod(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	conn, err := grpc.NewClient("unix://"+c.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	rs := cri.NewRuntimeServiceClient(conn)
+	rs := c.criRuntime(t)
 
 	logDir := filepath.Join(c.dir, "pod-logs")
 	if err := os.MkdirAll(logDir, 0o755); err != nil {

@@ -628,13 +628,12 @@ func evictHostFiles(langs []*lang, dir string) {
 	}
 }
 
-// writeMemory writes results/memory.csv, results/memory-store.csv and the
-// charts, and prints the ratios against the targets.
-func writeMemory(results string, rows []memRow, sf storeFigures, configs []string) error {
+// writeMemRows writes rows as results/name (CSV).
+func writeMemRows(results, name string, rows []memRow) error {
 	if err := os.MkdirAll(results, 0o755); err != nil {
 		return err
 	}
-	f, err := os.Create(filepath.Join(results, "memory.csv"))
+	f, err := os.Create(filepath.Join(results, name))
 	if err != nil {
 		return err
 	}
@@ -645,7 +644,13 @@ func writeMemory(results string, rows []memRow, sf storeFigures, configs []strin
 			kib(r.pss), kib(r.anon), kib(r.file), kib(r.total())})
 	}
 	w.Flush()
-	if err := errors.Join(w.Error(), f.Close()); err != nil {
+	return errors.Join(w.Error(), f.Close())
+}
+
+// writeMemory writes results/memory.csv, results/memory-store.csv and the
+// charts, and prints the ratios against the targets.
+func writeMemory(results string, rows []memRow, sf storeFigures, configs []string) error {
+	if err := writeMemRows(results, "memory.csv", rows); err != nil {
 		return err
 	}
 	totals := map[string]int64{}

@@ -2,12 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -132,19 +130,5 @@ func memoryTemplates(e *env) error {
 	}
 	fmt.Printf("  memory totals: host %.1f MiB, fre-runc on the function images %.1f MiB: %.3fx (target <= 1.02x) %s\n",
 		mib(totals["host"]), mib(totals["fre-runc"]), ratio, verdict)
-	if err := os.MkdirAll(e.opts.results, 0o755); err != nil {
-		return err
-	}
-	f, err := os.Create(filepath.Join(e.opts.results, "memory-templates.csv"))
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	w.Write([]string{"config", "lang", "containers", "processes", "pss_kib", "anon_shmem_pss_kib", "mapped_file_cache_kib", "total_kib"})
-	for _, r := range rows {
-		w.Write([]string{r.config, r.lang, strconv.Itoa(r.containers), strconv.Itoa(r.procs),
-			kib(r.pss), kib(r.anon), kib(r.file), kib(r.total())})
-	}
-	w.Flush()
-	return errors.Join(w.Error(), f.Close())
+	return writeMemRows(e.opts.results, "memory-templates.csv", rows)
 }
