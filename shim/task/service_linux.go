@@ -111,20 +111,28 @@ func NewTaskService(ctx context.Context, publisher shim.Publisher, sd shutdown.S
 	if address == "" {
 		address, _ = shim.ReadAddress("address")
 	}
-	if address != "" {
-		sd.RegisterCallback(func(context.Context) error {
-			err := shim.RemoveSocket(address)
-			UnregisterShim(address)
-			return err
-		})
-	}
 	// The debug socket too: read now, while the first container's bundle
 	// (the daemon's cwd) is there; a group's shim outlives it.
 	var debugSocket []string
 	if b, err := os.ReadFile(DebugSocketFile); err == nil && len(b) > 0 {
-		debug := string(b)
-		debugSocket = append(debugSocket, debug)
-		sd.RegisterCallback(func(context.Context) error { return shim.RemoveSocket(debug) })
+		debugSocket = append(debugSocket, string(b))
+	}
+	if address != "" {
+		// Every socket goes before the record that names them: a shim
+		// killed in between leaves the rest to the next shim's sweep.
+		sockets := append([]string{address}, debugSocket...)
+		sd.RegisterCallback(func(context.Context) error {
+			var errs []error
+			for _, a := range sockets {
+				if err := shim.RemoveSocket(a); err != nil && !os.IsNotExist(err) {
+					errs = append(errs, err)
+				}
+			}
+			UnregisterShim(address)
+			return errors.Join(errs...)
+		})
+	} else if len(debugSocket) > 0 {
+		sd.RegisterCallback(func(context.Context) error { return shim.RemoveSocket(debugSocket[0]) })
 	}
 	// This shim's sockets, for the sweep of the next shim should this one
 	// be killed where containerd cannot clean up after it; and the sockets
