@@ -416,14 +416,7 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	}
 	pid := 0
 	if rt, err := runtime.New(opts.RuntimeRoot(ns), runtime.Options{}); err == nil {
-		if c, err := rt.Load(id); err == nil {
-			pid = c.Pid()
-			if err := c.Delete(true); err != nil {
-				log.G(ctx).WithError(err).Warn("delete container")
-			}
-		} else if !errors.Is(err, runtime.ErrNotExist) {
-			log.G(ctx).WithError(err).Warn("load container")
-		}
+		pid = removeContainer(ctx, rt, id)
 	}
 	now := time.Now()
 	if err := mount.UnmountRecursive(filepath.Join(bundle, "rootfs"), 0); err != nil {
@@ -440,6 +433,37 @@ func (m *manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 		return shim.StopStatus{Pid: e.Pid, ExitStatus: e.Status, ExitedAt: e.ExitedAt}, nil
 	}
 	return shim.StopStatus{Pid: pid, ExitStatus: 128 + int(unix.SIGKILL), ExitedAt: now}, nil
+}
+
+// removeContainer deletes container id (force) and returns its init's
+// pid. A create the shim was still in when containerd gave up on it (a
+// containerd restarted under a Create may shut the shim down mid-way)
+// leaves a state directory without state.json: what its journal names is
+// freed (runtime.RemoveAbandoned), once that create has let go of the
+// directory's lock, or, should it finish, the container is deleted.
+func removeContainer(ctx context.Context, rt *runtime.Runtime, id string) int {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := rt.Load(id)
+		if err == nil {
+			if err := c.Delete(true); err != nil {
+				log.G(ctx).WithError(err).Warn("delete container")
+			}
+			return c.Pid()
+		}
+		if !errors.Is(err, runtime.ErrNotExist) {
+			log.G(ctx).WithError(err).Warn("load container")
+			return 0
+		}
+		removed, err := rt.RemoveAbandoned(id)
+		if err != nil {
+			log.G(ctx).WithError(err).Warn("remove an abandoned create")
+		}
+		if _, serr := os.Stat(filepath.Join(rt.Root, id)); removed || err != nil || serr != nil || time.Now().After(deadline) {
+			return 0
+		}
+		time.Sleep(20 * time.Millisecond) // its create holds the lock
+	}
 }
 
 const debugSocketFile = task.DebugSocketFile
