@@ -16,3 +16,15 @@ func Mode() CgroupMode { return Unavailable }
 
 // UnifiedMountpoint is empty off Linux.
 func UnifiedMountpoint() string { return "" }
+
+// HybridDir is empty off Linux.
+func HybridDir(cgroupsPath string) string { return "" }
+
+// MakeHybrid is not supported off Linux.
+func MakeHybrid(dir string) (bool, error) { return false, ErrNotSupported }
+
+// RemoveHybrid does nothing off Linux.
+func RemoveHybrid(dir string) error { return nil }
+
+// JoinHybrid is not supported off Linux.
+func JoinHybrid(dir string, pid int) error { return ErrNotSupported }

@@ -20,7 +20,10 @@
 // those it applies limits to or reads statistics from: cpu, cpuacct,
 // cpuset, memory, devices, freezer, blkio, pids and hugetlb; others
 // (net_cls, net_prio, perf_event, rdma, misc, name=systemd) are left to
-// the parent cgroup.
+// the parent cgroup. The container also gets its cgroup in the hybrid
+// host's unified hierarchy (HybridDir: no controllers, so no limits), as
+// runc does, so that systemd, which tracks a hybrid host's processes
+// there, sees them outside the parent's unit ("0::/<path>").
 //
 // On cgroup v2 the device controller is an eBPF program, not a file: Set
 // compiles the device rules into one (package devfilter) and attaches it

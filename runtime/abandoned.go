@@ -27,12 +27,13 @@ const pendingFile = "pending.json"
 // pendingState is the part of savedState a delete of an unfinished create
 // needs.
 type pendingState struct {
-	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
-	CgroupSlot  int               `json:"cgroup_slot,omitempty"`
-	NetnsPooled string            `json:"netns_pooled,omitempty"`
-	Channel     string            `json:"channel,omitempty"`
-	SystemdUnit string            `json:"systemd_unit,omitempty"`
-	RootfsStore *rootfsState      `json:"rootfs_store,omitempty"`
+	CgroupPaths   map[string]string `json:"cgroup_paths,omitempty"`
+	CgroupSlot    int               `json:"cgroup_slot,omitempty"`
+	CgroupUnified string            `json:"cgroup_unified,omitempty"`
+	NetnsPooled   string            `json:"netns_pooled,omitempty"`
+	Channel       string            `json:"channel,omitempty"`
+	SystemdUnit   string            `json:"systemd_unit,omitempty"`
+	RootfsStore   *rootfsState      `json:"rootfs_store,omitempty"`
 }
 
 // journal records what the create has taken so far. Written in place
@@ -40,7 +41,7 @@ type pendingState struct {
 // frees nothing but the directory.
 func (j *createJob) journal() {
 	st := j.st
-	p := pendingState{CgroupPaths: st.CgroupPaths, CgroupSlot: j.claimedSlot + 1, NetnsPooled: st.NetnsPooled,
+	p := pendingState{CgroupPaths: st.CgroupPaths, CgroupSlot: j.claimedSlot + 1, CgroupUnified: st.CgroupUnified, NetnsPooled: st.NetnsPooled,
 		Channel: st.Channel, SystemdUnit: st.SystemdUnit, RootfsStore: st.RootfsStore}
 	if p.CgroupPaths == nil && p.NetnsPooled == "" && p.Channel == "" && p.SystemdUnit == "" && p.RootfsStore == nil {
 		return
@@ -86,7 +87,7 @@ func (r *Runtime) RemoveAbandoned(id string) (removed bool, err error) {
 	if b, err := os.ReadFile(filepath.Join(dir, pendingFile)); err == nil {
 		var p pendingState
 		if quickjson.Unmarshal(b, &p) == nil {
-			st := &savedState{ID: id, CgroupPaths: existing(p.CgroupPaths), CgroupSlot: p.CgroupSlot,
+			st := &savedState{ID: id, CgroupPaths: existing(p.CgroupPaths), CgroupSlot: p.CgroupSlot, CgroupUnified: p.CgroupUnified,
 				NetnsPooled: p.NetnsPooled, Channel: p.Channel, SystemdUnit: p.SystemdUnit, RootfsStore: p.RootfsStore}
 			c := &Container{rt: r, id: id, dir: dir, state: st, pidfd: -1}
 			errs = append(errs, c.release(r.phases()))

@@ -154,6 +154,7 @@ type createJob struct {
 	limits      *specs.LinuxResources
 	cg          cgroup.Manager // claimed before clone (nil with a late claim)
 	bornIn      bool           // v2: the init is cloned into it
+	hybridMove  bool           // hybrid: the init is moved into st.CgroupUnified after clone
 	claimedSlot int            // the pool slot it came from
 	lateClaim   func() (cgroup.Manager, error)
 	lateLimits  func() error

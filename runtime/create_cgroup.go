@@ -128,6 +128,34 @@ func (j *createJob) cgroup() error {
 	if j.lateClaim != nil {
 		sc.CgroupJoinLate = at.SelfJoinFiles()
 	}
+	return j.hybridCgroup(at)
+}
+
+// hybridCgroup makes, on a hybrid host, the container's cgroup in the
+// unified hierarchy (no limits: it has no controllers) and has the init
+// born in it, as runc joins it ("0::/<path>" in /proc/<pid>/cgroup).
+func (j *createJob) hybridCgroup(at cgroup.Manager) error {
+	if at.Version() != 1 {
+		return nil
+	}
+	dir := cgroup.HybridDir(at.Path())
+	if dir == "" {
+		return nil
+	}
+	made, err := cgroup.MakeHybrid(dir)
+	if err != nil {
+		return fmt.Errorf("cgroup %s: %w", dir, err)
+	}
+	j.st.CgroupUnified = dir
+	if made {
+		// Not one that was there (a cgroup the create is refused).
+		j.undo = append(j.undo, func() { cgroup.RemoveHybrid(dir) })
+	}
+	if noCloneIntoCgroup.Load() {
+		j.hybridMove = true
+	} else {
+		j.sc.CgroupDir = dir
+	}
 	return nil
 }
 

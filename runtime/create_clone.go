@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/fre-runtime/fre/cgroup"
 	"github.com/fre-runtime/fre/runtime/spawn"
 )
 
@@ -25,7 +26,12 @@ func (j *createJob) clone() error {
 		// A kernel before 5.7: moved in after clone, as on v1 without
 		// self-join; later creates of this process skip the try.
 		noCloneIntoCgroup.Store(true)
-		sc.CgroupDir, j.selfJoin = "", false
+		if j.st.CgroupUnified != "" {
+			j.hybridMove = true // the v1 join stays as planned
+		} else {
+			j.selfJoin = false
+		}
+		sc.CgroupDir = ""
 		sc.LateRelease = false
 		sc.FinalRelease = j.verifyRootfs != nil
 		child, err = spawn.Start(sc)
@@ -56,6 +62,11 @@ func (j *createJob) clone() error {
 	} else if j.cg != nil && !j.selfJoin {
 		if err := j.cg.Add(child.Pid); err != nil {
 			return cgroupJoinError(j.cg.Paths()[""], fmt.Errorf("join cgroup: %w", err))
+		}
+	}
+	if j.hybridMove {
+		if err := cgroup.JoinHybrid(j.st.CgroupUnified, child.Pid); err != nil {
+			return fmt.Errorf("join cgroup: %w", err)
 		}
 	}
 	if adj := j.cfg.Process.OOMScoreAdj; adj != nil {

@@ -162,6 +162,10 @@ func (c *Container) release(ph *phases) error {
 			return fmt.Errorf("delete %s: cgroup: %w", c.id, err)
 		}
 	}
+	// Emptied with the v1 cgroup (the same processes).
+	if err := cgroup.RemoveHybrid(c.state.CgroupUnified); err != nil {
+		return fmt.Errorf("delete %s: cgroup: %w", c.id, err)
+	}
 	if p := c.state.NetnsPooled; p != "" {
 		// Unpinned now (never reused), before the state that records it
 		// goes: a delete killed after that would leave the pin to no one.

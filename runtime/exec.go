@@ -166,6 +166,7 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 	}
 	cg := c.cgroup()
 	var subJoin []string
+	hybrid := c.state.CgroupUnified
 	if len(opts.SubCgroups) > 0 {
 		var sub cgroup.Manager
 		if sub, subJoin, err = c.subCgroup(opts.SubCgroups); err != nil {
@@ -182,6 +183,18 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 		}
 		if cg.Version() == 2 && !noCloneIntoCgroup.Load() {
 			sc.CgroupDir = cg.Paths()[""] // born in it
+		}
+		if hybrid != "" {
+			// A sub-cgroup named for every controller, where it exists
+			// in the unified hierarchy too; else the container's own.
+			if sub := opts.SubCgroups[""]; sub != "" {
+				if d := filepath.Join(hybrid, filepath.Clean("/"+sub)); fileExists(d) {
+					hybrid = d
+				}
+			}
+			if !noCloneIntoCgroup.Load() {
+				sc.CgroupDir = hybrid // born in it; v1 through CgroupJoin
+			}
 		}
 		// A process that may hold CAP_SYS_ADMIN could change its limits.
 		if mayAdmin(proc.Caps) {
@@ -208,6 +221,12 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 			return nil, fmt.Errorf("exec: join cgroup: %w", err)
 		}
 		ph.done("exec: joined cgroup")
+	}
+	if cg != nil && hybrid != "" && sc.CgroupDir == "" {
+		if err := cgroup.JoinHybrid(hybrid, child.Pid); err != nil {
+			child.Kill()
+			return nil, fmt.Errorf("exec: join cgroup: %w", err)
+		}
 	}
 	if proc.OOMScoreAdj != nil {
 		os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", child.Pid), []byte(strconv.Itoa(*proc.OOMScoreAdj)), 0)

@@ -65,6 +65,9 @@ type savedState struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 	CgroupPool  bool              `json:"cgroup_pool,omitempty"`
+	// CgroupUnified is the container's cgroup in a hybrid host's unified
+	// hierarchy (cgroup.HybridDir), removed at delete.
+	CgroupUnified string `json:"cgroup_unified,omitempty"`
 	// CgroupSelective: nothing but the runtime could write the cgroup's
 	// files, so delete resets only CgroupLimits (the controllers create
 	// set) and the freezer; otherwise, or once cgroupChangedFile exists

@@ -106,7 +106,14 @@ func findLeaks() []string {
 	for _, p := range procs {
 		b, _ := os.ReadFile(p)
 		if strings.Contains(string(b), "/"+prefix) {
-			leaks = append(leaks, "process: "+filepath.Dir(p))
+			// A zombie is dead already: it waits for its parent (a killed
+			// container's init: the host's PID 1) to reap it, and a
+			// cgroup v2 line still names its (removed) cgroup until then.
+			stat, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "stat"))
+			if i := strings.LastIndexByte(string(stat), ')'); i > 0 && strings.HasPrefix(string(stat[i:]), ") Z") {
+				continue
+			}
+			leaks = append(leaks, fmt.Sprintf("process: %s in %q", filepath.Dir(p), strings.TrimSpace(string(b))))
 		}
 	}
 	return leaks

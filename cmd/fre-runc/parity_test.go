@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -632,5 +633,46 @@ func TestExecForegroundTTY(t *testing.T) {
 	}
 	if _, errOut, code := e.run(nil, "exec", "-t", "-d", id, "true"); code == 0 || !strings.Contains(errOut, "console socket") {
 		t.Errorf("exec -t -d without a console socket: exit %d (%q), want runc's refusal", code, errOut)
+	}
+}
+
+// On a hybrid host (v1 controllers, a cgroup2 at /sys/fs/cgroup/unified)
+// the init and every exec are in the container's cgroup in the unified
+// hierarchy too, as runc puts them ("0::/<path>", the last line of
+// /proc/<pid>/cgroup; runc's "cgroup v1+hybrid joins correct cgroup"),
+// and delete removes it. Twice, so that the second run claims its v1
+// cgroup from the pool.
+func TestHybridJoinsUnified(t *testing.T) {
+	if cgroup.Mode() != cgroup.Hybrid {
+		t.Skip("not a hybrid cgroup host")
+	}
+	e := newEnv(t)
+	cg := "/" + newID() + "-hybrid"
+	unified := cgroup.HybridDir(cg)
+	b := bundle(t, "sleep", "60")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Linux.CgroupsPath = cg })
+	last := func(s string) string {
+		l := strings.Split(strings.TrimSpace(s), "\n")
+		return l[len(l)-1]
+	}
+	for round := 0; round < 2; round++ {
+		id := newID()
+		e.must("run", "-d", "--bundle", b, id)
+		pid := e.state(id).Pid
+		procCg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := last(string(procCg)); got != "0::"+cg {
+			t.Fatalf("round %d: init's unified cgroup %q, want 0::%s", round, got, cg)
+		}
+		// The exec's own view: a host cgroup namespace in runc's spec.
+		if got := last(e.must("exec", id, "cat", "/proc/self/cgroup")); got != "0::"+cg {
+			t.Fatalf("round %d: exec's unified cgroup %q, want 0::%s", round, got, cg)
+		}
+		e.must("delete", "--force", id)
+		if _, err := os.Stat(unified); !os.IsNotExist(err) {
+			t.Fatalf("round %d: %s after delete: %v", round, unified, err)
+		}
 	}
 }
