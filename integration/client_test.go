@@ -388,3 +388,75 @@ func TestClientShimCgroup(t *testing.T) {
 		t.Fatalf("shim %d's cgroups %q (%v), want %s", pids[0], b, err, cgPath)
 	}
 }
+
+// TestClientUserNamespaces: containerd's TestUserNamespaces through the fre
+// shim: a task in a user namespace (one range, or several with the host's
+// root mapped to the container's low ids), on a remapped snapshot,
+// writable or a read-only view, as uid 34, exits with its own status;
+// a setuid bit of the image is still set in the container.
+func TestClientUserNamespaces(t *testing.T) {
+	c := setup(t)
+	cl, ctx := c.goClient(t)
+	img, err := cl.GetImage(ctx, imageRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 65535}}
+	oneG := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 2000, Size: 65535}}
+	multi := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 20}, {ContainerID: 20, HostID: 2000, Size: 65535}}
+	exit7 := oci.WithProcessArgs("sh", "-c", "exit 7")
+	setuid := oci.WithProcessArgs("sh", "-c", "[ -u /usr/bin/passwd ] && exit 7")
+	for _, tc := range []struct {
+		name           string
+		cmd            oci.SpecOpts
+		ro             bool
+		uidmap, gidmap []specs.LinuxIDMapping
+	}{
+		{"WritableRootFS", exit7, false, one, oneG},
+		{"ReadonlyRootFS", exit7, true, one, oneG},
+		{"CheckSetUidBit", setuid, false, one, oneG},
+		{"WritableRootFSMultipleMap", exit7, false, multi, multi},
+		{"ReadonlyRootFSMultipleMap", exit7, true, multi, multi},
+		{"CheckSetUidBitMultipleMap", setuid, false, multi, multi},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "fre-userns-" + strings.ToLower(tc.name)
+			var snap client.NewContainerOpts
+			switch {
+			case len(tc.uidmap) > 1 && tc.ro:
+				snap = client.WithUserNSRemappedSnapshotView(id, img, tc.uidmap, tc.gidmap)
+			case len(tc.uidmap) > 1:
+				snap = client.WithUserNSRemappedSnapshot(id, img, tc.uidmap, tc.gidmap)
+			case tc.ro:
+				snap = client.WithRemappedSnapshotView(id, img, 1000, 2000)
+			default:
+				snap = client.WithRemappedSnapshot(id, img, 1000, 2000)
+			}
+			ctr, err := cl.NewContainer(ctx, id, snap,
+				client.WithNewSpec(oci.WithImageConfig(img), tc.cmd, oci.WithUserID(34), oci.WithUserNamespace(tc.uidmap, tc.gidmap)),
+				client.WithRuntime(runtimeName, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				if tk, err := ctr.Task(cctx, nil); err == nil {
+					tk.Delete(cctx, client.WithProcessKill)
+				}
+				ctr.Delete(cctx, client.WithSnapshotCleanup)
+			})
+			task, statusC := newTask(t, ctx, ctr, cio.NullIO, true)
+			if code := waitExit(t, tc.name, statusC); code != 7 {
+				t.Errorf("exit status %d, want 7", code)
+			}
+			st, err := task.Delete(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.ExitCode() != 7 {
+				t.Errorf("exit status from delete %d, want 7", st.ExitCode())
+			}
+		})
+	}
+}

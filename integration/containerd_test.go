@@ -183,6 +183,11 @@ func newContainerdWith(t testing.TB, bd string, o ctdOptions) (*containerd, erro
 	if err != nil {
 		return nil, err
 	}
+	// As containerd's own directories are (/run/containerd): a container
+	// in a user namespace must reach its bundle's rootfs.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return nil, err
+	}
 	c := &containerd{dir: dir, binDir: bd, sock: filepath.Join(dir, "c.sock"),
 		config: filepath.Join(dir, "config.toml"), shimDir: filepath.Join(dir, "bin"), criOptions: o.criOptions, extraEnv: o.env}
 	// Build the shim from this tree, so the test never runs a stale binary.

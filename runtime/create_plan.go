@@ -24,8 +24,12 @@ func (j *createJob) plan() error {
 	sc.ReadonlyRoot = cfg.ReadonlyRoot
 	sc.NoPivot = opts.NoPivot
 	// Judged here, in our mount namespace: only a new one is a copy of it
-	// (a namespace joined by path may lack the mount).
-	sc.RootIsMount = cfg.hasNew(specs.MountNamespace) && (j.rootMount != nil || isMountPoint(cfg.Rootfs))
+	// (a namespace joined by path may lack the mount). A new user
+	// namespace's copy of it is locked (pivot_root refuses it: EINVAL), so
+	// there it is bound onto itself in the child's namespace, as runc
+	// always does; a RootMount is made there already.
+	sc.RootIsMount = cfg.hasNew(specs.MountNamespace) &&
+		(j.rootMount != nil || (!cfg.hasNew(specs.UserNamespace) && isMountPoint(cfg.Rootfs)))
 	sc.RootMount = j.rootMount
 	var cgAt, devAt int
 	sc.Mounts, sc.PostMounts, cgAt, devAt = mountPlanAt(cfg, j.cgm)
@@ -85,6 +89,9 @@ func (j *createJob) plan() error {
 	// Without id maps to write and a cgroup to join for it, the child
 	// sets itself up while we work, and waits for us after its mounts.
 	sc.LateRelease = !j.newUser && !j.pauseForHooks && (j.cg == nil || j.selfJoin) && j.lateClaim == nil
+	// A new user namespace's root may not reach a bind's source (a
+	// directory only the host's root may enter): we open them for it.
+	sc.SourcesFromParent = j.newUser
 	// A speculated rootfs: the init waits at the end of its set-up (the
 	// late release's wait, or one of its own) until the walk is done.
 	sc.FinalRelease = j.verifyRootfs != nil && !sc.LateRelease

@@ -676,3 +676,90 @@ func TestHybridJoinsUnified(t *testing.T) {
 		}
 	}
 }
+
+// In a new user namespace the container's root (uid 100000 on the host)
+// may not enter the bind sources' directories (mode 0700, the host's
+// root's): the runtime opens them first, as runc does (its mount fds),
+// for run, for exec into the container, and for a bind right before a
+// cgroup v1 mount with no cgroup namespace (runc's userns.bats).
+func TestUserNamespaceBindSources(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", "stat -c %n /tmp/mount-1/foo.txt /tmp/mount-2/foo.txt /tmp/mount-3/foo.txt")
+	srcs := t.TempDir() // 0700, root's
+	var mounts []specs.Mount
+	for i, name := range []string{"inaccessible-1", "inaccessible-2", "accessible"} {
+		dir := filepath.Join(srcs, name, "dir")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "foo.txt"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if name != "accessible" {
+			os.Chmod(filepath.Join(srcs, name), 0o700)
+		}
+		mounts = append(mounts, specs.Mount{Source: dir, Destination: fmt.Sprintf("/tmp/mount-%d", i+1), Options: []string{"bind"}})
+	}
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65534}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65534}}
+		// The third right before /sys/fs/cgroup, with no cgroup namespace.
+		var ms []specs.Mount
+		for _, m := range s.Mounts {
+			if m.Destination == "/sys/fs/cgroup" {
+				ms = append(ms, mounts[2])
+			}
+			ms = append(ms, m)
+		}
+		s.Mounts = append(ms, mounts[:2]...)
+		var ns []specs.LinuxNamespace
+		for _, n := range s.Linux.Namespaces {
+			if n.Type != specs.CgroupNamespace {
+				ns = append(ns, n)
+			}
+		}
+		s.Linux.Namespaces = ns
+	})
+	// The mapped root must be able to reach the bundle, as with runc.
+	os.Chmod(b, 0o755)
+	os.Chmod(filepath.Dir(b), 0o711)
+	want := "/tmp/mount-1/foo.txt\n/tmp/mount-2/foo.txt\n/tmp/mount-3/foo.txt"
+	if out, errOut, code := e.run(nil, "run", "--bundle", b, newID()); code != 0 || strings.TrimSpace(out) != want {
+		t.Fatalf("run: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Process.Args = []string{"sleep", "60"} })
+	id := newID()
+	e.must("run", "-d", "--bundle", b, id)
+	if out := e.must("exec", id, "stat", "-c", "%n", "/tmp/mount-1/foo.txt", "/tmp/mount-2/foo.txt", "/tmp/mount-3/foo.txt"); strings.TrimSpace(out) != want {
+		t.Fatalf("exec: %q", out)
+	}
+	if cgroup.Mode() != cgroup.Unified {
+		// Real cgroupfs: its tasks files are there.
+		e.must("exec", id, "sh", "-c", "cat /sys/fs/cgroup/pids/tasks /sys/fs/cgroup/memory/tasks >/dev/null")
+	}
+	e.must("delete", "--force", id)
+}
+
+// A rootfs that is a mount of the host's (containerd's snapshot, mounted
+// by its shim) in a new user namespace: the namespace's copy of it is
+// locked, so the runtime binds it onto itself there before pivot_root,
+// as runc does (containerd's TestUserNamespaces with the host's root
+// mapped: "pivot_root: invalid argument" before).
+func TestUserNamespaceRootfsMount(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", "exit 7")
+	m := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 20}, {ContainerID: 20, HostID: 2000, Size: 65535}}
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		s.Linux.UIDMappings, s.Linux.GIDMappings = m, m
+	})
+	rootfs := filepath.Join(b, "rootfs")
+	if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(rootfs, unix.MNT_DETACH) })
+	if _, errOut, code := e.run(nil, "run", "--bundle", b, newID()); code != 7 {
+		t.Fatalf("run: exit %d, stderr %q", code, errOut)
+	}
+}

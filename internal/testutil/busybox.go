@@ -134,6 +134,15 @@ func WriteBusyboxRootfs(rootfs string) error {
 			return fmt.Errorf("testutil: write rootfs file: %w", err)
 		}
 	}
+	// A setuid file (a script: nothing runs it), for the tests of an
+	// image's setuid bits (containerd's CheckSetUidBit).
+	passwd := filepath.Join(rootfs, "usr/bin/passwd")
+	if err := os.WriteFile(passwd, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		return fmt.Errorf("testutil: write rootfs file: %w", err)
+	}
+	if err := os.Chmod(passwd, 0o755|os.ModeSetuid); err != nil {
+		return fmt.Errorf("testutil: chmod rootfs file: %w", err)
+	}
 	return nil
 }
 

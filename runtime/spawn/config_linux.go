@@ -121,6 +121,13 @@ type Config struct {
 	ReleaseAgainAtMount int
 	Mounts              []MountOp // before pivot_root
 	PostMounts          []MountOp // after pivot_root
+	// SourcesFromParent: the Bind sources of Mounts are opened by the
+	// parent (Release), as root of the host, in the child's mount
+	// namespace, and bound from those fds: in a user namespace the
+	// container's root may not reach them (runc's mount fds). The child
+	// must wait for Release before its mounts (not LateRelease, no
+	// ReleaseAtMount).
+	SourcesFromParent bool
 	Sysctl              [][2]string
 	AttrWrites          [][2]string // LSM attributes (path, value) written right before exec
 	Hostname            *string

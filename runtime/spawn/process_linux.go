@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"syscall"
@@ -34,6 +35,9 @@ type Process struct {
 	release chan struct{}
 	plan    *C.struct_fre_spawn // shared with the child until it execs
 	mem     *arena
+	// srcPaths are the bind sources the first Release opens in the
+	// child's mount namespace and sends (Config.SourcesFromParent).
+	srcPaths []string
 
 	finished sync.Once // free, once: after Wait, or after the exec Wait no longer waits for
 }
@@ -55,11 +59,59 @@ func (e *ChildError) Unwrap() error { return e.Err }
 
 // Release lets the child go on with its set-up.
 func (p *Process) Release() error {
+	if p.srcPaths != nil {
+		srcs := p.srcPaths
+		p.srcPaths = nil
+		return p.releaseWithSources(srcs)
+	}
 	if _, err := p.sync.Write([]byte{'G'}); err != nil {
 		if werr := p.Wait(); werr != nil {
 			return fmt.Errorf("release child: %w", werr)
 		}
 		return fmt.Errorf("release child: container init exited: %w", err)
+	}
+	return nil
+}
+
+// releaseWithSources opens each bind source in the child's mount
+// namespace, through /proc/<pid>/root (the child has not moved its root
+// yet), with symlinks resolved on the host's side (the child's namespace
+// is its copy), and sends the fds with "G".
+func (p *Process) releaseWithSources(srcs []string) error {
+	fds := make([]int, 0, len(srcs))
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	root := fmt.Sprintf("/proc/%d/root", p.Pid)
+	for _, src := range srcs {
+		resolved, err := filepath.EvalSymlinks(src)
+		if err != nil {
+			return fmt.Errorf("bind mount %s: %w", src, err)
+		}
+		fd, err := unix.Open(root+resolved, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("bind mount %s: open in the container's mount namespace: %w", src, err)
+		}
+		fds = append(fds, fd)
+	}
+	rc, err := p.sync.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendmsg(int(fd), []byte{'G'}, unix.UnixRights(fds...), nil, 0)
+		return serr != unix.EAGAIN
+	}); err != nil {
+		serr = err
+	}
+	if serr != nil {
+		if werr := p.Wait(); werr != nil {
+			return fmt.Errorf("release child: %w", werr)
+		}
+		return fmt.Errorf("release child: container init exited: %w", serr)
 	}
 	return nil
 }

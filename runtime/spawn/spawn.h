@@ -22,6 +22,9 @@
 #ifndef FRE_SPAWN_H
 #define FRE_SPAWN_H
 
+/* At most this many bind sources come from the parent (SCM_MAX_FD). */
+#define FRE_MAX_SRC_FDS 253
+
 #include <sched.h>
 #include <stdint.h>
 
@@ -50,6 +53,7 @@ struct fre_mount {
 	unsigned long long dev;
 	unsigned int uid, gid;
 	unsigned long long attr_set, attr_clr; /* FRE_MNT_SETATTR: MOUNT_ATTR_* */
+	int src; /* >= 0 (FRE_MNT_BIND): bind from src_fds[src], not from source */
 };
 
 struct fre_ns {
@@ -99,6 +103,10 @@ struct fre_spawn {
 	int go2_at_mount;   /* >= go_at_mount: wait for a second "G" there (-1: none) */
 	int hook_pause;     /* send "H" after the mounts and wait for "G" (createContainer hooks) */
 	struct fre_mount *mounts; int nmounts;           /* before pivot_root, relative to rootfs */
+	/* Bind sources the parent opened in our mount namespace (O_PATH, as
+	 * root of the host: a user namespace's root may not reach them) and
+	 * sends with the first "G" (SCM_RIGHTS); the child fills src_fds. */
+	int *src_fds; int nsrc_fds;
 	struct fre_mount *post_mounts; int npost_mounts; /* after pivot_root (masked/readonly paths) */
 	const char **sysctl_paths; const char **sysctl_values; int nsysctl;
 	const char *hostname; const char *domainname;

@@ -100,6 +100,7 @@ func (a *arena) mounts(ops []MountOp) (*C.struct_fre_mount, C.int) {
 		c.gid = C.uint(m.GID)
 		c.attr_set = C.ulonglong(m.AttrSet)
 		c.attr_clr = C.ulonglong(m.AttrClr)
+		c.src = -1
 	}
 	return &arr[0], C.int(len(ops))
 }
@@ -234,6 +235,27 @@ func Start(cfg *Config) (*Process, error) {
 	}
 	s.mounts, s.nmounts = a.mounts(cfg.Mounts)
 	s.post_mounts, s.npost_mounts = a.mounts(cfg.PostMounts)
+	var srcPaths []string
+	if cfg.SourcesFromParent && cfg.MountNS {
+		if cfg.LateRelease || cfg.ReleaseAtMount >= 0 {
+			parentSync.Close()
+			return nil, errors.New("spawn: SourcesFromParent needs the release before the mounts")
+		}
+		mounts := unsafe.Slice(s.mounts, len(cfg.Mounts))
+		for i, m := range cfg.Mounts {
+			if m.Kind == Bind && len(srcPaths) < C.FRE_MAX_SRC_FDS {
+				mounts[i].src = C.int(len(srcPaths))
+				srcPaths = append(srcPaths, m.Source)
+			}
+		}
+		if n := len(srcPaths); n > 0 {
+			arr := unsafe.Slice((*C.int)(a.alloc(uintptr(n)*C.sizeof_int)), n)
+			for i := range arr {
+				arr[i] = -1
+			}
+			s.src_fds, s.nsrc_fds = &arr[0], C.int(n)
+		}
+	}
 	s.sysctl_paths, s.sysctl_values, s.nsysctl = a.pairs(cfg.Sysctl)
 	s.attr_paths, s.attr_values, s.nattr = a.pairs(cfg.AttrWrites)
 	if cfg.Hostname != nil {
@@ -375,7 +397,7 @@ func Start(cfg *Config) (*Process, error) {
 		return nil, fmt.Errorf("clone: %w", syscall.Errno(-r.pid))
 	}
 	started = true
-	return &Process{Pid: r.pid, PidFD: r.pidfd, SeccompListener: -1, sync: parentSync, release: release, plan: s, mem: a}, nil
+	return &Process{Pid: r.pid, PidFD: r.pidfd, SeccompListener: -1, sync: parentSync, release: release, plan: s, mem: a, srcPaths: srcPaths}, nil
 }
 
 // seccompMemfd puts a filter where fre-dmz can read it after set-up.

@@ -216,7 +216,7 @@ static int remount_bind(const char *target, unsigned long flags)
 
 #define MS_BIND_KEEP (MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_SYNCHRONOUS | MS_MANDLOCK | MS_NOATIME | MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME)
 
-static void do_mount(int rootfd, struct fre_mount *m)
+static void do_mount(struct fre_spawn *s, int rootfd, struct fre_mount *m)
 {
 	char p[64];
 	int fd;
@@ -299,8 +299,18 @@ static void do_mount(int rootfd, struct fre_mount *m)
 		fd = resolve(rootfd, m->target, 1, m->is_file);
 		if (fd < 0) spawn_fail(errno, "mount destination", m->target);
 		procfd(p, sizeof(p), fd);
-		if (mount(m->source, p, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0)
+		const char *src = m->source;
+		char srcbuf[64];
+		if (m->src >= 0) {
+			/* Opened by the parent here: /proc/self/fd/N needs no search
+			 * permission on the way to it. */
+			procfd(srcbuf, sizeof(srcbuf), s->src_fds[m->src]);
+			src = srcbuf;
+		}
+		if (mount(src, p, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0)
 			spawn_fail(errno, "bind mount", m->source);
+		if (m->src >= 0)
+			close(s->src_fds[m->src]);
 		close(fd);
 		unsigned long extra = m->flags & MS_BIND_KEEP;
 		if (extra || m->propagation) {
@@ -370,15 +380,41 @@ static void do_mount(int rootfd, struct fre_mount *m)
 	}
 }
 
+/* make_private makes the mount that holds path (path itself, if it is a
+ * mount) private, as runc does before it binds the rootfs: nothing
+ * mounted there reaches the host, and pivot_root takes it. */
+static void make_private(const char *path)
+{
+	char buf[4096];
+	char *end = scat(buf, buf + sizeof(buf), path);
+	for (;;) {
+		if (mount(NULL, buf, NULL, MS_PRIVATE, NULL) == 0)
+			return;
+		if (errno != EINVAL || (buf[0] == '/' && buf[1] == 0))
+			spawn_fail(errno, "make private", buf);
+		/* Not a mount point: its parent directory. */
+		while (end > buf + 1 && end[-1] != '/') end--;
+		if (end > buf + 1) end--;
+		*end = 0;
+	}
+}
+
 void spawn_setup_root(struct fre_spawn *s)
 {
 	/* Shared or unbindable propagation is applied to the new root after
 	 * pivot_root: a shared parent makes pivot_root fail, an unbindable one
-	 * the bind below. Until then the tree is a slave of the host's. */
+	 * the bind below. Until then the tree is a slave of the host's, but
+	 * for a shared root (CRI's Bidirectional volumes), where it stays
+	 * the host's peer, as runc has it, so that a shared bind's mounts go
+	 * both ways: then the mount holding the rootfs is made private, so
+	 * that nothing mounted in the root reaches the host. */
 	unsigned long late = s->root_propagation & (MS_SHARED | MS_UNBINDABLE);
-	unsigned long early = late ? (MS_SLAVE | MS_REC) : s->root_propagation;
+	int peer = late == MS_SHARED;
+	unsigned long early = late && !peer ? (MS_SLAVE | MS_REC) : s->root_propagation;
 	if (mount(NULL, "/", NULL, early, NULL) < 0)
 		spawn_fail(errno, "make / ", "slave");
+	if (peer)
+		make_private(s->rootfs);
 	/* The container's root file system, mounted here, in our namespace
 	 * only (a slave now: nothing propagates back to the host). */
 	if (s->root_mount_type && mount(s->root_mount_source, s->rootfs, s->root_mount_type,
@@ -397,7 +433,7 @@ void spawn_setup_root(struct fre_spawn *s)
 			spawn_go_and_join(s);
 		if (i == s->go2_at_mount)
 			spawn_wait_go(s);
-		do_mount(rootfd, &s->mounts[i]);
+		do_mount(s, rootfd, &s->mounts[i]);
 	}
 	if (s->go_at_mount >= s->nmounts)
 		spawn_go_and_join(s);
@@ -454,7 +490,7 @@ void spawn_finish_root(struct fre_spawn *s)
 		int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0) spawn_fail(errno, "open", "/");
 		for (int i = 0; i < s->npost_mounts; i++)
-			do_mount(fd, &s->post_mounts[i]);
+			do_mount(s, fd, &s->post_mounts[i]);
 		close(fd);
 	}
 	if (s->readonly_root && remount_bind("/", MS_RDONLY) < 0)

@@ -28,6 +28,23 @@ void spawn_wait_go(struct fre_spawn *s)
 	int first = !s->ts[FRE_TS_GO];
 	if (first)
 		spawn_ts(s, FRE_TS_WAIT);
+	if (s->nsrc_fds > 0 && s->src_fds[0] < 0) {
+		/* The first "G" carries the bind sources' fds. */
+		union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * FRE_MAX_SRC_FDS)]; } u;
+		struct iovec iov = { &go, 1 };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+		                     .msg_controllen = CMSG_SPACE(sizeof(int) * s->nsrc_fds) };
+		do r = recvmsg(s->sync_fd, &mh, MSG_CMSG_CLOEXEC); while (r < 0 && errno == EINTR);
+		if (r != 1 || go != 'G')
+			_exit(1);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int) * s->nsrc_fds))
+			spawn_fail(EBADMSG, "bind mount sources from the parent", NULL);
+		memcpy(s->src_fds, CMSG_DATA(c), sizeof(int) * s->nsrc_fds);
+		if (first)
+			spawn_ts(s, FRE_TS_GO);
+		return;
+	}
 	do r = recv(s->sync_fd, &go, 1, 0); while (r < 0 && errno == EINTR);
 	if (r != 1 || go != 'G')
 		_exit(1);
