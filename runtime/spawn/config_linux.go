@@ -128,10 +128,10 @@ type Config struct {
 	// must wait for Release before its mounts (not LateRelease, no
 	// ReleaseAtMount).
 	SourcesFromParent bool
-	Sysctl              [][2]string
-	AttrWrites          [][2]string // LSM attributes (path, value) written right before exec
-	Hostname            *string
-	Domainname          *string
+	Sysctl            [][2]string
+	AttrWrites        [][2]string // LSM attributes (path, value) written right before exec
+	Hostname          *string
+	Domainname        *string
 
 	Args        []string
 	ExecPath    string // run this file instead of looking up Args[0]
