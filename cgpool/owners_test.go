@@ -5,7 +5,9 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/fre-runtime/fre/cgroup"
@@ -78,7 +80,7 @@ func TestGoneOwnersAreSwept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Owners) != 1 || res.Owners[0] != a.tag {
+	if !slices.Contains(res.Owners, a.tag) {
 		t.Errorf("GC = %+v, want A's registration dropped", res)
 	}
 	if _, err := os.Stat(b.ownerFile(a.tag)); !os.IsNotExist(err) {
@@ -105,15 +107,23 @@ func TestGoneOwnersAreSwept(t *testing.T) {
 	if e, ok := entryOf(hostEntries(t, b), parent, "deadbeef"); !ok || e.State != OwnerUnknown || e.Idle != 2 {
 		t.Fatalf("unknown entry = %+v (%v)", e, ok)
 	}
-	if res, err := b.GC(false); err != nil || res.Removed != 0 {
-		t.Fatalf("GC(false) = %+v, %v: removed an unknown pool's cgroups", res, err)
+	// GC sweeps the whole host: what it did elsewhere (other tests' gone
+	// pools) is not this test's, so only this parent is looked at.
+	if res, err := b.GC(false); err != nil {
+		t.Fatal(err)
+	} else if e, ok := entryOf(hostEntries(t, b), parent, "deadbeef"); !ok || e.Idle != 2 {
+		t.Fatalf("GC(false) = %+v: removed an unknown pool's cgroups (%+v)", res, e)
 	}
 	res, err = b.GC(true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Removed != 1 || len(res.Busy) != 1 {
-		t.Fatalf("GC(true) = %+v, want 1 removed and 1 busy", res)
+	busyListed := false
+	for _, d := range res.Busy {
+		busyListed = busyListed || strings.HasSuffix(d, busy)
+	}
+	if e, ok := entryOf(hostEntries(t, b), parent, "deadbeef"); !ok || e.Idle != 1 || !busyListed {
+		t.Fatalf("GC(true) = %+v, entry %+v: want the idle one removed and the busy one reported", res, e)
 	}
 	if pids, err := bm.Pids(); err != nil || len(pids) != 1 || pids[0] != sleeper.Process.Pid {
 		t.Fatalf("the busy cgroup's processes: %v, %v", pids, err)
