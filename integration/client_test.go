@@ -73,6 +73,13 @@ func newClientContainerWith(t *testing.T, cl *client.Client, ctx context.Context
 	if err != nil {
 		t.Fatalf("new container: %v", err)
 	}
+	removeAtCleanup(t, ctr)
+	return ctr
+}
+
+// removeAtCleanup has the test's clean-up remove ctr: its task (killed),
+// itself and its snapshot.
+func removeAtCleanup(t *testing.T, ctr client.Container) {
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -81,7 +88,6 @@ func newClientContainerWith(t *testing.T, cl *client.Client, ctx context.Context
 		}
 		ctr.Delete(cctx, client.WithSnapshotCleanup)
 	})
-	return ctr
 }
 
 // newTask creates the container's task with creator, subscribes to its
@@ -438,14 +444,7 @@ func TestClientUserNamespaces(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() {
-				cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				if tk, err := ctr.Task(cctx, nil); err == nil {
-					tk.Delete(cctx, client.WithProcessKill)
-				}
-				ctr.Delete(cctx, client.WithSnapshotCleanup)
-			})
+			removeAtCleanup(t, ctr)
 			task, statusC := newTask(t, ctx, ctr, cio.NullIO, true)
 			if code := waitExit(t, tc.name, statusC); code != 7 {
 				t.Errorf("exit status %d, want 7", code)

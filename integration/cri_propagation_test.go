@@ -1,17 +1,13 @@
 package integration
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/fre-runtime/fre/internal/testutil"
 )
 
 // TestCRIBidirectionalPropagation: a volume kubelet asks for with
@@ -21,15 +17,7 @@ import (
 // one the container makes appears on the host, as with runc.
 func TestCRIBidirectionalPropagation(t *testing.T) {
 	c := setup(t)
-	c.criImages(t)
-	t.Cleanup(func() {
-		if leaks := testutil.RemoveCgroupTree("fre-bidi"); len(leaks) > 0 {
-			t.Errorf("left behind: %s", strings.Join(leaks, "; "))
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rs := c.criRuntime(t)
+	rs, ctx := c.criSession(t, "fre-bidi")
 
 	// The volume is a shared mount of its own: CRI refuses Bidirectional
 	// on a source that is not shared.
@@ -61,23 +49,9 @@ func TestCRIBidirectionalPropagation(t *testing.T) {
 		Linux: &cri.LinuxPodSandboxConfig{CgroupParent: "/fre-bidi/pod",
 			SecurityContext: &cri.LinuxSandboxSecurityContext{Privileged: true}},
 	}
-	pod, err := rs.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podCfg, RuntimeHandler: "fre"})
-	if err != nil {
-		t.Fatalf("RunPodSandbox: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := rs.StopPodSandbox(context.Background(), &cri.StopPodSandboxRequest{PodSandboxId: pod.PodSandboxId}); err != nil {
-			t.Errorf("StopPodSandbox: %v", err)
-		}
-		if _, err := rs.RemovePodSandbox(context.Background(), &cri.RemovePodSandboxRequest{PodSandboxId: pod.PodSandboxId}); err != nil {
-			t.Errorf("RemovePodSandbox: %v", err)
-		}
-		if !pollFor(20*time.Second, func() bool { return len(c.shimPids()) == 0 }) {
-			t.Errorf("the pod's shim %v still runs", c.shimPids())
-		}
-	})
+	podID := c.runPod(t, ctx, rs, podCfg)
 	r, err := rs.CreateContainer(ctx, &cri.CreateContainerRequest{
-		PodSandboxId: pod.PodSandboxId,
+		PodSandboxId: podID,
 		Config: &cri.ContainerConfig{
 			Metadata: &cri.ContainerMetadata{Name: "bidi"},
 			Image:    &cri.ImageSpec{Image: imageRef},

@@ -1,17 +1,13 @@
 package integration
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/fre-runtime/fre/internal/testutil"
 )
 
 // TestCRIRecursiveReadOnly: CRI learns from the fre handler's features
@@ -20,15 +16,7 @@ import (
 // other than private is refused, as CRI refuses it for runc.
 func TestCRIRecursiveReadOnly(t *testing.T) {
 	c := setup(t)
-	c.criImages(t)
-	t.Cleanup(func() {
-		if leaks := testutil.RemoveCgroupTree("fre-rro"); len(leaks) > 0 {
-			t.Errorf("left behind: %s", strings.Join(leaks, "; "))
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rs := c.criRuntime(t)
+	rs, ctx := c.criSession(t, "fre-rro")
 
 	st, err := rs.Status(ctx, &cri.StatusRequest{})
 	if err != nil {
@@ -72,24 +60,10 @@ func TestCRIRecursiveReadOnly(t *testing.T) {
 		LogDirectory: t.TempDir(),
 		Linux:        &cri.LinuxPodSandboxConfig{CgroupParent: "/fre-rro/pod"},
 	}
-	pod, err := rs.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podCfg, RuntimeHandler: "fre"})
-	if err != nil {
-		t.Fatalf("RunPodSandbox: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := rs.StopPodSandbox(context.Background(), &cri.StopPodSandboxRequest{PodSandboxId: pod.PodSandboxId}); err != nil {
-			t.Errorf("StopPodSandbox: %v", err)
-		}
-		if _, err := rs.RemovePodSandbox(context.Background(), &cri.RemovePodSandboxRequest{PodSandboxId: pod.PodSandboxId}); err != nil {
-			t.Errorf("RemovePodSandbox: %v", err)
-		}
-		if !pollFor(20*time.Second, func() bool { return len(c.shimPids()) == 0 }) {
-			t.Errorf("the pod's shim %v still runs", c.shimPids())
-		}
-	})
+	podID := c.runPod(t, ctx, rs, podCfg)
 	create := func(name string, prop cri.MountPropagation) (string, error) {
 		r, err := rs.CreateContainer(ctx, &cri.CreateContainerRequest{
-			PodSandboxId: pod.PodSandboxId,
+			PodSandboxId: podID,
 			Config: &cri.ContainerConfig{
 				Metadata: &cri.ContainerMetadata{Name: name},
 				Image:    &cri.ImageSpec{Image: imageRef},

@@ -42,6 +42,44 @@ func (c *containerd) criRuntime(t *testing.T) cri.RuntimeServiceClient {
 	return cri.NewRuntimeServiceClient(conn)
 }
 
+// criSession starts a CRI test: c's images imported for CRI, a runtime
+// client, a context bounded for the test, and at the end the removal of
+// the test pods' cgroup tree cgroupRoot (what is left there fails it).
+func (c *containerd) criSession(t *testing.T, cgroupRoot string) (cri.RuntimeServiceClient, context.Context) {
+	t.Helper()
+	c.criImages(t)
+	t.Cleanup(func() {
+		if leaks := testutil.RemoveCgroupTree(cgroupRoot); len(leaks) > 0 {
+			t.Errorf("left behind: %s", strings.Join(leaks, "; "))
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return c.criRuntime(t), ctx
+}
+
+// runPod runs a pod of podCfg with the fre handler; the clean-up stops and
+// removes it and waits for its shim to go.
+func (c *containerd) runPod(t *testing.T, ctx context.Context, rs cri.RuntimeServiceClient, podCfg *cri.PodSandboxConfig) string {
+	t.Helper()
+	pod, err := rs.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podCfg, RuntimeHandler: "fre"})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	t.Cleanup(func() {
+		if _, err := rs.StopPodSandbox(context.Background(), &cri.StopPodSandboxRequest{PodSandboxId: pod.PodSandboxId}); err != nil {
+			t.Errorf("StopPodSandbox: %v", err)
+		}
+		if _, err := rs.RemovePodSandbox(context.Background(), &cri.RemovePodSandboxRequest{PodSandboxId: pod.PodSandboxId}); err != nil {
+			t.Errorf("RemovePodSandbox: %v", err)
+		}
+		if !pollFor(20*time.Second, func() bool { return len(c.shimPids()) == 0 }) {
+			t.Errorf("the pod's shim %v still runs", c.shimPids())
+		}
+	})
+	return pod.PodSandboxId
+}
+
 // TestCRIPod acts as kubelet: a pod with runtime handler "fre", one
 // container in it, exec, status, stats, then everything torn down.
 func TestCRIPod(t *testing.T) {

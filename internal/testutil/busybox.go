@@ -110,7 +110,7 @@ func WriteBusyboxRootfs(rootfs string) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range []string{"bin", "dev", "etc", "proc", "sys", "root", "tmp", "usr/bin", "var"} {
+	for _, d := range []string{"bin", "dev", "etc", "proc", "run", "sys", "root", "tmp", "usr/bin", "var"} {
 		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
 			return fmt.Errorf("testutil: make rootfs dir: %w", err)
 		}
