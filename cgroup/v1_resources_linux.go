@@ -138,6 +138,12 @@ func (m *v1) setMemory(mem *specs.LinuxMemory) error {
 	if mem.Swap != nil {
 		swap = *mem.Swap
 	}
+	// An unlimited memory with swap unset makes swap unlimited too, as
+	// runc does (memory+swap may not be below memory: -1 alone would be
+	// refused under a set memsw limit).
+	if mem.Limit != nil && *mem.Limit == -1 && swap == 0 && exists(d, "memory.memsw.limit_in_bytes") {
+		swap = -1
+	}
 	if swap != 0 && !exists(d, "memory.memsw.limit_in_bytes") {
 		if swap != -1 {
 			return &Error{Op: "set memory swap", Path: d + "/memory.memsw.limit_in_bytes (swap accounting is off)", Err: ErrNotSupported}

@@ -179,7 +179,7 @@ func (c *Container) Start() error {
 	}
 	if hasHooks(c.state.Hooks, startContainerHooks) {
 		state := hookState(c.id, c.state.Bundle, c.state.Pid, "created", c.state.Annotations)
-		if err := runHooksIn("startContainer", c.state.Hooks.StartContainer, c.state.Pid, state, c.state.Seccomp); err != nil {
+		if err := runHooksIn("startContainer", c.state.Hooks.StartContainer, c.state.Pid, "/", state, c.state.Seccomp); err != nil {
 			// The spec: stop the container; delete follows.
 			c.killAndWait()
 			return err

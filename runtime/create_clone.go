@@ -113,7 +113,7 @@ func (j *createJob) runCreateHooks() error {
 	if err := runHooks("createRuntime", prestartHooks(cfg.Hooks), state); err != nil {
 		return err
 	}
-	return runHooksIn("createContainer", cfg.Hooks.CreateContainer, j.child.Pid, state, nil)
+	return runHooksIn("createContainer", cfg.Hooks.CreateContainer, j.child.Pid, cfg.Rootfs, state, nil)
 }
 
 // lateCgroup is the late claim's end: the cgroup, then the releases of
@@ -267,18 +267,16 @@ func (r *Runtime) createdAsync(opts CreateOpts, dir string, st *savedState, chil
 // setUp waits until the released child is set up, hands its seccomp
 // listener on, and traces its steps.
 func (r *Runtime) setUp(child *spawn.Process, st *savedState, started bool, profile *specs.LinuxSeccomp, ph *phases) error {
-	if err := child.Wait(); err != nil {
-		return fmt.Errorf("container init: %w", err)
-	}
-	if fd := child.SeccompListener; fd >= 0 {
+	child.OnSeccompListener = func(fd int) error {
 		status := specs.StateCreating
 		if started {
 			status = specs.StateRunning
 		}
 		state := specs.State{Version: specs.Version, ID: st.ID, Status: status, Pid: child.Pid, Bundle: st.Bundle, Annotations: st.Annotations}
-		if err := sendSeccompListener(profile, fd, child.Pid, state); err != nil {
-			return err
-		}
+		return sendSeccompListener(profile, fd, child.Pid, state)
+	}
+	if err := child.Wait(); err != nil {
+		return fmt.Errorf("container init: %w", err)
 	}
 	ph.done("child set-up")
 	for _, s := range child.Steps {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -47,7 +48,7 @@ func (c *Container) subCgroup(subs map[string]string) (cgroup.Manager, []string,
 			if v2 {
 				return nil, nil, fmt.Errorf("exec --cgroup %s: for cgroup v2 unified hierarchy, controller names are not allowed: %w", k, ErrInvalidConfig)
 			}
-			return nil, nil, fmt.Errorf("exec --cgroup: no controller %q in the container's cgroups: %w", k, ErrInvalidConfig)
+			return nil, nil, fmt.Errorf("exec --cgroup: unknown controller %q (not in the container's cgroups): %w", k, ErrInvalidConfig)
 		}
 	}
 	paths := make(map[string]string, len(c.state.CgroupPaths))
@@ -60,10 +61,21 @@ func (c *Container) subCgroup(subs map[string]string) (cgroup.Manager, []string,
 		}
 		p := dir
 		if sub != "" {
-			// Below the container's cgroup, whatever the path says.
-			p = filepath.Join(dir, filepath.Clean("/"+sub))
+			// Below the container's cgroup, as runc insists.
+			rel := filepath.Clean(sub)
+			if filepath.IsAbs(rel) {
+				rel = filepath.Clean(rel[1:])
+			}
+			if rel == ".." || strings.HasPrefix(rel, "../") {
+				return nil, nil, fmt.Errorf("exec --cgroup: %s is not a sub cgroup path: %w", sub, ErrInvalidConfig)
+			}
+			p = filepath.Join(dir, rel)
 			if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
-				return nil, nil, fmt.Errorf("exec --cgroup %s: sub-cgroup %s: %w", sub, p, errOr(err, ErrInvalidConfig))
+				// runc's words: the join is what fails there.
+				if pe, ok := err.(*os.PathError); ok {
+					err = pe.Err
+				}
+				return nil, nil, fmt.Errorf("exec --cgroup %s: adding pid to %s: %w", sub, filepath.Join(p, "cgroup.procs"), errOr(err, ErrInvalidConfig))
 			}
 		}
 		if prev, ok := byDir[dir]; ok && prev != p {
@@ -132,7 +144,10 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 	if err := c.Ready(); err != nil {
 		return nil, err
 	}
-	if s := c.Status(); s != Running && s != Created && !(s == Paused && opts.IgnorePaused) {
+	if s := c.Status(); s == Paused && !opts.IgnorePaused {
+		// runc's words.
+		return nil, fmt.Errorf("exec in %s: cannot exec in a paused container (use --ignore-paused to override): %w", c.id, ErrNotRunning)
+	} else if s != Running && s != Created && s != Paused {
 		return nil, fmt.Errorf("exec in %s: %w (%s)", c.id, ErrNotRunning, s)
 	}
 	proc, err := convertProcess(opts.Process)
@@ -236,18 +251,15 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 		return nil, err
 	}
 	ph.done("exec: released")
+	child.OnSeccompListener = func(fd int) error {
+		state := specs.State{Version: specs.Version, ID: c.id, Status: specs.StateRunning, Pid: c.state.Pid, Bundle: c.state.Bundle, Annotations: c.state.Annotations}
+		return sendSeccompListener(c.state.Seccomp, fd, child.Pid, state)
+	}
 	if err := child.Wait(); err != nil {
 		child.Kill()
 		return nil, fmt.Errorf("exec: %w", err)
 	}
 	ph.done("exec: set up")
-	if fd := child.SeccompListener; fd >= 0 {
-		state := specs.State{Version: specs.Version, ID: c.id, Status: specs.StateRunning, Pid: c.state.Pid, Bundle: c.state.Bundle, Annotations: c.state.Annotations}
-		if err := sendSeccompListener(c.state.Seccomp, fd, child.Pid, state); err != nil {
-			child.Kill()
-			return nil, err
-		}
-	}
 	if opts.PidFile != "" {
 		if err := writePidFile(opts.PidFile, child.Pid); err != nil {
 			return nil, err

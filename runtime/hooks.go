@@ -40,7 +40,7 @@ func hookState(id, bundle string, pid int, status string, annotations map[string
 func runHooks(kind string, hooks []specs.Hook, state []byte) error {
 	for i, h := range hooks {
 		if err := runHook(h, state); err != nil {
-			return fmt.Errorf("%s hook #%d (%s): %w", kind, i, h.Path, err)
+			return fmt.Errorf("error running hook #%d (%s hook %s): %w", i, kind, h.Path, err)
 		}
 	}
 	return nil
@@ -88,16 +88,19 @@ func runHook(h specs.Hook, state []byte) error {
 // namespace may not have pivoted yet), each as a process started by spawn.
 // With a seccomp profile (startContainer's: runc runs those from its init,
 // under the container's filter) each hook runs under its filter.
-func runHooksIn(kind string, hooks []specs.Hook, pid int, state []byte, profile *specs.LinuxSeccomp) error {
+// cwd is where each starts, in the container's mount namespace: the
+// rootfs for createContainer (not yet the root: runc's init is there
+// then), "/" for startContainer.
+func runHooksIn(kind string, hooks []specs.Hook, pid int, cwd string, state []byte, profile *specs.LinuxSeccomp) error {
 	for i, h := range hooks {
-		if err := runHookIn(h, pid, state, profile); err != nil {
-			return fmt.Errorf("%s hook #%d (%s): %w", kind, i, h.Path, err)
+		if err := runHookIn(h, pid, cwd, state, profile); err != nil {
+			return fmt.Errorf("error running hook #%d (%s hook %s): %w", i, kind, h.Path, err)
 		}
 	}
 	return nil
 }
 
-func runHookIn(h specs.Hook, pid int, state []byte, profile *specs.LinuxSeccomp) error {
+func runHookIn(h specs.Hook, pid int, cwd string, state []byte, profile *specs.LinuxSeccomp) error {
 	sc := newSpawnConfig()
 	joinNamespacesOf(sc, pid)
 	if err := setSeccomp(sc, profile); err != nil {
@@ -114,7 +117,7 @@ func runHookIn(h specs.Hook, pid int, state []byte, profile *specs.LinuxSeccomp)
 	sc.Args = append([]string(nil), sc.Args...)
 	sc.ExecPath = h.Path
 	sc.Env = h.Env
-	sc.Cwd = "/"
+	sc.Cwd = cwd
 	stdin, w, err := os.Pipe()
 	if err != nil {
 		return err

@@ -20,7 +20,7 @@ func sendSeccompListener(profile *specs.LinuxSeccomp, fd, pid int, state specs.S
 	}
 	defer unix.Close(sock)
 	if err := unix.Connect(sock, &unix.SockaddrUnix{Name: profile.ListenerPath}); err != nil {
-		return fmt.Errorf("seccomp listener %s: %w", profile.ListenerPath, err)
+		return fmt.Errorf("failed to connect with seccomp agent specified in the seccomp profile (%s): %w", profile.ListenerPath, err)
 	}
 	b, err := json.Marshal(&specs.ContainerProcessState{
 		Version: specs.Version, Fds: []string{specs.SeccompFdName}, Pid: pid,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -73,6 +74,13 @@ func compile(s *specs.LinuxSeccomp, goarch string) ([]unix.SockFilter, uint, err
 		}
 		if s.DefaultAction == specs.ActNotify {
 			return nil, 0, invalid("linux.seccomp.defaultAction", "SCMP_ACT_NOTIFY cannot be the default action")
+		}
+		// The runtime's own reports to its parent are writes made under
+		// the filter: an agent could never see them (runc refuses it too).
+		for i, sc := range s.Syscalls {
+			if sc.Action == specs.ActNotify && slices.Contains(sc.Names, "write") {
+				return nil, 0, invalid(fmt.Sprintf("linux.seccomp.syscalls[%d]", i), "SCMP_ACT_NOTIFY cannot be used for the write syscall")
+			}
 		}
 		p.flags |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
 	}

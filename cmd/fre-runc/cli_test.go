@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -1490,25 +1491,22 @@ func TestRootfsPropagation(t *testing.T) {
 	}
 }
 
-// SCMP_ACT_NOTIFY: the listener fd reaches the agent at listenerPath with
-// the container's state, and the agent's answer is what the syscall gets.
-func TestSeccompNotify(t *testing.T) {
-	e := newEnv(t)
-	sock := filepath.Join(t.TempDir(), "agent.sock")
+// seccompAgent listens at sock for one listener fd and answers each
+// notification with answer(syscall number): an errno (0 with cont: let
+// the call go on, SECCOMP_USER_NOTIF_FLAG_CONTINUE). The process state it
+// got comes on the channel.
+func seccompAgent(t *testing.T, sock string, answer func(nr int32) (errno int32, cont bool)) <-chan specs.ContainerProcessState {
+	t.Helper()
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	type result struct {
-		state specs.ContainerProcessState
-		err   error
-	}
-	got := make(chan result, 1)
+	t.Cleanup(func() { l.Close() })
+	got := make(chan specs.ContainerProcessState, 1)
 	go func() {
+		defer close(got)
 		c, err := l.AcceptUnix()
 		if err != nil {
-			got <- result{err: err}
 			return
 		}
 		defer c.Close()
@@ -1516,32 +1514,44 @@ func TestSeccompNotify(t *testing.T) {
 		oob := make([]byte, unix.CmsgSpace(4))
 		n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 		if err != nil {
-			got <- result{err: err}
 			return
 		}
 		var st specs.ContainerProcessState
-		if err := json.Unmarshal(buf[:n], &st); err != nil {
-			got <- result{err: err}
+		if json.Unmarshal(buf[:n], &st) != nil {
 			return
 		}
 		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		if len(msgs) == 0 {
+			return
+		}
 		fds, _ := unix.ParseUnixRights(&msgs[0])
-		got <- result{state: st}
-		// Answer every notification: mkdir "fails" with ENOSPC.
+		got <- st
 		fd := fds[0]
 		defer unix.Close(fd)
 		for {
-			var req [80]byte // struct seccomp_notif
+			var req [80]byte // struct seccomp_notif: id, pid, flags, seccomp_data (nr first)
 			if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(&req[0]))); errno != 0 {
 				return // the container is gone
 			}
+			errNo, cont := answer(int32(binary.NativeEndian.Uint32(req[16:20])))
 			var resp [24]byte // struct seccomp_notif_resp: id, val, error, flags
 			copy(resp[0:8], req[0:8])
-			errNo := -int32(unix.ENOSPC)
-			binary.NativeEndian.PutUint32(resp[16:20], uint32(errNo))
+			binary.NativeEndian.PutUint32(resp[16:20], uint32(-errNo))
+			if cont {
+				binary.NativeEndian.PutUint32(resp[20:24], 1) // SECCOMP_USER_NOTIF_FLAG_CONTINUE
+			}
 			unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&resp[0])))
 		}
 	}()
+	return got
+}
+
+// SCMP_ACT_NOTIFY: the listener fd reaches the agent at listenerPath with
+// the container's state, and the agent's answer is what the syscall gets.
+func TestSeccompNotify(t *testing.T) {
+	e := newEnv(t)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	got := seccompAgent(t, sock, func(int32) (int32, bool) { return int32(unix.ENOSPC), false })
 	b := bundle(t, "sh", "-c", "mkdir /tmp/x 2>&1; echo after-$?")
 	testutil.MutateSpec(t, b, func(s *specs.Spec) {
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs"})
@@ -1554,15 +1564,54 @@ func TestSeccompNotify(t *testing.T) {
 	})
 	id := newID()
 	out, errOut, code := e.run(nil, "run", "--bundle", b, id)
-	r := <-got
-	if r.err != nil {
-		t.Fatal(r.err)
+	st, ok := <-got
+	if !ok {
+		t.Fatal("the agent got no listener")
 	}
-	if r.state.Metadata != "fre-test" || r.state.State.ID != id || len(r.state.Fds) != 1 || r.state.Fds[0] != "seccompFd" || r.state.Pid <= 0 {
-		t.Errorf("process state sent to the agent: %+v", r.state)
+	if st.Metadata != "fre-test" || st.State.ID != id || len(st.Fds) != 1 || st.Fds[0] != "seccompFd" || st.Pid <= 0 {
+		t.Errorf("process state sent to the agent: %+v", st)
 	}
 	if code != 0 || !strings.Contains(out, "No space left on device") || !strings.Contains(out, "after-1") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// The syscalls the runtime itself makes between the filter and the exec
+// (close, read, openat, execve) may be notified too: the agent must have
+// the listener before the init goes on, or the init waits for an answer
+// no one can give (runc's "important syscalls" cases, which hung). With
+// and without no_new_privs.
+func TestSeccompNotifyImportantSyscalls(t *testing.T) {
+	for _, nnp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noNewPrivileges=%v", nnp), func(t *testing.T) {
+			e := newEnv(t)
+			b := bundle(t, "sleep", "60")
+			run := func(args ...string) {
+				t.Helper()
+				sock := filepath.Join(t.TempDir(), "agent.sock")
+				got := seccompAgent(t, sock, func(int32) (int32, bool) { return 0, true })
+				testutil.MutateSpec(t, b, func(s *specs.Spec) {
+					s.Process.NoNewPrivileges = nnp
+					s.Linux.Seccomp = &specs.LinuxSeccomp{
+						DefaultAction: specs.ActAllow,
+						ListenerPath:  sock,
+						Syscalls: []specs.LinuxSyscall{{Names: []string{"execve", "openat", "open", "read", "close"},
+							Action: specs.ActNotify}},
+					}
+				})
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, freBin, append([]string{"--root", e.root}, args...)...)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					t.Fatalf("%v: %v (%v): %s", args, err, ctx.Err(), out)
+				}
+				if _, ok := <-got; !ok {
+					t.Fatalf("%v: the agent got no listener", args)
+				}
+			}
+			testutil.MutateSpec(t, b, func(s *specs.Spec) { s.Process.Args = []string{"/bin/true"} })
+			run("run", "--bundle", b, newID())
+		})
 	}
 }
 

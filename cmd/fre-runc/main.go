@@ -218,7 +218,7 @@ func argCountText(c *command) string {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, "fre-runc: FRE's OCI runtime, a drop-in replacement for runc\n\nUSAGE:\n   fre-runc [global options] command [command options] [arguments...]\n\nCOMMANDS:\n")
+	fmt.Fprintf(w, "NAME:\n   fre-runc - Open Container Initiative runtime (FRE's, a drop-in replacement for runc)\n\nUSAGE:\n   fre-runc [global options] command [command options] [arguments...]\n\nCOMMANDS:\n")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)

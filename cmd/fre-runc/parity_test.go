@@ -259,7 +259,7 @@ func TestExecFailuresAndIgnorePaused(t *testing.T) {
 		t.Errorf("missing program: exit %d (%q), want 255", code, errOut)
 	}
 	e.must("pause", id)
-	if _, errOut, code := e.run(nil, "exec", id, "true"); code != 255 || !strings.Contains(errOut, "paused") {
+	if _, errOut, code := e.run(nil, "exec", id, "true"); code != 255 || !strings.Contains(errOut, "cannot exec in a paused container") {
 		t.Errorf("exec in a paused container: exit %d (%q), want 255", code, errOut)
 	}
 	// As runc's cgroups.bats: the exec waits for the resume, then runs.
@@ -373,6 +373,22 @@ func TestDebugLogAndVersion(t *testing.T) {
 	if code != 0 || !strings.Contains(errOut, "level=debug") {
 		t.Fatalf("--debug: exit %d, stderr %q", code, errOut)
 	}
+	// runc's own lines for the same steps (runc's debug.bats and
+	// exec.bats look for them).
+	for _, l := range []string{"nsexec container setup", "child process in init()", "init: closing the pipe to signal completion"} {
+		if !strings.Contains(errOut, l) {
+			t.Errorf("--debug run: no %q in %q", l, errOut)
+		}
+	}
+	id := newID()
+	e.must("run", "-d", "--bundle", bundle(t, "sleep", "60"), id)
+	_, errOut, _ = e.run(nil, "--debug", "exec", id, "true")
+	for _, l := range []string{"nsexec container setup", "child process in init()", "setns_init: about to exec"} {
+		if !strings.Contains(errOut, l) {
+			t.Errorf("--debug exec: no %q in %q", l, errOut)
+		}
+	}
+	e.must("delete", "--force", id)
 	for _, format := range []string{"text", "json"} {
 		log := filepath.Join(t.TempDir(), "log")
 		_, errOut, code := e.run(nil, "--log", log, "--log-format", format, "--debug", "run", "--bundle", b, newID())
@@ -425,6 +441,13 @@ func TestCommandHelp(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "NAME:\n   fre-runc "+cmd+" - ") || !strings.Contains(out, "USAGE:\n") {
 				t.Fatalf("%v: exit %d, stdout %q", args, code, out)
 			}
+		}
+	}
+	// The binary's own, in runc's layout (help.bats: NAME: first, then
+	// "<name> - Open Container Initiative runtime").
+	for _, h := range []string{"-h", "--help"} {
+		if out, _, code := e.run(nil, h); code != 0 || !strings.HasPrefix(out, "NAME:\n   fre-runc - Open Container Initiative runtime") {
+			t.Fatalf("%s: exit %d, stdout %q", h, code, out)
 		}
 	}
 	if out, _, _ := e.run(nil, "kill", "--help"); !strings.Contains(out, "--all, -a") {
@@ -603,8 +626,16 @@ func TestExecSubCgroup(t *testing.T) {
 			t.Errorf("exec --cgroup memory:sub: memory %q, pids %q; want only memory's in sub", one["memory"], one["pids"])
 		}
 	}
-	if _, errOut, code := e.run(nil, "exec", "--cgroup", "nosuch", id, "true"); code != 255 || !strings.Contains(errOut, "sub-cgroup") {
-		t.Errorf("exec --cgroup of a missing sub-cgroup: exit %d (%q), want 255", code, errOut)
+	// runc's words (exec.bats): a missing sub-cgroup, one above the
+	// container's, a controller it does not have.
+	for _, c := range []struct{ arg, want string }{
+		{"nosuch", "/nosuch/cgroup.procs: no such file "},
+		{"..", " .. is not a sub cgroup path"},
+		{"whaaat:/", "unknown controller "},
+	} {
+		if _, errOut, code := e.run(nil, "exec", "--cgroup", c.arg, id, "true"); code != 255 || !strings.Contains(errOut, c.want) {
+			t.Errorf("exec --cgroup %s: exit %d (%q), want 255 and %q", c.arg, code, errOut, c.want)
+		}
 	}
 }
 
@@ -619,8 +650,10 @@ func TestExecForegroundTTY(t *testing.T) {
 	e.must("run", "-d", "--bundle", b, id)
 	defer e.must("delete", "--force", id)
 	out := e.must("exec", "-t", "--user", "1000:1000", id, "sh", "-c", "tty; stat -c %u:%g $(tty)")
-	if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "1000:1000") {
-		t.Errorf("exec -t: %q, want a pty of the process's uid:gid", out)
+	// The owner is the process's user; the group stays devpts' gid=5 (tty),
+	// as runc's tty.bats has it.
+	if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "1000:5") {
+		t.Errorf("exec -t: %q, want a pty of the process's uid and the tty group", out)
 	}
 	proc := filepath.Join(t.TempDir(), "process.json")
 	os.WriteFile(proc, []byte(`{"terminal": true, "consoleSize": {"height": 41, "width": 101}, "user": {"uid": 0, "gid": 0},
@@ -761,5 +794,103 @@ func TestUserNamespaceRootfsMount(t *testing.T) {
 	t.Cleanup(func() { unix.Unmount(rootfs, unix.MNT_DETACH) })
 	if _, errOut, code := e.run(nil, "run", "--bundle", b, newID()); code != 7 {
 		t.Fatalf("run: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// A createContainer hook starts in the container's mount namespace with
+// the rootfs as its directory (runc's init is there when it runs them):
+// a relative path reaches the container's files, never the host's /
+// (runc's hooks.bats binds a library into ./lib).
+func TestCreateContainerHookCwd(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "cat", "/hook-cwd")
+	mark := "fre-hook-cwd-" + newID()
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/sh",
+			Args: []string{"sh", "-c", "pwd > ./hook-cwd; touch ./" + mark}}}}
+	})
+	out, errOut, code := e.run(nil, "run", "--bundle", b, newID())
+	if _, err := os.Stat("/" + mark); err == nil {
+		os.Remove("/" + mark)
+		t.Fatalf("the hook wrote into the host's /")
+	}
+	if code != 0 || strings.TrimSpace(out) != filepath.Join(b, "rootfs") {
+		t.Fatalf("exit %d, hook's cwd %q (want %s), stderr %q", code, out, filepath.Join(b, "rootfs"), errOut)
+	}
+	if _, err := os.Stat(filepath.Join(b, "rootfs", mark)); err != nil {
+		t.Fatalf("the hook's relative file: %v", err)
+	}
+}
+
+
+// --no-pivot keeps the host's mounts in the container's namespace behind
+// the chroot; the host's full procfs among them would let the container
+// mount a fresh, unmasked proc (mount_too_revealing looks at the
+// namespace). Those are unmounted before the move, so that mount is
+// refused, as with runc (no_pivot.bats, CVE-2023-27561).
+func TestNoPivotHidesHostProc(t *testing.T) {
+	e := newEnv(t)
+	b := bundle(t, "unshare", "-mrpf", "sh", "-euxc", "mount -t proc none /proc && echo h > /proc/sysrq-trigger")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_SETFCAP")
+		s.Process.Capabilities.Permitted = append(s.Process.Capabilities.Permitted, "CAP_SETFCAP")
+	})
+	out, errOut, code := e.run(nil, "run", "--no-pivot", "--bundle", b, newID())
+	if code != 1 || !strings.Contains(out+errOut, "mount: permission denied") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want the proc mount refused", code, out, errOut)
+	}
+}
+
+// update as runc's update.bats drives it: --cpu-share (runc's name), and
+// --memory -1 under a memory+swap limit (swap goes unlimited with it).
+func TestUpdateRuncFlags(t *testing.T) {
+	if cgroup.Mode() == cgroup.Unified {
+		t.Skip("memory+swap is v1's")
+	}
+	e := newEnv(t)
+	b := bundle(t, "sleep", "60")
+	id := newID()
+	e.must("run", "-d", "--bundle", b, id)
+	defer e.must("delete", "--force", id)
+	e.must("update", id, "--cpu-share", "200")
+	e.must("update", id, "--memory", "67108864", "--memory-swap", "96468992")
+	if _, errOut, code := e.run(nil, "update", id, "--memory", "-1"); code != 0 {
+		t.Fatalf("update --memory -1 under a swap limit: exit %d, %q", code, errOut)
+	}
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", e.state(id).Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(cg), "\n") {
+		if f := strings.SplitN(l, ":", 3); len(f) == 3 && f[1] == "memory" {
+			for file, want := range map[string]string{"memory.limit_in_bytes": "9223372036854771712", "memory.memsw.limit_in_bytes": "9223372036854771712"} {
+				got, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", f[2], file))
+				if err == nil && strings.TrimSpace(string(got)) != want {
+					t.Errorf("%s: %s, want unlimited", file, got)
+				}
+			}
+		}
+	}
+}
+
+// SCMP_ACT_NOTIFY on write is refused (the runtime's own reports are
+// writes under the filter), and a missing agent is runc's error.
+func TestSeccompNotifyRefusals(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		names []string
+		want  string
+	}{
+		{[]string{"write"}, "SCMP_ACT_NOTIFY cannot be used for the write syscall"},
+		{[]string{"mkdir"}, "failed to connect with seccomp agent"},
+	} {
+		b := bundle(t, "true")
+		testutil.MutateSpec(t, b, func(s *specs.Spec) {
+			s.Linux.Seccomp = &specs.LinuxSeccomp{DefaultAction: specs.ActAllow, ListenerPath: filepath.Join(t.TempDir(), "none.sock"),
+				Syscalls: []specs.LinuxSyscall{{Names: c.names, Action: specs.ActNotify}}}
+		})
+		if _, errOut, code := e.run(nil, "run", "--bundle", b, newID()); code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("notify %v: exit %d, %q; want %q", c.names, code, errOut, c.want)
+		}
 	}
 }

@@ -68,7 +68,14 @@ func openRuntime(g *globalOptions) (*runtime.Runtime, error) {
 		}
 	}
 	if g.Debug {
-		rt.Trace = func(phase string, d time.Duration) { debugf("%s: %s", phase, d) }
+		rt.Trace = func(phase string, d time.Duration) {
+			debugf("%s: %s", phase, d)
+			// runc's own lines for these steps, which tools and runc's
+			// tests look for in a --debug log.
+			for _, l := range runcDebugLines[phase] {
+				debugf("%s", l)
+			}
+		}
 	}
 	// FRE_TRACE=1: phase timings on stderr, for the start-path work.
 	if os.Getenv("FRE_TRACE") != "" {
@@ -80,4 +87,12 @@ func openRuntime(g *globalOptions) (*runtime.Runtime, error) {
 		armFailpoint(rt)
 	}
 	return rt, nil
+}
+
+// runcDebugLines are what runc logs with --debug where FRE's phases end.
+var runcDebugLines = map[string][]string{
+	"clone":         {"nsexec container setup"},
+	"child set-up":  {"child process in init()", "init: closing the pipe to signal completion"},
+	"exec: spawned": {"nsexec container setup"},
+	"exec: set up":  {"child process in init()", "setns_init: about to exec"},
 }

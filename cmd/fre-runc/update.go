@@ -18,12 +18,14 @@ import (
 func init() {
 	register(&command{name: "update", usage: "<container-id>", short: "update container resource constraints", minArgs: 1, maxArgs: 1,
 		flags: func(fs *flag.FlagSet, g *globalOptions) func([]string) error {
-			var resources, memory, memorySwap, memoryReservation, cpuShares, cpuQuota, cpuPeriod, cpusetCpus, cpusetMems, pidsLimit, blkioWeight string
+			var resources, memory, memorySwap, memoryReservation, cpuShares, cpuQuota, cpuPeriod, cpuRtPeriod, cpuRtRuntime, cpusetCpus, cpusetMems, pidsLimit, blkioWeight string
 			stringFlag(fs, &resources, "resources,r", "", "path to the file containing the resources to update or '-' to read from the standard input")
 			fs.StringVar(&memory, "memory", "", "memory limit (in bytes)")
 			fs.StringVar(&memorySwap, "memory-swap", "", "total memory usage (memory + swap); set '-1' to enable unlimited swap")
 			fs.StringVar(&memoryReservation, "memory-reservation", "", "memory reservation or soft_limit (in bytes)")
-			fs.StringVar(&cpuShares, "cpu-shares", "", "CPU shares (relative weight vs. other containers)")
+			stringFlag(fs, &cpuShares, "cpu-share,cpu-shares", "", "CPU shares (relative weight vs. other containers)")
+			fs.StringVar(&cpuRtPeriod, "cpu-rt-period", "", "CPU realtime period to be used for hardcapping (in usecs)")
+			fs.StringVar(&cpuRtRuntime, "cpu-rt-runtime", "", "CPU realtime hardcap limit (in usecs)")
 			fs.StringVar(&cpuQuota, "cpu-quota", "", "CPU CFS hardcap limit (in usecs)")
 			fs.StringVar(&cpuPeriod, "cpu-period", "", "CPU CFS period to be used for hardcapping (in usecs)")
 			fs.StringVar(&cpusetCpus, "cpuset-cpus", "", "CPU(s) to use")
@@ -97,6 +99,7 @@ func init() {
 					mem(memoryReservation, "memory-reservation", &r.Memory.Reservation),
 					u64(cpuShares, "cpu-shares", &r.CPU.Shares), i64(cpuQuota, "cpu-quota", &r.CPU.Quota),
 					u64(cpuPeriod, "cpu-period", &r.CPU.Period),
+					u64(cpuRtPeriod, "cpu-rt-period", &r.CPU.RealtimePeriod), i64(cpuRtRuntime, "cpu-rt-runtime", &r.CPU.RealtimeRuntime),
 				} {
 					if err != nil {
 						return err

@@ -27,6 +27,11 @@ type Process struct {
 	// SeccompListener is the seccomp notify fd the child sent (-1: none);
 	// the caller hands it on and closes it.
 	SeccompListener int
+	// OnSeccompListener, when set, gets that fd as soon as it arrives,
+	// during Wait (and owns it): from its filter on, the child's own
+	// system calls may be ones the agent must answer (runc's "important
+	// syscalls" case), so the agent has it before the child goes on.
+	OnSeccompListener func(fd int) error
 
 	// Steps are the child's set-up steps, timed (Config.Trace), after Wait.
 	Steps []Step
@@ -185,7 +190,13 @@ func (p *Process) Wait() error {
 		case 'S':
 			if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) > 0 {
 				if fds, err := unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) > 0 {
-					p.SeccompListener = fds[0]
+					if p.OnSeccompListener != nil {
+						if err := p.OnSeccompListener(fds[0]); err != nil {
+							return err
+						}
+					} else {
+						p.SeccompListener = fds[0]
+					}
 				}
 			}
 			continue

@@ -62,8 +62,9 @@ void spawn_setup_console(struct fre_spawn *s)
 		ioctl(slave, TIOCSWINSZ, &ws);
 	}
 	/* The process's own terminal, as runc's fixStdioPermissions makes it:
-	 * a user other than root can then reopen and set it. */
-	if (s->set_user && fchown(slave, s->uid, s->gid) < 0 && errno != EINVAL && errno != EPERM)
+	 * a user other than root can then reopen and set it. Only the owner
+	 * changes: the group stays devpts' (gid=5, tty, in runc's spec). */
+	if (s->set_user && fchown(slave, s->uid, (gid_t)-1) < 0 && errno != EINVAL && errno != EPERM)
 		spawn_fail(errno, "chown pty", NULL);
 	/* Send the master over the console socket as runc does. */
 	char name[] = "/dev/ptmx";

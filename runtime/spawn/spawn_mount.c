@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -399,6 +400,78 @@ static void make_private(const char *path)
 	}
 }
 
+/* unescape_octal undoes mountinfo's \ooo escapes in place. */
+static void unescape_octal(char *p)
+{
+	char *w = p;
+	for (; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' && p[3] >= '0' && p[3] <= '7') {
+			*w++ = (char)(((p[1] - '0') << 6) | ((p[2] - '0') << 3) | (p[3] - '0'));
+			p += 3;
+		} else {
+			*w++ = *p;
+		}
+	}
+	*w = 0;
+}
+
+/* hide_pseudo_mounts, before --no-pivot's move of the root: the host's
+ * full proc and sysfs mounts stay in our namespace behind the chroot, and
+ * with them the kernel lets the container mount a fresh, unmasked procfs
+ * (mount_too_revealing looks at the namespace, not at what the root can
+ * reach). Each one outside the rootfs is unmounted here, or covered by a
+ * tmpfs where it cannot be, as runc does (CVE-2023-27561's fix). */
+static void hide_pseudo_mounts(const char *rootfs)
+{
+	size_t cap = 8 << 20, len = 0;
+	char *buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) spawn_fail(errno, "mmap", NULL);
+	int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	if (fd < 0) spawn_fail(errno, "open", "/proc/self/mountinfo");
+	for (;;) {
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) spawn_fail(errno, "read", "/proc/self/mountinfo");
+		if (n == 0 || len + (size_t)n >= cap - 1) { len += n > 0 ? (size_t)n : 0; break; }
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = 0;
+	size_t rl = slen(rootfs);
+	for (char *line = buf, *next; *line; line = next) {
+		char *nl = strchr(line, '\n');
+		next = nl ? nl + 1 : line + slen(line);
+		if (nl) *nl = 0;
+		/* id parent maj:min root mountpoint opts [optional...] - fstype ... */
+		char *f[5] = { 0 };
+		char *q = line;
+		for (int i = 0; i < 5 && q; i++) {
+			f[i] = q;
+			q = strchr(q, ' ');
+			if (q) *q++ = 0;
+		}
+		char *sep = q ? strstr(q, " - ") : NULL;
+		if (!f[4] || !sep) continue;
+		char *fstype = sep + 3, *end = strchr(fstype, ' ');
+		if (end) *end = 0;
+		if (strcmp(f[3], "/") != 0 || (strcmp(fstype, "proc") != 0 && strcmp(fstype, "sysfs") != 0))
+			continue;
+		char *mp = f[4];
+		unescape_octal(mp);
+		if (!strncmp(mp, rootfs, rl) && (mp[rl] == 0 || mp[rl] == '/'))
+			continue; /* the container's own */
+		if (mount(NULL, mp, NULL, MS_SLAVE | MS_REC, NULL) < 0) {
+			if (errno == ENOENT) continue; /* below one already gone */
+			spawn_fail(errno, "make slave", mp);
+		}
+		if (umount2(mp, MNT_DETACH) < 0) {
+			if (errno != EINVAL && errno != EPERM) spawn_fail(errno, "unmount", mp);
+			if (mount("tmpfs", mp, "tmpfs", 0, NULL) < 0) spawn_fail(errno, "cover", mp);
+		}
+	}
+	munmap(buf, cap);
+}
+
 void spawn_setup_root(struct fre_spawn *s)
 {
 	/* Shared or unbindable propagation is applied to the new root after
@@ -454,6 +527,7 @@ void spawn_setup_root(struct fre_spawn *s)
 	}
 
 	if (s->no_pivot) {
+		hide_pseudo_mounts(s->rootfs);
 		if (chdir(s->rootfs) < 0) spawn_fail(errno, "chdir", s->rootfs);
 		if (mount(s->rootfs, "/", NULL, MS_MOVE, NULL) < 0) spawn_fail(errno, "move root", s->rootfs);
 		if (chroot(".") < 0) spawn_fail(errno, "chroot", s->rootfs);
