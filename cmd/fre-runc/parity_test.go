@@ -822,7 +822,6 @@ func TestCreateContainerHookCwd(t *testing.T) {
 	}
 }
 
-
 // --no-pivot keeps the host's mounts in the container's namespace behind
 // the chroot; the host's full procfs among them would let the container
 // mount a fresh, unmasked proc (mount_too_revealing looks at the
