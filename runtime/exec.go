@@ -61,15 +61,10 @@ func (c *Container) subCgroup(subs map[string]string) (cgroup.Manager, []string,
 		}
 		p := dir
 		if sub != "" {
-			// Below the container's cgroup, as runc insists.
-			rel := filepath.Clean(sub)
-			if filepath.IsAbs(rel) {
-				rel = filepath.Clean(rel[1:])
+			var err error
+			if p, err = subCgroupDir(dir, sub); err != nil {
+				return nil, nil, err
 			}
-			if rel == ".." || strings.HasPrefix(rel, "../") {
-				return nil, nil, fmt.Errorf("exec --cgroup: %s is not a sub cgroup path: %w", sub, ErrInvalidConfig)
-			}
-			p = filepath.Join(dir, rel)
 			if fi, err := os.Stat(p); err != nil || !fi.IsDir() {
 				// runc's words: the join is what fails there.
 				if pe, ok := err.(*os.PathError); ok {
@@ -97,6 +92,19 @@ func (c *Container) subCgroup(subs map[string]string) (cgroup.Manager, []string,
 	}
 	sort.Strings(join)
 	return nil, join, nil
+}
+
+// subCgroupDir is sub below the container's cgroup dir; a path that
+// leads above it is refused, as runc refuses it.
+func subCgroupDir(dir, sub string) (string, error) {
+	rel := filepath.Clean(sub)
+	if filepath.IsAbs(rel) {
+		rel = filepath.Clean(rel[1:])
+	}
+	if rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", fmt.Errorf("exec --cgroup: %s is not a sub cgroup path: %w", sub, ErrInvalidConfig)
+	}
+	return filepath.Join(dir, rel), nil
 }
 
 func errOr(err, or error) error {
@@ -203,7 +211,7 @@ func (c *Container) Exec(ctx context.Context, opts ExecOpts) (*Process, error) {
 			// A sub-cgroup named for every controller, where it exists
 			// in the unified hierarchy too; else the container's own.
 			if sub := opts.SubCgroups[""]; sub != "" {
-				if d := filepath.Join(hybrid, filepath.Clean("/"+sub)); fileExists(d) {
+				if d, err := subCgroupDir(hybrid, sub); err == nil && fileExists(d) {
 					hybrid = d
 				}
 			}

@@ -64,12 +64,22 @@ func (e *ChildError) Unwrap() error { return e.Err }
 
 // Release lets the child go on with its set-up.
 func (p *Process) Release() error {
+	var err error
 	if p.srcPaths != nil {
 		srcs := p.srcPaths
 		p.srcPaths = nil
-		return p.releaseWithSources(srcs)
+		var fds []int
+		if fds, err = p.openSources(srcs); err != nil {
+			return err
+		}
+		err = p.sendRights([]byte{'G'}, fds)
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	} else {
+		_, err = p.sync.Write([]byte{'G'})
 	}
-	if _, err := p.sync.Write([]byte{'G'}); err != nil {
+	if err != nil {
 		if werr := p.Wait(); werr != nil {
 			return fmt.Errorf("release child: %w", werr)
 		}
@@ -78,47 +88,45 @@ func (p *Process) Release() error {
 	return nil
 }
 
-// releaseWithSources opens each bind source in the child's mount
-// namespace, through /proc/<pid>/root (the child has not moved its root
-// yet), with symlinks resolved on the host's side (the child's namespace
-// is its copy), and sends the fds with "G".
-func (p *Process) releaseWithSources(srcs []string) error {
+// openSources opens each bind source in the child's mount namespace,
+// through /proc/<pid>/root (the child has not moved its root yet), with
+// symlinks resolved on the host's side (the child's namespace is its
+// copy). On an error nothing stays open.
+func (p *Process) openSources(srcs []string) ([]int, error) {
 	fds := make([]int, 0, len(srcs))
-	defer func() {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-	}()
 	root := fmt.Sprintf("/proc/%d/root", p.Pid)
 	for _, src := range srcs {
 		resolved, err := filepath.EvalSymlinks(src)
-		if err != nil {
-			return fmt.Errorf("bind mount %s: %w", src, err)
+		if err == nil {
+			var fd int
+			if fd, err = unix.Open(root+resolved, unix.O_PATH|unix.O_CLOEXEC, 0); err == nil {
+				fds = append(fds, fd)
+				continue
+			}
+			err = fmt.Errorf("open in the container's mount namespace: %w", err)
 		}
-		fd, err := unix.Open(root+resolved, unix.O_PATH|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("bind mount %s: open in the container's mount namespace: %w", src, err)
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
-		fds = append(fds, fd)
+		return nil, fmt.Errorf("bind mount %s: %w", src, err)
 	}
+	return fds, nil
+}
+
+// sendRights sends msg with fds (SCM_RIGHTS) on the sync socket.
+func (p *Process) sendRights(msg []byte, fds []int) error {
 	rc, err := p.sync.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var serr error
 	if err := rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendmsg(int(fd), []byte{'G'}, unix.UnixRights(fds...), nil, 0)
+		serr = unix.Sendmsg(int(fd), msg, unix.UnixRights(fds...), nil, 0)
 		return serr != unix.EAGAIN
 	}); err != nil {
-		serr = err
+		return err
 	}
-	if serr != nil {
-		if werr := p.Wait(); werr != nil {
-			return fmt.Errorf("release child: %w", werr)
-		}
-		return fmt.Errorf("release child: container init exited: %w", serr)
-	}
-	return nil
+	return serr
 }
 
 // WaitHookPoint waits until a child started with HookPause has made its
