@@ -14,8 +14,27 @@ import (
 
 // write writes a control file; a missing file means the controller is not
 // enabled for this cgroup, said as ErrNotSupported.
+//
+// A missing file may also be a controller another process is enabling in
+// the parent right now: the kernel sets the parent's subtree_control
+// before it makes the children's files (both under cgroup_mutex), so a
+// create that read the controller as enabled in between (enableSubtree had
+// nothing to add) and wrote a limit found no file: 1 container in some 500
+// of make bench-v2's bursts of 256 under one new parent. Asking the parent
+// for the controller again waits for that mutex, and is a no-op when it is
+// enabled; then the write is tried once more. Only for a cgroup Create
+// made (which enabled every level's controllers already): an existing
+// cgroup's parent keeps the delegation it was given.
 func (m *v2) write(name, v string) error {
 	err := writeFile(m.dir(), name, v)
+	if err != nil && errors.Is(err, unix.ENOENT) && m.fresh && m.path != "/" {
+		if ctrl, _, ok := strings.Cut(name, "."); ok && !strings.HasPrefix(ctrl, "cgroup") {
+			parent := m.mount + m.path[:strings.LastIndexByte(m.path, '/')]
+			if writeFile(parent, "cgroup.subtree_control", "+"+ctrl) == nil {
+				err = writeFile(m.dir(), name, v)
+			}
+		}
+	}
 	if err != nil && errors.Is(err, unix.ENOENT) {
 		// No such file: the cgroup has no such controller, as its parent
 		// does not delegate it (not in the parent's cgroup.subtree_control).
