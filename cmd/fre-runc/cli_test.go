@@ -51,6 +51,9 @@ func TestMain(m *testing.M) {
 			}
 		}
 	}
+	// It turned transparent huge pages off for itself too; the fre-runc
+	// processes it starts must see the host's setting, as from a shell.
+	spawn.RestoreTHP()
 	if os.Geteuid() != 0 {
 		fmt.Println("cmd/fre-runc: end-to-end tests need root; skipping them")
 		os.Exit(m.Run())

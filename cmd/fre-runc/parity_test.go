@@ -897,3 +897,50 @@ func TestSeccompNotifyRefusals(t *testing.T) {
 		}
 	}
 }
+
+// fre-runc starts with transparent huge pages off for itself (pin.go), and
+// the setting is inherited across fork and execve: what it starts must get
+// the host's setting back, as under runc: the container's init, a process
+// exec'd into it, a hook run from fre-runc (prestart) and one started in
+// the container's namespaces (createContainer).
+func TestStartedProcessesKeepHostTHP(t *testing.T) {
+	// This test binary has fre-runc's constructor too (TestMain undoes
+	// it): compare with the process that started it.
+	parent, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", os.Getppid()))
+	if err != nil || !strings.Contains(string(parent), "THP_enabled:\t1") {
+		t.Skip("the test's parent has no THP_enabled: 1 to compare with")
+	}
+	e := newEnv(t)
+	b := bundle(t, "sh", "-c", "cat /hook-thp; grep THP_enabled /proc/self/status; sleep 60")
+	hostHook := filepath.Join(t.TempDir(), "prestart-thp")
+	testutil.MutateSpec(t, b, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{
+			CreateContainer: []specs.Hook{{Path: "/bin/sh",
+				Args: []string{"sh", "-c", "grep THP_enabled /proc/self/status > ./hook-thp"}}},
+			Prestart: []specs.Hook{{Path: "/bin/sh",
+				Args: []string{"sh", "-c", "grep THP_enabled /proc/self/status > " + hostHook}}},
+		}
+	})
+	id := newID()
+	out := tempFile(t)
+	cmd := exec.Command(e.bin, append(append([]string{}, e.args...), "run", "-d", "--bundle", b, id)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run -d: %v: %s", err, readAll(out))
+	}
+	defer e.must("delete", "--force", id)
+	want := "THP_enabled:\t1"
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(readAll(out), want) < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := readAll(out); strings.Count(got, want) != 2 {
+		t.Fatalf("createContainer hook and init: %q, want %q twice", got, want)
+	}
+	if got, _ := os.ReadFile(hostHook); strings.TrimSpace(string(got)) != want {
+		t.Fatalf("prestart hook: %q, want %q", got, want)
+	}
+	if got := e.must("exec", id, "grep", "THP_enabled", "/proc/self/status"); strings.TrimSpace(got) != want {
+		t.Fatalf("exec: %q, want %q", got, want)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/fre-runtime/fre/runtime/spawn"
 )
 
 func init() {
@@ -41,6 +43,7 @@ func init() {
 				if len(psArgs) == 0 {
 					psArgs = []string{"-ef"}
 				}
+				spawn.RestoreTHP() // ps gets the host's THP policy, not fre-runc's start's
 				out, err := exec.Command("ps", psArgs...).Output()
 				if err != nil {
 					return fmt.Errorf("ps: %w", err)

@@ -61,6 +61,26 @@ int fre_unpin_thread(void)
 	return sched_setaffinity(0, sizeof start_affinity, &start_affinity) == 0 ? 0 : -errno;
 }
 
+/* ---- fre-runc's start without transparent huge pages ---- */
+
+/* Set when fre_thp_off disabled THP for this process (it had not been). */
+static int thp_off_by_us;
+
+void fre_thp_off(void)
+{
+	if (prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 0 &&
+	    prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0)
+		thp_off_by_us = 1;
+}
+
+void fre_thp_restore(void)
+{
+	if (thp_off_by_us) {
+		thp_off_by_us = 0;
+		prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+	}
+}
+
 /* child carries the plan out in the cloned child, in order, from clone()
  * to the exec (fre-dmz's, or the program's own). */
 static int child(void *arg)

@@ -167,6 +167,15 @@ void fre_spawn_free(struct fre_spawn *s);
  * fre_spawn_start clones get those CPUs back. */
 void fre_pin_start(void);
 
+/* fre_thp_off disables transparent huge pages for this process (its mm),
+ * unless something already had; fre-runc calls it from its constructor,
+ * before the Go runtime maps its heap. The setting is inherited across
+ * fork and execve, so fre_thp_restore (called before every exec of
+ * another program: spawn's children, hooks, ps) undoes it, once; the
+ * processes fre-runc starts get the host's THP policy, as under runc. */
+void fre_thp_off(void);
+void fre_thp_restore(void);
+
 /* fre_unpin_thread gives the calling thread the CPUs it had before
  * fre_pin_start; a no-op when nothing was pinned. 0 or -errno. */
 int fre_unpin_thread(void);

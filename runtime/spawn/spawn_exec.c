@@ -308,6 +308,7 @@ void spawn_exec_direct(struct fre_spawn *s, const char *prog)
 				_exit(1);
 			unsigned long none = 0;
 			syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(none));
+			fre_thp_restore();
 			syscall(SYS_execveat, pfd, "", s->argv, (char *const *)s->envp, AT_EMPTY_PATH);
 			spawn_fail(errno, "exec", prog);
 		}
@@ -335,6 +336,7 @@ void spawn_exec_dmz(struct fre_spawn *s, const char *prog)
 		if (send(s->sync_fd, &r, 1, MSG_NOSIGNAL) != 1)
 			_exit(1);
 	}
+	fre_thp_restore();
 	syscall(SYS_execveat, s->dmz_fd, "", s->dmz_argv, (char *const *)s->envp, AT_EMPTY_PATH);
 	spawn_fail(errno, "exec fre-dmz", NULL);
 }

@@ -417,13 +417,22 @@ func seccompMemfd(prog []unix.SockFilter) (int, error) {
 // UnpinThread gives the calling OS thread back the CPUs the process started
 // with, undoing fre-runc's one-CPU start (see cmd/fre-runc/pin.go) for a
 // process that is about to fork a helper (a hook, ps). The caller holds
-// runtime.LockOSThread. A no-op in processes that never pinned.
+// runtime.LockOSThread. A no-op in processes that never pinned. It gives
+// the process back transparent huge pages too (RestoreTHP).
 func UnpinThread() error {
+	RestoreTHP()
 	if r := C.fre_unpin_thread(); r < 0 {
 		return fmt.Errorf("sched_setaffinity: %w", syscall.Errno(-r))
 	}
 	return nil
 }
+
+// RestoreTHP gives the process back the host's transparent huge page
+// policy, when fre-runc's start turned THP off (cmd/fre-runc/pin.go), so
+// that a program it execs (a hook, ps) inherits the host's setting, not
+// fre-runc's; spawn's children do it themselves before their exec. Once;
+// a no-op in other processes.
+func RestoreTHP() { C.fre_thp_restore() }
 
 // StartAffinity returns the CPUs the process had before fre-runc's one-CPU
 // start, and false when it did not pin itself.
