@@ -108,25 +108,67 @@ func (l *local) concurrent(bundles, ids []string) (burst, error) {
 	if len(bundles) != len(ids) {
 		return burst{}, errors.New("bundles and ids differ in length")
 	}
+	// Every starter is forked before the clock: a shell blocked reading
+	// one pipe, which closing the pipe's write end releases all at once, and
+	// each execs the runtime. Forking the runtimes from here after the clock
+	// would serialize their execs inside the window (os/exec's fork holds
+	// syscall.ForkLock until the child's execve is done). A shell, not this
+	// binary: a waiting Go process is not idle (its sysmon thread wakes
+	// every 10 ms), and 256 of them took half the guest's CPU.
+	gateR, gateW, err := os.Pipe()
+	if err != nil {
+		return burst{}, err
+	}
+	defer gateR.Close()
+	defer gateW.Close()
 	lat := make([]time.Duration, len(ids))
 	errs := make([]string, len(ids))
-	var wg sync.WaitGroup
-	gate := make(chan struct{})
-	for i := range ids {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			<-gate
-			d, err := l.start(bundles[i], ids[i])
-			lat[i] = d
-			if err != nil {
-				errs[i] = err.Error()
+	cmds := make([]*exec.Cmd, len(ids))
+	outs := make([]*os.File, len(ids))
+	defer func() {
+		for _, f := range outs {
+			if f != nil {
+				os.Remove(f.Name())
+				f.Close()
 			}
-		}(i)
+		}
+	}()
+	for i := range ids {
+		f, err := os.CreateTemp("", "frebench-out-")
+		if err != nil {
+			return burst{}, err
+		}
+		outs[i] = f
+		args := append([]string{"-c", gateScript, "gate", l.path}, l.global...)
+		cmd := exec.Command("/bin/sh", append(args, "run", "--bundle", bundles[i], ids[i])...)
+		cmd.Stdout, cmd.Stderr = f, f
+		cmd.ExtraFiles = []*os.File{gateR}
+		if err := cmd.Start(); err != nil {
+			for _, c := range cmds[:i] {
+				c.Process.Kill()
+				c.Wait()
+			}
+			return burst{}, fmt.Errorf("starter %d: %w", i, err)
+		}
+		cmds[i] = cmd
 	}
+	gateR.Close()
+	var wg sync.WaitGroup
 	cpu0 := machineCPU()
 	t0 := time.Now()
-	close(gate)
+	gateW.Close()
+	for i, cmd := range cmds {
+		wg.Add(1)
+		go func(i int, cmd *exec.Cmd) {
+			defer wg.Done()
+			err := cmd.Wait()
+			lat[i] = time.Since(t0)
+			if err != nil {
+				msg, _ := os.ReadFile(outs[i].Name())
+				errs[i] = fmt.Sprintf("%s run %s: %v: %s", l.path, ids[i], err, strings.TrimSpace(string(msg)))
+			}
+		}(i, cmd)
+	}
 	wg.Wait()
 	wall := time.Since(t0)
 	cpu := machineCPU() - cpu0
@@ -144,6 +186,10 @@ func (l *local) concurrent(bundles, ids []string) (burst, error) {
 	wg.Wait()
 	return burst{Lat: lat, Wall: wall, CPU: cpu, Errs: errs}, nil
 }
+
+// gateScript is a concurrent starter: it waits for EOF on fd 3 (the gate)
+// and execs its arguments with fd 3 closed.
+const gateScript = `read -r _ <&3; exec 3<&- "$@"`
 
 func (l *local) close() error { return nil }
 
