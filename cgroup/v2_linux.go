@@ -15,8 +15,9 @@ type v2 struct {
 	mount string
 	path  string
 	// fresh: Create made the directory, so no device program of FRE's is
-	// attached and the first Set need not look for one.
-	fresh bool
+	// attached and the first Set need not look for one (cleared once a
+	// device program is). made: Create made the directory (kept).
+	fresh, made bool
 }
 
 func newV2(mount, p string) *v2 { return &v2{mount: mount, path: p} }
@@ -60,7 +61,7 @@ func (m *v2) Create() error {
 		}
 		made = made || err == nil && cur == dir
 	}
-	m.fresh = made
+	m.fresh, m.made = made, made
 	return nil
 }
 

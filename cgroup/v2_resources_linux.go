@@ -27,7 +27,7 @@ import (
 // cgroup's parent keeps the delegation it was given.
 func (m *v2) write(name, v string) error {
 	err := writeFile(m.dir(), name, v)
-	if err != nil && errors.Is(err, unix.ENOENT) && m.fresh && m.path != "/" {
+	if err != nil && errors.Is(err, unix.ENOENT) && m.made && m.path != "/" {
 		if ctrl, _, ok := strings.Cut(name, "."); ok && !strings.HasPrefix(ctrl, "cgroup") {
 			parent := m.mount + m.path[:strings.LastIndexByte(m.path, '/')]
 			if writeFile(parent, "cgroup.subtree_control", "+"+ctrl) == nil {

@@ -567,35 +567,6 @@ func scheduler(sc *specs.Scheduler) (*spawn.Sched, error) {
 // before anything is made: a cgroupsPath that is the hierarchy's root once
 // cleaned (paths are cleaned as runc cleans them, so none climbs out), and
 // device rules of an unknown type or access letters other than r, w, m.
-// pruneNoopDenies drops the deny rules that deny nothing: those after a
-// deny of every device with no allow since, as runc's devices emulator
-// drops them (v1 and v2) before anything reaches the kernel. So a
-// redundant rule with an odd access string ("rwa", in runc's update.bats)
-// is no error, and v1 writes no rule the kernel would refuse. n is how
-// many were dropped.
-func pruneNoopDenies(devs []specs.LinuxDeviceCgroup) (out []specs.LinuxDeviceCgroup, n int) {
-	denyAll := false // every device denied, nothing allowed since
-	for _, d := range devs {
-		if !d.Allow && denyAll {
-			n++
-			continue
-		}
-		out = append(out, d)
-		if d.Allow {
-			denyAll = false
-		} else if (d.Type == "" || d.Type == "a") && wildcard(d.Major) && wildcard(d.Minor) &&
-			(d.Access == "" || strings.Count(d.Access, "r") > 0 && strings.Count(d.Access, "w") > 0 && strings.Count(d.Access, "m") > 0) {
-			denyAll = true
-		}
-	}
-	if n == 0 {
-		return devs, 0
-	}
-	return out, n
-}
-
-func wildcard(v *int64) bool { return v == nil || *v == -1 }
-
 func validateCgroup(l *specs.Linux) error {
 	if p := l.CgroupsPath; p != "" {
 		if strings.ContainsAny(p, "\n\x00") || path.Clean("/"+p) == "/" {
@@ -624,3 +595,32 @@ func validateCgroup(l *specs.Linux) error {
 	}
 	return nil
 }
+
+// pruneNoopDenies drops the deny rules that deny nothing: those after a
+// deny of every device with no allow since, as runc's devices emulator
+// drops them (v1 and v2) before anything reaches the kernel. So a
+// redundant rule with an odd access string ("rwa", in runc's update.bats)
+// is no error, and v1 writes no rule the kernel would refuse. n is how
+// many were dropped.
+func pruneNoopDenies(devs []specs.LinuxDeviceCgroup) (out []specs.LinuxDeviceCgroup, n int) {
+	denyAll := false // every device denied, nothing allowed since
+	for _, d := range devs {
+		if !d.Allow && denyAll {
+			n++
+			continue
+		}
+		out = append(out, d)
+		if d.Allow {
+			denyAll = false
+		} else if (d.Type == "" || d.Type == "a") && wildcard(d.Major) && wildcard(d.Minor) &&
+			(d.Access == "" || strings.Contains(d.Access, "r") && strings.Contains(d.Access, "w") && strings.Contains(d.Access, "m")) {
+			denyAll = true
+		}
+	}
+	if n == 0 {
+		return devs, 0
+	}
+	return out, n
+}
+
+func wildcard(v *int64) bool { return v == nil || *v == -1 }

@@ -195,6 +195,20 @@ func (e *env) runBin(bin string, env []string, stdin []byte, args ...string) (st
 	return readAll(o), readAll(er), code
 }
 
+// runDetached runs the bundle's container detached as id, its stdio a
+// file the container keeps writing to (returned), and fails the test if
+// the run does.
+func (e *env) runDetached(bundle, id string) *os.File {
+	e.t.Helper()
+	out := tempFile(e.t)
+	cmd := exec.Command(e.bin, append(append([]string{}, e.args...), "run", "--detach", "--bundle", bundle, id)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Run(); err != nil {
+		e.t.Fatalf("run --detach: %v: %s", err, readAll(out))
+	}
+	return out
+}
+
 func tempFile(t *testing.T) *os.File {
 	f, err := os.CreateTemp(t.TempDir(), "out")
 	if err != nil {
@@ -1722,12 +1736,7 @@ func TestCPUAffinityNotInherited(t *testing.T) {
 		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", show + " > " + hookLog}}}}
 	})
 	id := newID()
-	out := tempFile(t)
-	cmd := exec.Command(e.bin, append(append([]string{}, e.args...), "run", "--detach", "--bundle", b, id)...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("run: %v: %s", err, readAll(out))
-	}
+	out := e.runDetached(b, id)
 	defer e.run(nil, "delete", "--force", id)
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(readAll(out), "\n") && time.Now().Before(deadline) {

@@ -922,12 +922,7 @@ func TestStartedProcessesKeepHostTHP(t *testing.T) {
 		}
 	})
 	id := newID()
-	out := tempFile(t)
-	cmd := exec.Command(e.bin, append(append([]string{}, e.args...), "run", "-d", "--bundle", b, id)...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("run -d: %v: %s", err, readAll(out))
-	}
+	out := e.runDetached(b, id)
 	defer e.must("delete", "--force", id)
 	want := "THP_enabled:\t1"
 	deadline := time.Now().Add(10 * time.Second)
